@@ -1,0 +1,306 @@
+/** The C backend's stages as they run in a pool worker: compile (sandboxed),
+ * the object-file checks, then the judge's correctness and timing phases.
+ * Each function takes plain data and returns plain data, so it can cross the
+ * worker boundary; the evaluator assembles the EvalResult. */
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Task } from '../tasks/loader.js';
+import { argValues } from '../tasks/loader.js';
+import { JobCgroup } from './cgroup.js';
+import type { EvalConfig } from './config.js';
+import { launchArgv, jobUid, type Bind, type SandboxMode } from './isolation.js';
+import { runCapped } from './process.js';
+import type { Flag, Outcome, StageRecord } from './result.js';
+import { checkPreprocessed, checkSymbols } from './static-check.js';
+import { CANDIDATE_CFLAGS, ensureTaskBuild, ensureToolchain } from './toolchain.js';
+
+export interface JobRef {
+  jobId: string;
+  slot: number;
+  mode: SandboxMode;
+  config: EvalConfig;
+  task: Task;
+}
+
+export interface StageOutcome {
+  stages: StageRecord[];
+  /** Set when a stage failed; absent when every stage ran passed. */
+  outcome?: Outcome;
+  message?: string;
+  flags: Flag[];
+}
+
+export interface PrepareResult extends StageOutcome {
+  check?: JudgeOutput;
+  /** The task's library ops the candidate's object file references. */
+  libOpsUsed: string[];
+}
+
+export interface TimeResult extends StageOutcome {
+  time?: JudgeOutput;
+}
+
+/** The judge's JSON; see sandbox/c/judge.c. */
+export interface JudgeOutput {
+  phase: 'check' | 'time';
+  outcome: Outcome;
+  message?: string;
+  death?: string;
+  flags?: Flag[];
+  trials?: unknown[];
+  trialsPassed?: number;
+  trialsTotal?: number;
+  failedTrial?: number;
+  failedVisible?: number;
+  maxAbsErr?: number | null;
+  maxRelErr?: number | null;
+  logBytesFirstTrial?: number;
+  shapes?: Array<Record<string, unknown>>;
+}
+
+const LOG_LIMIT = 4000;
+
+export function jobDir(jobId: string): string {
+  return path.join(os.tmpdir(), 'anvil-jobs', jobId);
+}
+
+function truncate(s: string, n = LOG_LIMIT): string {
+  return s.length <= n ? s : `${s.slice(0, n)}\n[... ${s.length - n} more characters]`;
+}
+
+function limits(cfg: EvalConfig, fileBytes: number) {
+  return {
+    cpuSeconds: cfg.cpuSeconds,
+    fileBytes,
+    addressBytes: cfg.memoryBytes * 4 + 8 * 1024 ** 3,
+    nproc: cfg.pids,
+    nofile: 256,
+  };
+}
+
+function baseEnv(cfg: EvalConfig): Record<string, string> {
+  return { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C', OMP_NUM_THREADS: String(cfg.threads) };
+}
+
+/** Writes the candidate, compiles it in the sandbox, checks its symbols and links the runner. */
+export async function prepare(job: JobRef, code: string, seed: string): Promise<PrepareResult> {
+  const stages: StageRecord[] = [];
+  const dir = jobDir(job.jobId);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  writeFileSync(path.join(dir, 'candidate.c'), code);
+  const uid = jobUid(job.slot, 'candidate');
+  if (uid !== null) chownSync(dir, uid, uid);
+
+  const compiled = await compile(job, dir, uid);
+  stages.push(compiled.stage);
+  const libOpsUsed = compiled.libOpsUsed;
+  if (compiled.failure) return { stages, libOpsUsed, ...compiled.failure };
+
+  const check = await runJudge(job, 'check', seed);
+  const ok = check.outcome === 'ok';
+  stages.push({
+    name: 'correctness',
+    status: ok ? 'ok' : 'failed',
+    ms: check.ms,
+    log: check.candidateLog ? truncate(check.candidateLog) : undefined,
+  });
+  if (!ok) return { stages, libOpsUsed, outcome: check.outcome, message: check.message, flags: check.flags ?? [], check };
+  return { stages, libOpsUsed, flags: check.flags ?? [], check };
+}
+
+export async function time(job: JobRef, seed: string): Promise<TimeResult> {
+  const out = await runJudge(job, 'time', seed);
+  const ok = out.outcome === 'ok';
+  const stages: StageRecord[] = [{ name: 'timing', status: ok ? 'ok' : 'failed', ms: out.ms }];
+  if (!ok) return { stages, outcome: out.outcome, message: out.message, flags: out.flags ?? [], time: out };
+  return { stages, flags: out.flags ?? [], time: out };
+}
+
+export function cleanup(jobId: string): void {
+  rmSync(jobDir(jobId), { recursive: true, force: true });
+}
+
+interface CompileResult {
+  stage: StageRecord;
+  libOpsUsed: string[];
+  failure?: { outcome: Outcome; message: string; flags: Flag[] };
+}
+
+async function compile(job: JobRef, dir: string, uid: number | null): Promise<CompileResult> {
+  const tc = ensureToolchain();
+  const tb = ensureTaskBuild(job.task);
+  const cfg = job.config;
+  const binds: Bind[] = [
+    { src: dir, dest: '/job', writable: true },
+    { src: tc.dir, dest: '/anvil/lib' },
+    { src: tb.dir, dest: '/anvil/task' },
+  ];
+  const flags = [...CANDIDATE_CFLAGS, '-include', '/anvil/task/task.h', '-I', '/anvil/lib/include'].join(' ');
+  const script = [
+    `gcc ${flags} -E candidate.c -o candidate.i`,
+    `gcc ${flags} -c candidate.i -o candidate.o`,
+    'nm -P candidate.o > candidate.sym',
+  ].join(' && ');
+  const t0 = performance.now();
+  const cg = JobCgroup.create(`${job.jobId}-cc`, { memoryBytes: cfg.memoryBytes, pids: cfg.pids });
+  const run = async (command: string[], ms: number) => {
+    const argv = launchArgv({
+      toolchain: tc,
+      mode: job.mode,
+      cgroup: cg,
+      uid,
+      limits: limits(cfg, 256 * 1024 ** 2),
+      env: baseEnv(cfg),
+      binds,
+      chdir: '/job',
+      command,
+    });
+    return runCapped(argv, { timeoutMs: ms, onTimeout: () => cg?.killAll() });
+  };
+  try {
+    const deadline = t0 + cfg.compileTimeoutMs;
+    const r = await run(['/bin/sh', '-c', script], cfg.compileTimeoutMs);
+    const log = truncate(`${r.stdout}${r.stderr}`.trim());
+    const stage = (status: 'ok' | 'failed'): StageRecord => ({ name: 'compile', status, ms: performance.now() - t0, log: log || undefined });
+    if (r.timedOut) return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'timeout', message: `compilation did not finish within ${cfg.compileTimeoutMs} ms`, flags: [] } };
+    if (r.code !== 0) {
+      if (/anvil-launch:|bwrap:/.test(r.stderr)) throw new Error(`sandbox failed to start the compiler: ${r.stderr.trim()}`);
+      const oom = cg?.oomKilled() ? ' (the compiler ran out of memory)' : '';
+      return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'compile_error', message: `compilation failed${oom}`, flags: [] } };
+    }
+    const pre = readFileSync(path.join(dir, 'candidate.i'), 'utf8');
+    const symbols = readFileSync(path.join(dir, 'candidate.sym'), 'utf8');
+    const libOpsUsed = job.task.libOps.filter((op) => new RegExp(`^${op} +U`, 'm').test(symbols));
+    const finding = checkPreprocessed(pre, 'candidate.c') ?? checkSymbols(symbols, job.task.libOps);
+    if (finding) return { stage: stage('failed'), libOpsUsed, failure: finding };
+    const linkCmd = ['/usr/bin/gcc', '-fopenmp', '-o', 'runner', '/anvil/lib/runner.o', '/anvil/task/glue.o', '/anvil/lib/anvil_lib.o', 'candidate.o', '-lm'];
+    const l = await run(linkCmd, Math.max(1000, deadline - performance.now()));
+    if (l.timedOut || l.code !== 0) {
+      return {
+        stage: { ...stage('failed'), log: truncate(`${log}\n${l.stdout}${l.stderr}`.trim()) },
+        libOpsUsed,
+        failure: { outcome: l.timedOut ? 'timeout' : 'compile_error', message: 'linking failed', flags: [] },
+      };
+    }
+    return { stage: stage('ok'), libOpsUsed };
+  } finally {
+    await cg?.destroy();
+  }
+}
+
+interface JudgeRun extends JudgeOutput {
+  ms: number;
+  candidateLog?: string;
+}
+
+const SIGNAL_NAMES: Record<number, string> = {
+  4: 'illegal instruction (SIGILL)',
+  6: 'aborted (SIGABRT)',
+  7: 'bus error (SIGBUS)',
+  8: 'arithmetic exception (SIGFPE)',
+  9: 'killed (SIGKILL)',
+  11: 'segmentation fault (SIGSEGV)',
+  24: 'CPU time limit exceeded (SIGXCPU)',
+  25: 'output size limit exceeded (SIGXFSZ)',
+  31: 'bad system call (SIGSYS)',
+};
+
+/** Turns the judge's "signal 11" into words, with what the cgroup saw. */
+function explainDeath(death: string, oom: boolean, cfg: EvalConfig): { outcome?: Outcome; text: string } {
+  const m = /^signal (\d+)/.exec(death);
+  if (!m) return { text: death.startsWith('exit') ? `exited with status ${death.slice(5)}` : death };
+  const sig = Number(m[1]);
+  if (sig === 9 && oom) return { text: `ran out of memory (limit ${Math.round(cfg.memoryBytes / 1024 ** 2)} MiB)` };
+  if (sig === 24) return { outcome: 'timeout', text: SIGNAL_NAMES[24]! };
+  if (sig === 25) return { text: `wrote more than ${cfg.outputBytes} bytes of output (SIGXFSZ)` };
+  return { text: SIGNAL_NAMES[sig] ?? `signal ${sig}` };
+}
+
+async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Promise<JudgeRun> {
+  const tc = ensureToolchain();
+  const tb = ensureTaskBuild(job.task);
+  const cfg = job.config;
+  const dir = jobDir(job.jobId);
+  const candLog = path.join(dir, `${phase}.log`);
+  const cand = JobCgroup.create(`${job.jobId}-${phase}`, { memoryBytes: cfg.memoryBytes, pids: cfg.pids });
+  const ref = JobCgroup.create(`${job.jobId}-${phase}-ref`, { memoryBytes: cfg.memoryBytes * 2, pids: cfg.pids });
+  const runnerArgv = (role: 'candidate' | 'reference', cg: JobCgroup | null, src: string) =>
+    launchArgv({
+      toolchain: tc,
+      mode: job.mode,
+      cgroup: cg,
+      uid: jobUid(job.slot, role),
+      limits: limits(cfg, cfg.outputBytes),
+      env: baseEnv(cfg),
+      binds: [{ src, dest: '/job' }],
+      chdir: '/job',
+      command: ['/job/runner'],
+    });
+  const shapes =
+    phase === 'check'
+      ? job.task.correctness.map((c) => ({ visible: c.visible, values: argValues(job.task, c.params) }))
+      : job.task.timing.map((p) => ({ visible: false, values: argValues(job.task, p) }));
+  const deadlineMs = phase === 'check' ? cfg.correctnessDeadlineMs : cfg.timingDeadlineMs;
+  const lines = [
+    `phase ${phase}`,
+    `seed ${seed}`,
+    `atol ${job.task.tolerance.atol}`,
+    `rtol ${job.task.tolerance.rtol}`,
+    `trials ${cfg.trials}`,
+    `call_timeout_ms ${cfg.callTimeoutMs}`,
+    `deadline_ms ${deadlineMs}`,
+    `budget_ms ${cfg.timingBudgetMs}`,
+    `min_reps ${cfg.minReps}`,
+    `max_reps ${cfg.maxReps}`,
+    `rse_target ${cfg.rseTarget}`,
+    ...job.task.args.map((a) => {
+      const gen = a.kind === 'in' || a.kind === 'f32' ? `${a.gen.dist} ${a.gen.a} ${a.gen.b}` : 'none 0 0';
+      return `arg ${a.kind} ${gen}`;
+    }),
+    ...shapes.map((s) => `shape ${s.visible ? 1 : 0} ${s.values.join(' ')}`),
+    `cand_log ${candLog}`,
+    ...(cand?.procsFiles().slice(0, 1).map((f) => `cand_procs ${f}`) ?? []),
+    ...(ref?.procsFiles().slice(0, 1).map((f) => `ref_procs ${f}`) ?? []),
+  ];
+  const c = runnerArgv('candidate', cand, dir);
+  const r = runnerArgv('reference', ref, tb.referenceDir);
+  lines.push(`cand_argv ${c.length}`, ...c, `ref_argv ${r.length}`, ...r);
+  const specFile = path.join(dir, `${phase}.spec`);
+  writeFileSync(specFile, `${lines.join('\n')}\n`);
+  // The judge enforces the phase deadline itself; this outer one only catches a judge that failed to.
+  const res = await runCapped([tc.judge, specFile], {
+    timeoutMs: deadlineMs + 15_000,
+    maxOutput: 1024 * 1024,
+    onTimeout: async () => {
+      await cand?.killAll();
+      await ref?.killAll();
+    },
+  });
+  try {
+    if (res.timedOut) return { phase, outcome: 'env_error', message: 'the judge did not finish in time', ms: res.ms };
+    let out: JudgeOutput;
+    try {
+      out = JSON.parse(res.stdout) as JudgeOutput;
+    } catch {
+      return { phase, outcome: 'env_error', message: `the judge failed: ${truncate(res.stderr || res.stdout, 500)}`, ms: res.ms };
+    }
+    const run: JudgeRun = { ...out, ms: res.ms };
+    if (out.death && out.outcome === 'env_error') run.message = `${out.message}: ${out.death}`;
+    else if (out.death && out.death !== 'timeout') {
+      const why = explainDeath(out.death, cand?.oomKilled() ?? false, cfg);
+      if (why.outcome) run.outcome = why.outcome;
+      run.message = out.message?.replace(/process ended \([^)]*\)/, `process ended: ${why.text}`) ?? why.text;
+    }
+    if (phase === 'check' && existsSync(candLog)) {
+      // Only what the first trial (a shown shape) printed may reach feedback.
+      const all = readFileSync(candLog, 'utf8');
+      const shown = out.failedTrial === 0 ? all : all.slice(0, out.logBytesFirstTrial ?? 0);
+      if (shown) run.candidateLog = shown;
+    }
+    return run;
+  } finally {
+    await cand?.destroy();
+    await ref?.destroy();
+  }
+}

@@ -1,0 +1,197 @@
+/** One cgroup per sandboxed job, for memory and process-count limits and for
+ * killing a whole job at once. cgroup v1 (memory + pids hierarchies) and v2
+ * (one unified hierarchy, controllers as delegated) are both supported. */
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
+import path from 'node:path';
+
+export type CgroupVersion = 'v1' | 'v2' | 'none';
+
+interface Layout {
+  version: CgroupVersion;
+  /** Parent folders under which job groups are made (v1: one per controller). */
+  parents: string[];
+  memory: boolean;
+  pids: boolean;
+}
+
+let layout: Layout | null = null;
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tryMkdir(dir: string): boolean {
+  try {
+    mkdirSync(dir, { recursive: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds what this host offers, once; the parents go when the process exits. */
+export function cgroupLayout(): Layout {
+  if (layout) return layout;
+  layout = findLayout();
+  const parents = layout.parents;
+  process.once('exit', () => {
+    for (const p of parents) {
+      try {
+        rmdirSync(p);
+      } catch {
+        /* a job group still inside, or already gone */
+      }
+    }
+  });
+  return layout;
+}
+
+function findLayout(): Layout {
+  const base = '/sys/fs/cgroup';
+  const tag = `anvil-${process.pid}`;
+  const mem = path.join(base, 'memory'), pids = path.join(base, 'pids');
+  if (existsSync(path.join(mem, 'memory.limit_in_bytes')) && writable(mem) && tryMkdir(path.join(mem, tag))) {
+    const hasPids = existsSync(path.join(pids, 'pids.max')) || existsSync(path.join(pids, 'cgroup.procs'));
+    const parents = [path.join(mem, tag)];
+    if (hasPids && tryMkdir(path.join(pids, tag))) parents.push(path.join(pids, tag));
+    return { version: 'v1', parents, memory: true, pids: parents.length === 2 };
+  }
+  if (existsSync(path.join(base, 'cgroup.controllers'))) {
+    // v2: work below our own group. A group with processes cannot hand
+    // controllers to children, so this process first moves into a leaf.
+    const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const ownDir = path.join(base, (own ?? '0::/').slice(3));
+    const leaf = path.join(ownDir, `${tag}-server`);
+    const jobs = path.join(ownDir, `${tag}-jobs`);
+    try {
+      mkdirSync(leaf, { recursive: true });
+      writeFileSync(path.join(leaf, 'cgroup.procs'), String(process.pid));
+      const available = readFileSync(path.join(ownDir, 'cgroup.controllers'), 'utf8').split(/\s+/);
+      const want = ['memory', 'pids'].filter((c) => available.includes(c));
+      for (const c of want) {
+        try {
+          writeFileSync(path.join(ownDir, 'cgroup.subtree_control'), `+${c}`);
+        } catch {
+          /* not delegated to us: go without it */
+        }
+      }
+      mkdirSync(jobs, { recursive: true });
+      const enabled = readFileSync(path.join(ownDir, 'cgroup.subtree_control'), 'utf8').split(/\s+/);
+      for (const c of enabled.filter((c) => want.includes(c))) writeFileSync(path.join(jobs, 'cgroup.subtree_control'), `+${c}`);
+      return { version: 'v2', parents: [jobs], memory: enabled.includes('memory'), pids: enabled.includes('pids') };
+    } catch {
+      /* fall through: no usable v2 delegation */
+    }
+  }
+  return { version: 'none', parents: [], memory: false, pids: false };
+}
+
+export interface CgroupLimits {
+  memoryBytes: number;
+  pids: number;
+}
+
+export class JobCgroup {
+  readonly dirs: string[];
+  private constructor(dirs: string[]) {
+    this.dirs = dirs;
+  }
+
+  /** Makes the job's group(s) with its limits; null where the host has no cgroups. */
+  static create(name: string, limits: CgroupLimits): JobCgroup | null {
+    const l = cgroupLayout();
+    if (l.version === 'none') return null;
+    const dirs = l.parents.map((p) => path.join(p, name));
+    for (const d of dirs) mkdirSync(d, { recursive: true });
+    const set = (file: string, value: string) => {
+      for (const d of dirs) if (existsSync(path.join(d, file))) writeFileSync(path.join(d, file), value);
+    };
+    if (l.version === 'v1') {
+      set('memory.limit_in_bytes', String(limits.memoryBytes));
+      set('memory.swappiness', '0');
+      set('pids.max', String(limits.pids));
+    } else {
+      set('memory.max', String(limits.memoryBytes));
+      set('memory.swap.max', '0');
+      set('pids.max', String(limits.pids));
+    }
+    return new JobCgroup(dirs);
+  }
+
+  /** The `cgroup.procs` files a process writes itself into to join. */
+  procsFiles(): string[] {
+    return this.dirs.map((d) => path.join(d, 'cgroup.procs'));
+  }
+
+  pids(): number[] {
+    const seen = new Set<number>();
+    for (const f of this.procsFiles()) {
+      try {
+        for (const p of readFileSync(f, 'utf8').split('\n')) if (p) seen.add(Number(p));
+      } catch {
+        /* already gone */
+      }
+    }
+    return [...seen];
+  }
+
+  /** True when the kernel killed something here for want of memory. */
+  oomKilled(): boolean {
+    for (const d of this.dirs) {
+      for (const file of ['memory.oom_control', 'memory.events']) {
+        try {
+          const m = /oom_kill (\d+)/.exec(readFileSync(path.join(d, file), 'utf8'));
+          if (m && Number(m[1]) > 0) return true;
+        } catch {
+          /* not this version's file */
+        }
+      }
+    }
+    return false;
+  }
+
+  /** Kills every process in the group, and waits until it is empty. */
+  async killAll(): Promise<void> {
+    for (const d of this.dirs) {
+      const kill = path.join(d, 'cgroup.kill');
+      if (existsSync(kill)) {
+        try {
+          writeFileSync(kill, '1');
+        } catch {
+          /* fall back to signals */
+        }
+      }
+    }
+    for (let round = 0; round < 200; round++) {
+      const pids = this.pids();
+      if (pids.length === 0) return;
+      for (const p of pids) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await this.killAll();
+    for (const d of this.dirs) {
+      for (let i = 0; i < 100; i++) {
+        try {
+          rmdirSync(d);
+          break;
+        } catch {
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,318 @@
+/** The public face of evaluation: validates a request, runs its stages in the
+ * pool, keeps timing exclusive on the machine, caches verdicts, and assembles
+ * the EvalResult. Compile and correctness work of several jobs may overlap;
+ * a timing phase never overlaps anything else that this evaluator runs. */
+import { createHash, randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import type { Task } from '../tasks/loader.js';
+import { PACKAGE_VERSION } from '../tasks/paths.js';
+import { evaluate as evalExpr } from '../tasks/expr.js';
+import type { JobRef, JudgeOutput, PrepareResult, TimeResult } from './c-backend.js';
+import { cgroupLayout } from './cgroup.js';
+import { evalConfig, type EvalConfig } from './config.js';
+import { AnvilError } from './errors.js';
+import { extractCode } from './extract.js';
+import { chooseMode, type SandboxMode } from './isolation.js';
+import { RwLock } from './rwlock.js';
+import type { EvalEnvironment, EvalResult, Flag, Outcome, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
+import { STAGES } from './result.js';
+import { checkSource } from './static-check.js';
+import { ensureTaskBuild, ensureToolchain, peakRates, type PeakRates } from './toolchain.js';
+import type { WorkerTask } from './worker.js';
+
+export interface EvaluatorOptions {
+  /** Pool workers for compile and correctness; default: the number of cores. */
+  poolSize?: number;
+  /** Run without bubblewrap when it is missing; every result then says so. */
+  allowUnsandboxed?: boolean;
+  /** Mixed into every input seed; default: ANVIL_SECRET, else random per process. */
+  secret?: string;
+  /** Verdicts kept for identical (task, code, seed, config); 0 disables the cache. */
+  cacheSize?: number;
+  config?: Partial<EvalConfig>;
+}
+
+export interface EvaluateRequest {
+  task: Task;
+  /** The kernel source, or… */
+  code?: string;
+  /** …the model's whole reply, from which the kernel is extracted. */
+  reply?: string;
+  /** The episode's seed; inputs derive from it, the task and the server secret. */
+  seed?: number | string;
+  config?: Partial<EvalConfig>;
+}
+
+export type ProgressStage = 'queued' | 'compile' | 'correctness' | 'timing';
+
+export interface EvaluateOptions {
+  signal?: AbortSignal;
+  onProgress?: (stage: ProgressStage) => void;
+}
+
+let jobCounter = 0;
+
+export class Evaluator {
+  readonly mode: SandboxMode;
+  readonly poolSize: number;
+  private readonly pool: Piscina;
+  private readonly lock = new RwLock();
+  private readonly secret: string;
+  private readonly cache = new Map<string, EvalResult>();
+  private readonly cacheSize: number;
+  private readonly baseConfig: EvalConfig;
+  private readonly freeSlots: number[] = [];
+  private nextSlot = 0;
+  private active = 0;
+  private peak: PeakRates | null = null;
+  private env: EvalEnvironment | null = null;
+
+  constructor(opts: EvaluatorOptions = {}) {
+    this.mode = chooseMode(opts.allowUnsandboxed ?? false);
+    this.poolSize = opts.poolSize ?? os.availableParallelism();
+    this.secret = opts.secret ?? process.env.ANVIL_SECRET ?? randomBytes(32).toString('hex');
+    delete process.env.ANVIL_SECRET;
+    this.cacheSize = opts.cacheSize ?? 1000;
+    this.baseConfig = evalConfig(opts.config);
+    ensureToolchain();
+    this.pool = new Piscina({
+      filename: new URL('./worker.js', import.meta.url).href,
+      minThreads: 1,
+      maxThreads: this.poolSize,
+      idleTimeout: 60_000,
+    });
+  }
+
+  /** The host facts every result carries. */
+  environment(): EvalEnvironment {
+    if (!this.env) {
+      this.env = {
+        host: os.hostname(),
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        cores: os.availableParallelism(),
+        compiler: `gcc ${ensureToolchain().gccVersion}`,
+        sandbox: this.mode,
+        cgroup: cgroupLayout().version,
+        kernel: os.release(),
+        anvilVersion: PACKAGE_VERSION,
+      };
+    }
+    return this.env;
+  }
+
+  /** Builds a task's reference runner ahead of the first evaluation. */
+  warm(task: Task): void {
+    ensureTaskBuild(task);
+    this.peak ??= peakRates();
+  }
+
+  async evaluate(req: EvaluateRequest, opts: EvaluateOptions = {}): Promise<EvalResult> {
+    const config = req.config ? evalConfig({ ...this.baseConfig, ...req.config }) : this.baseConfig;
+    const stages = new Map<StageName, StageRecord>();
+    const t0 = performance.now();
+    let code: string | null;
+    if (req.reply !== undefined) {
+      code = extractCode(req.reply);
+      stages.set('extract', { name: 'extract', status: code ? 'ok' : 'failed', ms: performance.now() - t0 });
+    } else if (req.code !== undefined) {
+      code = req.code;
+      stages.set('extract', { name: 'extract', status: 'ok', ms: 0 });
+    } else {
+      throw new AnvilError('invalid_argument', 'an evaluation needs `code` or `reply`');
+    }
+    const seed = this.deriveSeed(req.task, req.seed ?? 0);
+    const codeHash = createHash('sha256').update(code ?? '').digest('hex').slice(0, 16);
+    const base = { task: { id: req.task.id, version: req.task.version }, codeHash };
+    if (!code) return this.finish(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] });
+
+    const t1 = performance.now();
+    const finding = checkSource(code);
+    stages.set('static', { name: 'static', status: finding ? 'failed' : 'ok', ms: performance.now() - t1 });
+    if (finding) return this.finish(base, stages, finding);
+
+    const key = createHash('sha256')
+      .update(JSON.stringify([req.task.id, req.task.digest, seed, config]))
+      .update(code)
+      .digest('hex');
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      this.cache.set(key, hit);
+      return { ...hit, cached: true };
+    }
+
+    this.warm(req.task);
+    const slot = this.freeSlots.pop() ?? this.nextSlot++;
+    const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
+    const job: JobRef = { jobId, slot, mode: this.mode, config, task: req.task };
+    this.active++;
+    try {
+      const result = await this.runStages(job, code, seed, stages, base, opts);
+      if (result.outcome !== 'env_error' && this.cacheSize > 0) {
+        this.cache.set(key, result);
+        if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+      }
+      return result;
+    } finally {
+      await this.pool.run({ op: 'cleanup', jobId } satisfies WorkerTask).catch(() => undefined);
+      this.freeSlots.push(slot);
+      this.active--;
+    }
+  }
+
+  private async runStages(
+    job: JobRef,
+    code: string,
+    seed: string,
+    stages: Map<StageName, StageRecord>,
+    base: Pick<EvalResult, 'task' | 'codeHash'>,
+    opts: EvaluateOptions,
+  ): Promise<EvalResult> {
+    const cancelled = () => {
+      if (opts.signal?.aborted) throw new AnvilError('cancelled', 'the evaluation was cancelled');
+    };
+    opts.onProgress?.('queued');
+    let prep: PrepareResult;
+    let timed: TimeResult | null = null;
+    try {
+      prep = await this.lock.shared(async () => {
+        cancelled();
+        opts.onProgress?.('compile');
+        return (await this.pool.run({ op: 'prepare', job, code, seed } satisfies WorkerTask)) as PrepareResult;
+      });
+      for (const s of prep.stages) stages.set(s.name, s);
+      if (!prep.outcome) {
+        timed = await this.lock.exclusive(async () => {
+          cancelled();
+          opts.onProgress?.('timing');
+          return (await this.pool.run({ op: 'time', job, seed } satisfies WorkerTask)) as TimeResult;
+        });
+        for (const s of timed.stages) stages.set(s.name, s);
+      }
+    } catch (e) {
+      if (e instanceof AnvilError && e.code === 'cancelled') throw e;
+      return this.finish(base, stages, { outcome: 'env_error', message: `evaluation failed: ${(e as Error).message}`, flags: [] });
+    }
+    const correctness = summarizeCheck(prep.check);
+    if (prep.outcome) return this.finish(base, stages, { outcome: prep.outcome, message: prep.message ?? '', flags: prep.flags, correctness });
+    if (timed!.outcome) {
+      return this.finish(base, stages, { outcome: timed!.outcome, message: timed!.message ?? '', flags: timed!.flags, correctness });
+    }
+    return this.measure(job.task, timed!.time!, prep.libOpsUsed, stages, base, correctness, job.config);
+  }
+
+  /** Speedup, profile share and speed-of-light from the timing phase. */
+  private measure(
+    task: Task,
+    time: JudgeOutput,
+    libOpsUsed: string[],
+    stages: Map<StageName, StageRecord>,
+    base: Pick<EvalResult, 'task' | 'codeHash'>,
+    correctness: EvalResult['correctness'],
+    config: EvalConfig,
+  ): EvalResult {
+    const peak = (this.peak ??= peakRates());
+    const flags: Flag[] = [];
+    let libMs = 0;
+    let candTotal = 0;
+    const shapes: ShapeTiming[] = (time.shapes ?? []).map((raw) => {
+      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; libMs: number; candidateTotalMs: number };
+      const params = task.timing[s.shape]!;
+      const solMs = Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) * 1e3;
+      libMs += s.libMs;
+      candTotal += s.candidateTotalMs;
+      if (s.candidate.medianMs < config.solMargin * solMs)
+        flags.push({
+          kind: 'faster_than_light',
+          evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this host`,
+        });
+      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.reference.medianMs / s.candidate.medianMs, solMs };
+    });
+    const speedup = Math.exp(shapes.reduce((a, s) => a + Math.log(s.speedup), 0) / Math.max(1, shapes.length));
+    const measured = libOpsUsed.length > 0;
+    const share = measured && candTotal > 0 ? Math.min(1, Math.max(0, 1 - libMs / candTotal)) : 1;
+    stages.set('profile', { name: 'profile', status: 'ok', ms: 0, log: measured ? `library ops used: ${libOpsUsed.join(', ')}` : undefined });
+    if (share < task.minOwnShare)
+      flags.push({
+        kind: 'library_offload',
+        evidence: `${(100 * (1 - share)).toFixed(1)}% of the candidate's time is spent in library ops (${libOpsUsed.join(', ')}); at least ${(100 * task.minOwnShare).toFixed(0)}% must be its own`,
+      });
+    const timing = {
+      shapes,
+      candidateMs: geomean(shapes.map((s) => s.candidate.medianMs)),
+      referenceMs: geomean(shapes.map((s) => s.reference.medianMs)),
+    };
+    const profile = { libMs, candidateMs: candTotal, share, measured };
+    if (flags.length)
+      return this.finish(base, stages, { outcome: 'hack_detected', message: flags.map((f) => f.evidence).join('; '), flags, correctness, timing, profile, speedup, profileShare: share });
+    return this.finish(base, stages, { outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}×`, flags, correctness, timing, profile, speedup, profileShare: share });
+  }
+
+  private finish(
+    base: Pick<EvalResult, 'task' | 'codeHash'>,
+    stages: Map<StageName, StageRecord>,
+    r: {
+      outcome: Outcome;
+      message: string;
+      flags: Flag[];
+      correctness?: EvalResult['correctness'];
+      timing?: EvalResult['timing'];
+      profile?: EvalResult['profile'];
+      speedup?: number;
+      profileShare?: number;
+    },
+  ): EvalResult {
+    const list = STAGES.map((name) => stages.get(name) ?? { name, status: 'skipped' as const, ms: 0 });
+    const passedAll = r.correctness != null && r.correctness.trialsPassed === r.correctness.trialsTotal;
+    const flags = this.mode === 'none' ? [...r.flags, { kind: 'unsandboxed', evidence: 'this evaluation ran without bubblewrap isolation (operator choice)' }] : r.flags;
+    return {
+      outcome: r.outcome,
+      // Correct means every output checked was right: all trials, and every timed call.
+      correct: passedAll && r.timing !== undefined,
+      speedup: r.speedup ?? null,
+      profileShare: r.profileShare ?? null,
+      flags,
+      stages: list,
+      message: r.message,
+      ...base,
+      correctness: r.correctness ?? null,
+      timing: r.timing ?? null,
+      profile: r.profile ?? null,
+      env: this.environment(),
+      cached: false,
+    };
+  }
+
+  private deriveSeed(task: Task, seed: number | string): string {
+    const h = createHash('sha256').update(this.secret).update('\0').update(task.id).update(task.digest).update('\0').update(String(seed)).digest();
+    return h.readBigUInt64LE(0).toString();
+  }
+
+  /** Evaluations past the static stage and not yet finished. */
+  get inFlight(): number {
+    return this.active;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.destroy();
+  }
+}
+
+function geomean(xs: number[]): number {
+  return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / Math.max(1, xs.length));
+}
+
+function summarizeCheck(check: JudgeOutput | undefined): EvalResult['correctness'] {
+  if (!check || check.trialsTotal === undefined) return null;
+  const trials = (check.trials ?? []) as TrialRecord[];
+  const firstFail = trials.find((t) => !t.passed);
+  return {
+    trialsPassed: check.trialsPassed ?? 0,
+    trialsTotal: check.trialsTotal,
+    maxAbsErr: check.maxAbsErr ?? null,
+    maxRelErr: check.maxRelErr ?? null,
+    trials,
+    failedOnVisibleShape: firstFail ? firstFail.visible : check.failedVisible !== undefined ? check.failedVisible === 1 : null,
+  };
+}

@@ -1,0 +1,95 @@
+/** How a sandboxed program is started: anvil-launch (cgroups, rlimits, uid,
+ * clean environment, seccomp descriptor) in front of bubblewrap (namespaces,
+ * read-only system, private job folder, no network, no capabilities). Without
+ * bubblewrap nothing runs unless the operator asked for the weaker mode. */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { AnvilError } from './errors.js';
+import type { JobCgroup } from './cgroup.js';
+import type { Toolchain } from './toolchain.js';
+
+export type SandboxMode = 'bwrap' | 'none';
+
+export interface Bind {
+  src: string;
+  /** Where the program sees it, in the bwrap sandbox. */
+  dest: string;
+  writable?: boolean;
+}
+
+export interface ProcessLimits {
+  cpuSeconds: number;
+  fileBytes: number;
+  addressBytes: number;
+  /** RLIMIT_NPROC: counts per uid, so it binds only when jobs run under their own uid. */
+  nproc: number;
+  nofile: number;
+}
+
+export interface LaunchSpec {
+  toolchain: Toolchain;
+  mode: SandboxMode;
+  cgroup: JobCgroup | null;
+  uid: number | null;
+  limits: ProcessLimits;
+  env: Record<string, string>;
+  binds: Bind[];
+  chdir: string;
+  /** The command, naming paths as the sandbox sees them (bind destinations). */
+  command: string[];
+}
+
+export function findBwrap(): string | null {
+  for (const p of ['/usr/bin/bwrap', '/usr/local/bin/bwrap']) if (existsSync(p)) return p;
+  try {
+    return execFileSync('sh', ['-c', 'command -v bwrap']).toString().trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Decides the sandbox mode; refuses to run unsandboxed unless told to. */
+export function chooseMode(allowUnsandboxed: boolean): SandboxMode {
+  if (findBwrap()) return 'bwrap';
+  if (allowUnsandboxed) return 'none';
+  throw new AnvilError(
+    'sandbox_unavailable',
+    'bubblewrap (bwrap) is not installed, so candidates cannot be isolated. Install it (apt-get install bubblewrap), ' +
+      'or pass --unsandboxed to run without isolation; every result will then say sandbox "none".',
+  );
+}
+
+/** Uids for jobs when running as root: each job gets its own, so RLIMIT_NPROC binds. */
+export function jobUid(slot: number, role: 'candidate' | 'reference'): number | null {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
+  return 2_100_000 + slot * 2 + (role === 'reference' ? 1 : 0);
+}
+
+export function launchArgv(s: LaunchSpec): string[] {
+  const argv = [s.toolchain.launch];
+  for (const f of s.cgroup?.procsFiles() ?? []) argv.push('--procs', f);
+  if (s.uid !== null) argv.push('--uid', String(s.uid), '--gid', String(s.uid));
+  argv.push('--cpu', String(s.limits.cpuSeconds), '--fsize', String(s.limits.fileBytes), '--as', String(s.limits.addressBytes));
+  argv.push('--nproc', String(s.limits.nproc), '--nofile', String(s.limits.nofile));
+  for (const [k, v] of Object.entries(s.env)) argv.push('--env', `${k}=${v}`);
+  if (s.mode === 'none') {
+    // Same program, real paths, no isolation: the weaker mode the operator chose.
+    const real = (p: string) => {
+      for (const b of s.binds) if (p === b.dest || p.startsWith(`${b.dest}/`)) return b.src + p.slice(b.dest.length);
+      return p;
+    };
+    argv.push('--chdir', real(s.chdir), '--');
+    argv.push(...s.command.map(real));
+    return argv;
+  }
+  argv.push('--seccomp', s.toolchain.seccompFilter, '--', findBwrap()!);
+  argv.push('--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL');
+  argv.push('--ro-bind', '/usr', '/usr', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64');
+  argv.push('--symlink', 'usr/bin', '/bin', '--symlink', 'usr/sbin', '/sbin');
+  if (existsSync('/etc/ld.so.cache')) argv.push('--ro-bind', '/etc/ld.so.cache', '/etc/ld.so.cache');
+  argv.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  for (const b of s.binds) argv.push(b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
+  argv.push('--uid', '65534', '--gid', '65534', '--chdir', s.chdir, '--seccomp', '6', '--');
+  argv.push(...s.command);
+  return argv;
+}

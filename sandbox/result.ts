@@ -1,0 +1,105 @@
+/** The EvalResult: what one evaluation found, stage by stage (DESIGN §4). */
+
+/** Outcome classes. Everything but `ok` and `env_error` is the candidate's doing. */
+export const OUTCOMES = [
+  'ok',
+  'no_code',
+  'static_violation',
+  'compile_error',
+  'runtime_error',
+  'timeout',
+  'wrong_result',
+  'hack_detected',
+  'env_error',
+] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+export const STAGES = ['extract', 'static', 'compile', 'correctness', 'timing', 'profile'] as const;
+export type StageName = (typeof STAGES)[number];
+
+export interface StageRecord {
+  name: StageName;
+  status: 'ok' | 'failed' | 'skipped';
+  ms: number;
+  /** Truncated log; never holds hidden shapes or seeds. */
+  log?: string;
+}
+
+export interface Flag {
+  kind: string;
+  evidence: string;
+}
+
+export interface TimingStats {
+  medianMs: number;
+  p10Ms: number;
+  p90Ms: number;
+  minMs: number;
+  maxMs: number;
+  meanMs: number;
+  rse: number;
+  reps: number;
+}
+
+export interface ShapeTiming {
+  shape: number;
+  candidate: TimingStats;
+  reference: TimingStats;
+  speedup: number;
+  /** Speed-of-light time for this shape on this host, from the task's FLOP and byte counts. */
+  solMs: number | null;
+}
+
+export interface Mismatch {
+  arg: number;
+  index: number;
+  got: number | null;
+  want: number | null;
+}
+
+export interface TrialRecord {
+  shape: number;
+  visible: boolean;
+  passed: boolean;
+  runsAgree: boolean;
+  maxAbsErr: number | null;
+  maxRelErr: number | null;
+  mismatch?: Mismatch;
+}
+
+export interface EvalResult {
+  outcome: Outcome;
+  correct: boolean;
+  speedup: number | null;
+  profileShare: number | null;
+  flags: Flag[];
+  stages: StageRecord[];
+  /** One line for people; feedback builders use the structured fields. */
+  message: string;
+  task: { id: string; version: number };
+  codeHash: string;
+  correctness: {
+    trialsPassed: number;
+    trialsTotal: number;
+    maxAbsErr: number | null;
+    maxRelErr: number | null;
+    trials: TrialRecord[];
+    /** Whether the first failure happened on a shape the prompt shows. */
+    failedOnVisibleShape: boolean | null;
+  } | null;
+  timing: { shapes: ShapeTiming[]; candidateMs: number; referenceMs: number } | null;
+  profile: { libMs: number; candidateMs: number; share: number; measured: boolean } | null;
+  env: EvalEnvironment;
+  cached: boolean;
+}
+
+export interface EvalEnvironment {
+  host: string;
+  cpu: string;
+  cores: number;
+  compiler: string;
+  sandbox: 'bwrap' | 'none';
+  cgroup: 'v1' | 'v2' | 'none';
+  kernel: string;
+  anvilVersion: string;
+}

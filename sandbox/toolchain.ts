@@ -1,0 +1,159 @@
+/** Builds Anvil's own native pieces (judge, launcher, runner, library ops,
+ * seccomp filter, calibration) and each task's glue and reference runner, into
+ * a cache keyed by the sources' hash. Builds land in a temporary folder and are
+ * renamed into place, so concurrent processes never see half a build. */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AnvilError } from './errors.js';
+import type { Task } from '../tasks/loader.js';
+import { NATIVE_DIR, PACKAGE_ROOT } from '../tasks/paths.js';
+
+export const CANDIDATE_CFLAGS = ['-std=gnu11', '-O3', '-march=native', '-fopenmp', '-Wall'];
+const REFERENCE_CFLAGS = ['-std=gnu11', '-O2'];
+const SOURCES = ['anvil_abi.h', 'anvil_lib.h', 'anvil_lib.c', 'runner.c', 'judge.c', 'launch.c', 'seccomp_filter.c', 'calibrate.c'];
+
+export interface Toolchain {
+  dir: string;
+  judge: string;
+  launch: string;
+  seccompFilter: string;
+  calibrate: string;
+  runnerObject: string;
+  libObject: string;
+  /** Holds anvil_abi.h and anvil_lib.h. */
+  includeDir: string;
+  gccVersion: string;
+  hash: string;
+}
+
+export function cacheRoot(): string {
+  return process.env.ANVIL_CACHE ?? path.join(PACKAGE_ROOT, '.anvil-cache');
+}
+
+function gcc(args: string[], cwd: string): void {
+  try {
+    execFileSync('gcc', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    throw new AnvilError('toolchain_failed', `gcc ${args.join(' ')} failed: ${err.stderr?.toString() ?? err.message}`);
+  }
+}
+
+/** Builds into `final` through a temporary sibling, unless it exists. */
+function buildOnce(final: string, build: (dir: string) => void): void {
+  if (existsSync(path.join(final, '.complete'))) return;
+  const tmp = `${final}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  mkdirSync(tmp, { recursive: true });
+  try {
+    build(tmp);
+    writeFileSync(path.join(tmp, '.complete'), '');
+    chmodSync(tmp, 0o755);
+    try {
+      renameSync(tmp, final);
+    } catch {
+      if (!existsSync(path.join(final, '.complete'))) throw new AnvilError('toolchain_failed', `cannot place ${final}`);
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+let cached: Toolchain | null = null;
+
+export function ensureToolchain(): Toolchain {
+  if (cached) return cached;
+  const gccVersion = execFileSync('gcc', ['-dumpfullversion']).toString().trim();
+  const h = createHash('sha256').update(gccVersion).update(os.cpus()[0]?.model ?? '');
+  for (const f of SOURCES) h.update(f).update(readFileSync(path.join(NATIVE_DIR, f)));
+  const hash = h.digest('hex').slice(0, 16);
+  const dir = path.join(cacheRoot(), `toolchain-${hash}`);
+  buildOnce(dir, (tmp) => {
+    const src = (f: string) => path.join(NATIVE_DIR, f);
+    gcc(['-O2', '-Wall', '-march=native', '-o', 'judge', src('judge.c'), '-lm'], tmp);
+    gcc(['-O2', '-Wall', '-o', 'anvil-launch', src('launch.c')], tmp);
+    gcc(['-O2', '-o', 'seccomp_filter', src('seccomp_filter.c'), '-lseccomp'], tmp);
+    execFileSync(path.join(tmp, 'seccomp_filter'), [path.join(tmp, 'filter.bpf')]);
+    gcc(['-O3', '-march=native', '-fopenmp', '-o', 'calibrate', src('calibrate.c')], tmp);
+    gcc(['-O2', '-Wall', '-c', '-o', 'runner.o', src('runner.c')], tmp);
+    gcc(['-O3', '-march=native', '-fopenmp', '-Wall', '-c', '-o', 'anvil_lib.o', src('anvil_lib.c')], tmp);
+    mkdirSync(path.join(tmp, 'include'));
+    for (const f of ['anvil_abi.h', 'anvil_lib.h']) writeFileSync(path.join(tmp, 'include', f), readFileSync(src(f)));
+  });
+  cached = {
+    dir,
+    judge: path.join(dir, 'judge'),
+    launch: path.join(dir, 'anvil-launch'),
+    seccompFilter: path.join(dir, 'filter.bpf'),
+    calibrate: path.join(dir, 'calibrate'),
+    runnerObject: path.join(dir, 'runner.o'),
+    libObject: path.join(dir, 'anvil_lib.o'),
+    includeDir: path.join(dir, 'include'),
+    gccVersion,
+    hash,
+  };
+  return cached;
+}
+
+export interface TaskBuild {
+  dir: string;
+  /** Declares `solve`; force-included into the candidate so a wrong signature fails to compile. */
+  header: string;
+  glueObject: string;
+  /** Folder holding the reference runner, named `runner`. */
+  referenceDir: string;
+}
+
+function glueSource(task: Task): string {
+  const casts = task.args.map((a, i) => {
+    switch (a.kind) {
+      case 'in':
+        return `(const float *)a[${i}].p`;
+      case 'out':
+        return `(float *)a[${i}].p`;
+      case 'i32':
+        return `a[${i}].i`;
+      case 'f32':
+        return `a[${i}].f`;
+    }
+  });
+  return `#include "anvil_abi.h"\n#include "task.h"\nvoid anvil_call(const anvil_arg *a) { solve(${casts.join(', ')}); }\n`;
+}
+
+export function ensureTaskBuild(task: Task): TaskBuild {
+  const tc = ensureToolchain();
+  const dir = path.join(cacheRoot(), `task-${task.id}-${task.digest}-${tc.hash}`);
+  buildOnce(dir, (tmp) => {
+    writeFileSync(path.join(tmp, 'task.h'), `#ifndef ANVIL_TASK_H\n#define ANVIL_TASK_H\n${task.signature};\n#endif\n`);
+    writeFileSync(path.join(tmp, 'glue.c'), glueSource(task));
+    gcc(['-O2', '-Wall', '-I', tc.includeDir, '-c', '-o', 'glue.o', 'glue.c'], tmp);
+    writeFileSync(path.join(tmp, 'reference.c'), task.referenceSource);
+    mkdirSync(path.join(tmp, 'reference'));
+    gcc([...REFERENCE_CFLAGS, '-include', 'task.h', '-I', tc.includeDir, '-c', '-o', 'reference.o', 'reference.c'], tmp);
+    gcc(['-fopenmp', '-o', 'reference/runner', tc.runnerObject, 'glue.o', tc.libObject, 'reference.o', '-lm'], tmp);
+  });
+  return {
+    dir,
+    header: path.join(dir, 'task.h'),
+    glueObject: path.join(dir, 'glue.o'),
+    referenceDir: path.join(dir, 'reference'),
+  };
+}
+
+/** Host peak rates for the speed-of-light bound, measured once per toolchain. */
+export interface PeakRates {
+  bytesPerSecond: number;
+  flopsPerSecond: number;
+}
+
+export function peakRates(): PeakRates {
+  const tc = ensureToolchain();
+  const file = path.join(tc.dir, `peak-${os.hostname()}.json`);
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as PeakRates;
+  const rates = JSON.parse(execFileSync(tc.calibrate).toString()) as PeakRates;
+  writeFileSync(`${file}.tmp${process.pid}`, JSON.stringify(rates));
+  renameSync(`${file}.tmp${process.pid}`, file);
+  return rates;
+}

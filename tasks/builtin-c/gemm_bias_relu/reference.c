@@ -1,0 +1,9 @@
+void solve(const float *A, const float *B, const float *bias, float *C, int M, int N, int K) {
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      float s = 0;
+      for (int k = 0; k < K; k++) s += A[(long)i * K + k] * B[(long)k * N + j];
+      s += bias[j];
+      C[(long)i * N + j] = s > 0 ? s : 0;
+    }
+}

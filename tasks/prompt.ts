@@ -1,0 +1,44 @@
+/** The words a model sees: the system prompt and a task's prompt. Built from
+ * the task definition, so prompts and checks can never disagree. Hidden
+ * shapes and timing shapes never appear here. */
+import { ALLOWED_HEADERS } from '../sandbox/static-check.js';
+import type { Task } from './loader.js';
+
+export const SYSTEM_PROMPT = [
+  'You are an expert performance engineer writing C kernels for x86-64 CPUs.',
+  'Each task asks for one C function, `solve`. Your code is compiled, checked for correctness against a reference on',
+  'random inputs (including shapes you are not shown), then timed against the reference. Faster correct code earns more.',
+  'Reply with the complete C source in one fenced code block (```c ... ```). You will get feedback and may improve it.',
+].join('\n');
+
+export function taskPrompt(task: Task, cores: number): string {
+  const shown = task.correctness.filter((c) => c.visible).map((c) => fmt(c.params));
+  const lines = [
+    `# Task: ${task.title} (\`${task.id}\`)`,
+    '',
+    task.description.trim(),
+    '',
+    'Implement exactly this function:',
+    '```c',
+    `${task.signature};`,
+    '```',
+    '',
+    'Rules:',
+    `- C11, compiled with \`gcc -O3 -march=native -fopenmp\` for an x86-64 CPU with AVX2 and AVX-512; ${cores} cores.`,
+    `- Allowed headers: ${ALLOWED_HEADERS.map((h) => `<${h}>`).join(' ')}.`,
+    task.libOps.length
+      ? `- You may call these library ops, declared in "anvil_lib.h": ${task.libOps.join(', ')}. Time spent in them is not your own work, and a kernel that leaves most of its work to them is rejected.`
+      : '- No library ops are offered for this task: write the whole computation.',
+    '- Only math, memory and OpenMP functions may be called: no inline assembly, threads of your own, system calls, files or sockets.',
+    '- All arrays are float32, row-major, sizes in elements. Inputs are read-only; every output element must be written.',
+    `- Outputs are compared with the reference within atol=${task.tolerance.atol}, rtol=${task.tolerance.rtol}.`,
+    `- Example shapes: ${shown.join('; ')}. Other shapes are used too, for correctness and for timing.`,
+  ];
+  return lines.join('\n');
+}
+
+function fmt(p: Record<string, number>): string {
+  return Object.entries(p)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+}

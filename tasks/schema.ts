@@ -1,0 +1,57 @@
+/** The task file format of C task sets, validated once when a set loads. */
+import { z } from 'zod';
+
+export const LIB_OPS = ['lib_sgemm', 'lib_sgemm_nt', 'lib_add_bias', 'lib_relu', 'lib_scale', 'lib_softmax_rows'] as const;
+
+const Ident = z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'a C identifier');
+
+/** How an input is drawn: uniform on [a, b), or normal with mean a and deviation b. */
+const Gen = z.object({ dist: z.enum(['uniform', 'normal']), a: z.number(), b: z.number() }).strict();
+
+export const ArgSchema = z.discriminatedUnion('kind', [
+  z.object({ name: Ident, kind: z.literal('in'), size: z.string(), gen: Gen }).strict(),
+  z.object({ name: Ident, kind: z.literal('out'), size: z.string() }).strict(),
+  z.object({ name: Ident, kind: z.literal('i32'), value: z.string() }).strict(),
+  z.object({ name: Ident, kind: z.literal('f32'), gen: Gen }).strict(),
+]);
+export type TaskArg = z.infer<typeof ArgSchema>;
+
+const Params = z.record(z.string(), z.number().int().positive());
+export type ShapeParams = z.infer<typeof Params>;
+
+export const TaskSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9_]+$/),
+    version: z.number().int().positive(),
+    title: z.string().min(1),
+    /** What to compute, for the prompt. */
+    description: z.string().min(1),
+    tags: z.array(z.string()).default([]),
+    params: z.array(Ident).min(1),
+    args: z.array(ArgSchema).min(2).max(12),
+    /** Correctness shapes; `visible` ones appear in the prompt, the rest never do. */
+    correctness: z.array(z.object({ params: Params, visible: z.boolean().default(false) }).strict()).min(2),
+    /** Timing shapes: never shown. */
+    timing: z.array(Params).min(1).max(4),
+    tolerance: z.object({ atol: z.number().nonnegative(), rtol: z.number().nonnegative() }).strict(),
+    flops: z.string(),
+    bytes: z.string(),
+    libOps: z.array(z.enum(LIB_OPS)).default([]),
+    /** Below this share of its own time, a candidate is handing its work to the library. */
+    minOwnShare: z.number().min(0).max(1).default(0.2),
+  })
+  .strict();
+export type TaskDef = z.infer<typeof TaskSchema>;
+
+export const ManifestSchema = z
+  .object({
+    id: z.string().min(1),
+    backend: z.literal('c'),
+    description: z.string().default(''),
+    splits: z.object({ train: z.array(z.string()), eval: z.array(z.string()) }).strict(),
+    maxTurns: z.number().int().positive().default(4),
+    /** Reward configuration, validated by rewards/ when the server loads the set. */
+    reward: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+export type Manifest = z.infer<typeof ManifestSchema>;
