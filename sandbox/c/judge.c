@@ -70,6 +70,7 @@ static struct {
   uint64_t seed;
   double atol, rtol;
   int call_timeout_ms, start_timeout_ms, budget_ms, min_reps, max_reps, trials, post_wait_ms, deadline_ms;
+  int bwrap;  /* runners start under bubblewrap: its two processes are not the candidate's */
   double rse_target;
   int nargs, nshapes;
   arg_spec arg[ANVIL_MAX_ARGS];
@@ -173,6 +174,7 @@ static void parse_spec(const char *path) {
     else if (!strcmp(key, "start_timeout_ms")) spec.start_timeout_ms = atoi(rest);
     else if (!strcmp(key, "budget_ms")) spec.budget_ms = atoi(rest);
     else if (!strcmp(key, "deadline_ms")) spec.deadline_ms = atoi(rest);
+    else if (!strcmp(key, "bwrap")) spec.bwrap = atoi(rest);
     else if (!strcmp(key, "min_reps")) spec.min_reps = atoi(rest);
     else if (!strcmp(key, "max_reps")) spec.max_reps = atoi(rest);
     else if (!strcmp(key, "trials")) spec.trials = atoi(rest);
@@ -284,6 +286,7 @@ typedef struct {
   uint64_t seq;
   int dead;
   char death[160];
+  pid_t keepers[2];  /* bubblewrap's monitor and init: never frozen */
 } runner;
 
 static runner cand = {.name = "candidate"}, ref = {.name = "reference"};
@@ -323,10 +326,38 @@ static int runner_pids(runner *r, pid_t *pids, int max) {
   return n;
 }
 
+static long parent_of(pid_t p) {
+  char path[64], buf[512];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t len = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (len <= 0) return -1;
+  buf[len] = 0;
+  char *paren = strrchr(buf, ')');
+  return paren ? strtol(paren + 4, NULL, 10) : -1;
+}
+
+/* Under bubblewrap the runner's group also holds bwrap's monitor (our child)
+ * and its init (the monitor's child). Stopping those disturbs the scheduling
+ * of the runner when it resumes, by milliseconds, so they are left alone. */
+static void find_keepers(runner *r) {
+  if (!spec.bwrap) return;
+  r->keepers[0] = r->pid;
+  pid_t pids[64];
+  int n = runner_pids(r, pids, 64);
+  for (int i = 0; i < n; i++)
+    if (parent_of(pids[i]) == r->pid) r->keepers[1] = pids[i];
+}
+
+static int is_keeper(runner *r, pid_t p) { return p > 0 && (p == r->keepers[0] || p == r->keepers[1]); }
+
 static void signal_runner(runner *r, int sig) {
   pid_t pids[256];
   int n = runner_pids(r, pids, 256);
-  for (int i = 0; i < n; i++) kill(pids[i], sig);
+  for (int i = 0; i < n; i++)
+    if (!is_keeper(r, pids[i])) kill(pids[i], sig);
 }
 
 /* True when every thread of every process of the runner is stopped. */
@@ -334,6 +365,7 @@ static int all_stopped(runner *r) {
   pid_t pids[256];
   int n = runner_pids(r, pids, 256);
   for (int i = 0; i < n; i++) {
+    if (is_keeper(r, pids[i])) continue;
     char dir[64];
     snprintf(dir, sizeof dir, "/proc/%d/task", (int)pids[i]);
     DIR *d = opendir(dir);
@@ -441,6 +473,7 @@ static int start_runner(runner *r, runner_spec *rs) {
   r->reply_fd = from_runner[0];
   anvil_reply hello;
   int rc = await_reply(r, 0, spec.start_timeout_ms, &hello);
+  if (rc == CALL_OK) find_keepers(r);
   if (rc != CALL_OK) {
     if (rc == CALL_TIMEOUT) kill_runner(r);
     note_death(r);

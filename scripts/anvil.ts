@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/** The `anvil` command line. */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { AnvilError } from '../sandbox/errors.js';
+import { Evaluator } from '../sandbox/evaluator.js';
+import type { EvalResult } from '../sandbox/result.js';
+import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
+import { getTask, loadTaskSet } from '../tasks/loader.js';
+import { formatResult } from './format.js';
+
+const USAGE = `usage: anvil <command> [options]
+
+commands:
+  tasks [--taskset ID]                       list the tasks of a task set (default builtin-c)
+  eval --task ID (--candidate FILE | --reply FILE) [--json] [--seed N] [--taskset ID] [--unsandboxed]
+                                             evaluate one candidate and print its EvalResult
+  help                                       this text`;
+
+class UsageError extends Error {}
+
+function fail(message: string): never {
+  throw new UsageError(message);
+}
+
+async function cmdTasks(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { taskset: { type: 'string', default: 'builtin-c' }, json: { type: 'boolean' } } });
+  const set = loadTaskSet(values.taskset!);
+  const rows = [...set.tasks.values()].sort((a, b) => a.split.localeCompare(b.split) || a.id.localeCompare(b.id));
+  if (values.json) {
+    console.log(JSON.stringify(rows.map((t) => ({ id: t.id, title: t.title, split: t.split, tags: t.tags, signature: t.signature, libOps: t.libOps }))));
+    return;
+  }
+  console.log(`task set ${set.manifest.id} (${set.manifest.backend}): ${rows.length} tasks`);
+  for (const t of rows) console.log(`  ${t.split.padEnd(5)}  ${t.id.padEnd(16)} ${t.title}\n         ${t.signature}`);
+}
+
+async function cmdEval(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      task: { type: 'string' },
+      candidate: { type: 'string' },
+      reply: { type: 'string' },
+      taskset: { type: 'string', default: 'builtin-c' },
+      seed: { type: 'string', default: '0' },
+      json: { type: 'boolean', default: false },
+      unsandboxed: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.task) fail('eval needs --task ID');
+  if (!values.candidate === !values.reply) fail('eval needs exactly one of --candidate FILE or --reply FILE');
+  const file = (values.candidate ?? values.reply)!;
+  if (!existsSync(file) || !statSync(file).isFile()) throw new AnvilError('file_not_found', `no such file: ${file}`);
+  if (statSync(file).size > MAX_SOURCE_BYTES * 4)
+    throw new AnvilError('code_too_large', `${file} is ${statSync(file).size} bytes; candidates are limited to ${MAX_SOURCE_BYTES} bytes of code`);
+  const text = readFileSync(file, 'utf8');
+  if (values.candidate && Buffer.byteLength(text) > MAX_SOURCE_BYTES)
+    throw new AnvilError('code_too_large', `${file} is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_SOURCE_BYTES}`);
+  const task = getTask(loadTaskSet(values.taskset!), values.task);
+  const evaluator = new Evaluator({ allowUnsandboxed: values.unsandboxed, poolSize: 1 });
+  let result: EvalResult;
+  try {
+    const onProgress = values.json ? undefined : (stage: string) => process.stderr.write(`… ${stage}\n`);
+    result = await evaluator.evaluate({ task, seed: values.seed, ...(values.candidate ? { code: text } : { reply: text }) }, { onProgress });
+  } finally {
+    await evaluator.close();
+  }
+  if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(formatResult(result));
+}
+
+async function main(): Promise<number> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  try {
+    switch (cmd) {
+      case 'tasks':
+        await cmdTasks(rest);
+        return 0;
+      case 'eval':
+        await cmdEval(rest);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        console.log(USAGE);
+        return cmd ? 0 : 2;
+      default:
+        fail(`unknown command "${cmd}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      console.error(`anvil: ${(e as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof AnvilError) {
+      console.error(`anvil: error [${e.code}]: ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+process.exitCode = await main();

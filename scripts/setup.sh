@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Anvil needs on a fresh Debian machine with Node, npm and gcc:
+# bubblewrap and libseccomp (through apt, when missing and when we are root),
+# the npm packages, and the compiled TypeScript. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v nm >/dev/null 2>&1 || need+=(binutils)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need[*]}" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "setup: missing ${need[*]}; install them (apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+fi
+npx tsc -p .
