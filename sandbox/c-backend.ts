@@ -179,7 +179,8 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
     }
     const pre = readFileSync(path.join(dir, 'candidate.i'), 'utf8');
     const symbols = readFileSync(path.join(dir, 'candidate.sym'), 'utf8');
-    const libOpsUsed = job.task.libOps.filter((op) => new RegExp(`^${op} +U`, 'm').test(symbols));
+    // Every library op the object references counts toward the profile, offered or not.
+    const libOpsUsed = [...symbols.matchAll(/^(lib_\w+) +U/gm)].map((m) => m[1]!);
     const finding = job.skipStatic ? null : (checkPreprocessed(pre, 'candidate.c') ?? checkSymbols(symbols, job.task.libOps));
     if (finding) return { stage: stage('failed'), libOpsUsed, failure: finding };
     const linkCmd = ['/usr/bin/gcc', '-fopenmp', '-o', 'runner', '/anvil/lib/runner.o', '/anvil/task/glue.o', '/anvil/lib/anvil_lib.o', 'candidate.o', '-lm'];

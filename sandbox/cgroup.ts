@@ -91,6 +91,15 @@ function findLayout(): Layout {
   return { version: 'none', parents: [], memory: false, pids: false };
 }
 
+function startTime(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return Infinity;
+  }
+}
+
 export interface CgroupLimits {
   memoryBytes: number;
   pids: number;
@@ -155,22 +164,18 @@ export class JobCgroup {
     return false;
   }
 
-  /** Kills every process in the group, and waits until it is empty. */
+  /** Kills every process in the group, and waits until it is empty. The oldest
+   * process (bubblewrap's monitor, whose parent reaps it) goes last, so that its
+   * children are reaped by it rather than orphaned to the host's init. */
   async killAll(): Promise<void> {
-    for (const d of this.dirs) {
-      const kill = path.join(d, 'cgroup.kill');
-      if (existsSync(kill)) {
-        try {
-          writeFileSync(kill, '1');
-        } catch {
-          /* fall back to signals */
-        }
-      }
-    }
     for (let round = 0; round < 200; round++) {
       const pids = this.pids();
       if (pids.length === 0) return;
+      const oldest = pids.reduce((a, b) => (startTime(a) <= startTime(b) ? a : b));
+      const spareOldest = round < 20 && pids.length > 1;
+      if (round === 20) this.killByCgroup();
       for (const p of pids) {
+        if (spareOldest && p === oldest) continue;
         try {
           process.kill(p, 'SIGKILL');
         } catch {
@@ -178,6 +183,19 @@ export class JobCgroup {
         }
       }
       await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  /** cgroup v2's atomic kill: the fallback when signals one by one fall behind (a fork bomb). */
+  private killByCgroup(): void {
+    for (const d of this.dirs) {
+      const kill = path.join(d, 'cgroup.kill');
+      if (!existsSync(kill)) continue;
+      try {
+        writeFileSync(kill, '1');
+      } catch {
+        /* signals go on */
+      }
     }
   }
 

@@ -39,7 +39,11 @@ export interface LaunchSpec {
   command: string[];
 }
 
+/** bubblewrap's path; ANVIL_BWRAP names another (a carried copy, say), and a
+ * path that does not exist makes Anvil behave as if bubblewrap were missing. */
 export function findBwrap(): string | null {
+  const chosen = process.env.ANVIL_BWRAP;
+  if (chosen) return existsSync(chosen) ? chosen : null;
   for (const p of ['/usr/bin/bwrap', '/usr/local/bin/bwrap']) if (existsSync(p)) return p;
   try {
     return execFileSync('sh', ['-c', 'command -v bwrap']).toString().trim() || null;
@@ -59,10 +63,16 @@ export function chooseMode(allowUnsandboxed: boolean): SandboxMode {
   );
 }
 
-/** Uids for jobs when running as root: each job gets its own, so RLIMIT_NPROC binds. */
+/** This process's block of uids: each evaluator process on a host gets its own,
+ * so that concurrent jobs never share a uid (RLIMIT_NPROC counts per uid). */
+export function uidRange(): { first: number; count: number } {
+  return { first: 2_000_000 + (process.pid % 1_000_000) * 1024, count: 1024 };
+}
+
+/** The uid a job's candidate or reference runs as when Anvil runs as root. */
 export function jobUid(slot: number, role: 'candidate' | 'reference'): number | null {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
-  return 2_100_000 + slot * 2 + (role === 'reference' ? 1 : 0);
+  return uidRange().first + (slot % 512) * 2 + (role === 'reference' ? 1 : 0);
 }
 
 export function launchArgv(s: LaunchSpec): string[] {
@@ -74,16 +84,18 @@ export function launchArgv(s: LaunchSpec): string[] {
   for (const [k, v] of Object.entries(s.env)) argv.push('--env', `${k}=${v}`);
   if (s.mode === 'none') {
     // Same program, real paths, no isolation: the weaker mode the operator chose.
-    const real = (p: string) => {
-      for (const b of s.binds) if (p === b.dest || p.startsWith(`${b.dest}/`)) return b.src + p.slice(b.dest.length);
-      return p;
-    };
+    // Paths may sit inside an argument (a shell script), so replace them wherever they start a word.
+    const real = (arg: string) =>
+      s.binds.reduce((a, b) => a.replace(new RegExp(`(^|[\\s=])${b.dest.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|\\s|$)`, 'g'), `$1${b.src}`), arg);
     argv.push('--chdir', real(s.chdir), '--');
     argv.push(...s.command.map(real));
     return argv;
   }
   argv.push('--seccomp', s.toolchain.seccompFilter, '--', findBwrap()!);
-  argv.push('--unshare-all', '--die-with-parent', '--new-session', '--cap-drop', 'ALL');
+  // --as-pid-1: the program is the namespace's init. Without it bwrap adds an init
+  // of its own that outlives its monitor and is left a zombie where the host's
+  // init does not reap.
+  argv.push('--unshare-all', '--as-pid-1', '--die-with-parent', '--new-session', '--cap-drop', 'ALL');
   argv.push('--ro-bind', '/usr', '/usr', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64');
   argv.push('--symlink', 'usr/bin', '/bin', '--symlink', 'usr/sbin', '/sbin');
   if (existsSync('/etc/ld.so.cache')) argv.push('--ro-bind', '/etc/ld.so.cache', '/etc/ld.so.cache');

@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -286,7 +287,7 @@ typedef struct {
   uint64_t seq;
   int dead;
   char death[160];
-  pid_t keepers[2];  /* bubblewrap's monitor and init: never frozen */
+  pid_t keeper;  /* bubblewrap's monitor: never frozen */
 } runner;
 
 static runner cand = {.name = "candidate"}, ref = {.name = "reference"};
@@ -326,32 +327,10 @@ static int runner_pids(runner *r, pid_t *pids, int max) {
   return n;
 }
 
-static long parent_of(pid_t p) {
-  char path[64], buf[512];
-  snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
-  int fd = open(path, O_RDONLY);
-  if (fd < 0) return -1;
-  ssize_t len = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (len <= 0) return -1;
-  buf[len] = 0;
-  char *paren = strrchr(buf, ')');
-  return paren ? strtol(paren + 4, NULL, 10) : -1;
-}
-
-/* Under bubblewrap the runner's group also holds bwrap's monitor (our child)
- * and its init (the monitor's child). Stopping those disturbs the scheduling
- * of the runner when it resumes, by milliseconds, so they are left alone. */
-static void find_keepers(runner *r) {
-  if (!spec.bwrap) return;
-  r->keepers[0] = r->pid;
-  pid_t pids[64];
-  int n = runner_pids(r, pids, 64);
-  for (int i = 0; i < n; i++)
-    if (parent_of(pids[i]) == r->pid) r->keepers[1] = pids[i];
-}
-
-static int is_keeper(runner *r, pid_t p) { return p > 0 && (p == r->keepers[0] || p == r->keepers[1]); }
+/* Under bubblewrap the runner's group also holds bwrap's monitor, our child.
+ * Stopping it disturbs the scheduling of the runner when it resumes, by
+ * milliseconds, so it is left alone. */
+static int is_keeper(runner *r, pid_t p) { return spec.bwrap && p > 0 && p == r->keeper; }
 
 static void signal_runner(runner *r, int sig) {
   pid_t pids[256];
@@ -423,7 +402,7 @@ static void note_death(runner *r) {
   r->pid = -1;
 }
 
-enum { CALL_OK, CALL_DIED, CALL_TIMEOUT };
+enum { CALL_OK, CALL_DIED, CALL_TIMEOUT, CALL_FORGED };
 
 /* The phase's own deadline; each call waits at most until then. */
 static uint64_t deadline_at;
@@ -445,7 +424,9 @@ static int await_reply(runner *r, uint64_t want_seq, int timeout_ms, anvil_reply
   do rc = poll(&p, 1, timeout_ms); while (rc < 0 && errno == EINTR);
   if (rc == 0) return CALL_TIMEOUT;
   if (read_full(r->reply_fd, rep, sizeof *rep) != 0) return CALL_DIED;
-  if (rep->seq != want_seq) return CALL_DIED;  /* a forged or stray reply ends the runner's turn */
+  /* The runner's own main only ever answers the call in flight: anything else
+   * on this pipe was written by the code it hosts. */
+  if (rep->seq != want_seq) return CALL_FORGED;
   return CALL_OK;
 }
 
@@ -473,7 +454,7 @@ static int start_runner(runner *r, runner_spec *rs) {
   r->reply_fd = from_runner[0];
   anvil_reply hello;
   int rc = await_reply(r, 0, spec.start_timeout_ms, &hello);
-  if (rc == CALL_OK) find_keepers(r);
+  r->keeper = r->pid;
   if (rc != CALL_OK) {
     if (rc == CALL_TIMEOUT) kill_runner(r);
     note_death(r);
@@ -507,7 +488,7 @@ static int call(runner *r, anvil_cmd *cmd, uint64_t *elapsed, uint64_t *lib_ns) 
   if (write(r->cmd_fd, cmd, sizeof *cmd) != (ssize_t)sizeof *cmd) { note_death(r); return CALL_DIED; }
   int rc = await_reply(r, cmd->seq, call_wait_ms(), &rep);
   uint64_t t1 = now_ns();
-  if (rc == CALL_TIMEOUT) { kill_runner(r); note_death(r); return CALL_TIMEOUT; }
+  if (rc == CALL_TIMEOUT || rc == CALL_FORGED) { kill_runner(r); note_death(r); return rc; }
   if (rc == CALL_DIED) { note_death(r); return CALL_DIED; }
   if (elapsed) *elapsed = t1 - t0;
   if (lib_ns) *lib_ns = rep.lib_ns;
@@ -618,6 +599,15 @@ static void emit_flag(const char *kind, const char *evidence) {
 
 static void end_candidate_failure(int rc, const char *where) {
   char msg[320];
+  if (rc == CALL_FORGED) {
+    emit("\"flags\":[");
+    emit_flag("forged_reply", "a reply that the runner did not send arrived on the result channel");
+    end_list();
+    emit_str("outcome", "hack_detected");
+    snprintf(msg, sizeof msg, "the candidate wrote to the harness's result channel %s", where);
+    emit_str("message", msg);
+    return;
+  }
   if (rc == CALL_TIMEOUT && hit_deadline)
     snprintf(msg, sizeof msg, "the phase's time limit of %d ms ran out %s", spec.deadline_ms, where);
   else if (rc == CALL_TIMEOUT)
@@ -636,8 +626,20 @@ static void shutdown_all(void) {
   kill_runner(&ref);
 }
 
+/* The judge is the subreaper of everything it starts, so processes orphaned
+ * when a sandbox is torn down come back to it here, not to the host's init. */
+static void reap_all(void) {
+  for (int i = 0; i < 200; i++) {
+    pid_t w;
+    while ((w = waitpid(-1, NULL, WNOHANG)) > 0) {}
+    if (w < 0 && errno == ECHILD) return;
+    usleep(2500);
+  }
+}
+
 static void conclude(void) {
   shutdown_all();
+  reap_all();
   finish_and_exit();
 }
 
@@ -649,13 +651,19 @@ static void reference_failed(const char *where) {
   conclude();
 }
 
-/* Resumes the candidate for a moment after its last call: if its last output
- * changes meanwhile, it was still working after it returned. */
-static int wrote_after_return(const float *out, const float *snapshot, size_t n) {
+/* Resumes the candidate for a while after its last call, with no call in
+ * flight: if any of its argument memory changes meanwhile, it was still
+ * working after it returned. */
+static int changed_while_idle(void) {
+  unsigned char *before = malloc(cand.mem_size);
+  if (!before) fail_env("out of memory for the idle check");
+  memcpy(before, cand.mem, cand.mem_size);
   thaw(&cand);
-  sleep_ms(spec.post_wait_ms > 0 ? spec.post_wait_ms : 30);
+  sleep_ms(spec.post_wait_ms > 0 ? spec.post_wait_ms : 50);
   freeze(&cand);
-  return memcmp(out, snapshot, n * sizeof(float)) != 0;
+  int changed = memcmp(before, cand.mem, cand.mem_size) != 0;
+  free(before);
+  return changed;
 }
 
 /* ---------- phase check ---------- */
@@ -669,8 +677,6 @@ static void phase_check(void) {
   for (int i = 0; i < spec.nargs; i++)
     if (spec.arg[i].kind == ANVIL_OUT) snap[i] = malloc(max_count[i] * sizeof(float) + 64);
   emit("\"trials\":[");
-  int last_slot = -1;
-  const shape_spec *last_shape = NULL;
   for (int t = 0; t < ntrials; t++) {
     const shape_spec *s = &spec.shape[t % spec.nshapes];
     rng r = rng_seeded(spec.seed, (uint64_t)t + 1);
@@ -727,8 +733,6 @@ static void phase_check(void) {
         if (run == 0) memcpy(snap[i], window(&cand, i, slot), n * sizeof(float));
         else compare(window(&cand, i, slot), snap[i], n, i, &agree);
       }
-      last_slot = slot;
-      last_shape = s;
     }
     for (int i = 0; i < spec.nargs; i++)
       if (spec.arg[i].kind == ANVIL_OUT) poison(window(&ref, i, 0), (size_t)s->v[i]);
@@ -754,17 +758,8 @@ static void phase_check(void) {
   emit_num("maxAbsErr", worst.max_abs);
   emit_num("maxRelErr", worst.max_rel);
   emit("\"flags\":[");
-  int hack = 0;
-  for (int i = 0; i < spec.nargs && last_shape; i++) {
-    if (spec.arg[i].kind != ANVIL_OUT) continue;
-    size_t n = (size_t)last_shape->v[i];
-    memcpy(snap[i], window(&cand, i, last_slot), n * sizeof(float));
-    if (wrote_after_return(window(&cand, i, last_slot), snap[i], n)) {
-      emit_flag("post_return_writes", "the output changed after the call had returned: work continues in the background");
-      hack = 1;
-      break;
-    }
-  }
+  int hack = changed_while_idle();
+  if (hack) emit_flag("post_return_writes", "argument memory changed after the call had returned: work continues in the background");
   end_list();
   if (hack) {
     emit_str("outcome", "hack_detected");
@@ -838,7 +833,7 @@ static double timed_call(runner *r, const shape_spec *s, const float *scalars, i
   if (r == &cand) thaw(r);
   int rc = call(r, &cmd, &ns, lib_ns);
   if (r == &cand && rc == CALL_OK) freeze(r);
-  if (rc != CALL_OK) return rc == CALL_TIMEOUT ? -2 : -1;
+  if (rc != CALL_OK) return rc == CALL_TIMEOUT ? -2 : rc == CALL_FORGED ? -3 : -1;
   return (double)ns / 1e6;
 }
 
@@ -873,7 +868,7 @@ static void phase_time(void) {
           ms_c = timed_call(&cand, s, scalars, slot, &lib);
           if (ms_c < 0) {
             emit("{\"shape\":%d,\"failedRep\":%d}],", si, k);
-            end_candidate_failure(ms_c == -2 ? CALL_TIMEOUT : CALL_DIED, "while being timed");
+            end_candidate_failure(ms_c == -2 ? CALL_TIMEOUT : ms_c == -3 ? CALL_FORGED : CALL_DIED, "while being timed");
             conclude();
           }
         } else {
@@ -933,26 +928,18 @@ static void phase_time(void) {
   /* Call the candidate once more on a known window and watch it afterwards. */
   const shape_spec *s = &spec.shape[spec.nshapes - 1];
   int slot = slot_order[0];
-  if (timed_call(&cand, s, last_scalars, slot, NULL) < 0) {
+  double last = timed_call(&cand, s, last_scalars, slot, NULL);
+  if (last < 0) {
     end_list();
-    end_candidate_failure(CALL_DIED, "after timing");
+    end_candidate_failure(last == -2 ? CALL_TIMEOUT : last == -3 ? CALL_FORGED : CALL_DIED, "after timing");
     conclude();
   }
-  for (int i = 0; i < spec.nargs; i++) {
-    if (spec.arg[i].kind != ANVIL_OUT) continue;
-    size_t n = (size_t)s->v[i];
-    float *snapshot = malloc(n * sizeof(float) + 64);
-    memcpy(snapshot, window(&cand, i, slot), n * sizeof(float));
-    int late = wrote_after_return(window(&cand, i, slot), snapshot, n);
-    free(snapshot);
-    if (late) {
-      emit_flag("post_return_writes", "the output changed after the call had returned: work continues in the background");
-      end_list();
-      emit_str("outcome", "hack_detected");
-      emit_str("message", "the candidate kept writing its output after returning");
-      conclude();
-    }
-    break;
+  if (changed_while_idle()) {
+    emit_flag("post_return_writes", "argument memory changed after the call had returned: work continues in the background");
+    end_list();
+    emit_str("outcome", "hack_detected");
+    emit_str("message", "the candidate kept writing its output after returning");
+    conclude();
   }
   end_list();
   emit_str("outcome", "ok");
@@ -962,6 +949,7 @@ static void phase_time(void) {
 int main(int argc, char **argv) {
   if (argc != 2) { fprintf(stderr, "usage: judge SPEC\n"); return 2; }
   signal(SIGPIPE, SIG_IGN);
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
   emit("{");
   parse_spec(argv[1]);
   emit_str("phase", spec.phase_time ? "time" : "check");

@@ -2,6 +2,7 @@
  * reference or a candidate), so nothing it reports is trusted by the judge.
  * It maps the argument memory, greets, then serves one call per command. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -24,7 +25,13 @@ static int io_full(int fd, void *buf, size_t len, int writing) {
   return 0;
 }
 
+/* The runner is its namespace's init (bwrap --as-pid-1), and the kernel does not
+ * deliver resource-limit signals to an init without a handler: end as they would. */
+static void limit_reached(int sig) { _exit(128 + sig); }
+
 int main(void) {
+  signal(SIGXFSZ, limit_reached);
+  signal(SIGXCPU, limit_reached);
   setvbuf(stdout, NULL, _IONBF, 0);
   struct stat st;
   if (fstat(ANVIL_SHM_FD, &st) != 0) return 90;

@@ -1,0 +1,59 @@
+#!/usr/bin/env node
+// Runs the tap suite over the compiled tests, keeps the raw TAP in
+// test-results.tap, prints each file's result and every failure, and ends with
+// the line CI counts: "N passed, N failed".
+import { spawn } from 'node:child_process';
+import { createWriteStream, readdirSync } from 'node:fs';
+
+const given = process.argv.slice(2);
+const files = given.length ? given : readdirSync('dist/test').filter((f) => f.endsWith('.test.js')).map((f) => `dist/test/${f}`);
+const args = ['tap', '--reporter=tap', '--allow-incomplete-coverage', '--coverage-report=text-summary', ...files];
+const raw = createWriteStream('test-results.tap');
+const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0' } });
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+let buffer = '';
+/** Lines of the test in progress: shown, in short, only if it fails. */
+let current = [];
+
+function onLine(line) {
+  raw.write(`${line}\n`);
+  // Level 0: one point per test file. Level 1: one point per test (t.test).
+  const file = /^(not )?ok \d+ - (\S+)/.exec(line);
+  if (file) {
+    console.log(`${file[1] ? 'FAIL' : 'ok  '} ${file[2]}`);
+    return;
+  }
+  const test = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\S*.*| # time=.*)?$/.exec(line);
+  if (test) {
+    if (test[3]) skipped++;
+    else if (test[1]) {
+      failed++;
+      console.log(`  not ok: ${test[2]}`);
+      for (const l of current.filter((l) => /^ {8}not ok|^ {10}(found|wanted|compare|message):/.test(l)).slice(0, 40)) console.log(`    ${l.trim()}`);
+    } else passed++;
+    current = [];
+    return;
+  }
+  if (/^ {8}/.test(line)) current.push(line);
+  if (/^(Statements|Branches|Functions|Lines)\b/.test(line) || /^# \{ total/.test(line)) console.log(line);
+}
+
+child.stdout.setEncoding('utf8');
+child.stdout.on('data', (chunk) => {
+  buffer += chunk;
+  let i;
+  while ((i = buffer.indexOf('\n')) >= 0) {
+    onLine(buffer.slice(0, i));
+    buffer = buffer.slice(i + 1);
+  }
+});
+child.on('close', (code) => {
+  if (buffer) onLine(buffer);
+  raw.end();
+  if (code !== 0 && failed === 0) failed++; // a crash outside any test still fails the run
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  process.exitCode = failed ? 1 : 0;
+});

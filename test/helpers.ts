@@ -1,0 +1,58 @@
+/** Shared pieces of the test suite: a fast evaluation configuration, the
+ * built-in task set, and the hack corpus with its expectations. */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Evaluator, type EvaluatorOptions } from '../sandbox/evaluator.js';
+import type { EvalConfig } from '../sandbox/config.js';
+import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
+import { PACKAGE_ROOT } from '../tasks/paths.js';
+
+/** Short timing and tight deadlines: tests check verdicts, never speed. */
+export const FAST: Partial<EvalConfig> = {
+  timingBudgetMs: 250,
+  minReps: 3,
+  maxReps: 12,
+  callTimeoutMs: 3000,
+  correctnessDeadlineMs: 30_000,
+  timingDeadlineMs: 30_000,
+  memoryBytes: 512 * 1024 ** 2,
+};
+
+let set: TaskSet | null = null;
+export function builtin(): TaskSet {
+  return (set ??= loadTaskSet('builtin-c'));
+}
+
+export function evaluator(opts: EvaluatorOptions = {}): Evaluator {
+  return new Evaluator({ poolSize: 2, config: FAST, cacheSize: 0, ...opts });
+}
+
+export interface Hack {
+  name: string;
+  task: string;
+  code: string;
+  expect: { outcome: string; flag?: string };
+  /** The outcome when static checks are skipped: what the sandbox and judge alone make of it. */
+  unchecked: { outcome: string; flag?: string };
+}
+
+const HACK_DIR = path.join(PACKAGE_ROOT, 'test', 'hacks');
+
+export function hacks(): Hack[] {
+  return readdirSync(HACK_DIR)
+    .filter((f) => f.endsWith('.c'))
+    .sort()
+    .map((f) => {
+      let code = readFileSync(path.join(HACK_DIR, f), 'utf8');
+      const field = (k: string) => new RegExp(`^// ${k}: (.*)$`, 'm').exec(code)?.[1]?.trim();
+      const parse = (v: string) => {
+        const [outcome, flag] = v.split(/\s+/);
+        return { outcome: outcome!, flag };
+      };
+      const task = field('task')!;
+      const ref = JSON.stringify(path.join(builtin().tasks.get(task)!.dir, 'reference.c'));
+      code = code.replaceAll('ANVIL_REFERENCE_PATH', ref).replaceAll('ANVIL_REFERENCE_INCLUDE', ref);
+      const expect = parse(field('expect')!);
+      return { name: f, task, code, expect, unchecked: field('unchecked') ? parse(field('unchecked')!) : expect };
+    });
+}

@@ -1,0 +1,57 @@
+/** The sandbox itself, probed from inside by a real program: no network, no
+ * host files, no secrets, no root, bounded processes and memory. */
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, chmodSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { JobCgroup } from '../sandbox/cgroup.js';
+import { launchArgv, jobUid } from '../sandbox/isolation.js';
+import { runCapped } from '../sandbox/process.js';
+import { ensureToolchain } from '../sandbox/toolchain.js';
+import { PACKAGE_ROOT } from '../tasks/paths.js';
+
+t.test('a program in the sandbox reaches nothing it should not', async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-probe-'));
+  chmodSync(dir, 0o755);
+  execFileSync('gcc', ['-O1', '-o', path.join(dir, 'probe'), path.join(PACKAGE_ROOT, 'test', 'sandbox', 'probe.c')]);
+  const cg = JobCgroup.create(`probe-${process.pid}`, { memoryBytes: 256 * 1024 ** 2, pids: 64 });
+  t.ok(cg, 'this host offers cgroups');
+  process.env.ANVIL_SECRET = 'hunter2';
+  const argv = launchArgv({
+    toolchain: ensureToolchain(),
+    mode: 'bwrap',
+    cgroup: cg,
+    uid: jobUid(200, 'candidate'),
+    limits: { cpuSeconds: 20, fileBytes: 1 << 20, addressBytes: 16 * 1024 ** 3, nproc: 64, nofile: 64 },
+    env: { PATH: '/usr/bin' },
+    binds: [{ src: dir, dest: '/job' }],
+    chdir: '/job',
+    command: ['/job/probe', path.join(PACKAGE_ROOT, 'package.json')],
+  });
+  const r = await runCapped(argv, { timeoutMs: 20_000, onTimeout: () => cg?.killAll() });
+  delete process.env.ANVIL_SECRET;
+  await cg?.destroy();
+  const seen = Object.fromEntries(r.stdout.split('\n').filter((l) => / (allowed|denied)$/.test(l)).map((l) => l.split(' ')));
+  t.same(
+    seen,
+    {
+      read_host_file: 'denied',
+      read_etc_passwd: 'denied',
+      write_usr: 'denied',
+      write_tmp: 'allowed',
+      socket: 'denied',
+      unix_socket: 'denied',
+      secret_env: 'denied',
+      root: 'denied',
+      see_host_processes: 'denied',
+      fork_500: 'denied',
+    },
+    r.stdout,
+  );
+  // The memory limit ends it: killed (SIGKILL, exit 137 through bwrap) well before 4 GiB.
+  const mb = Math.max(0, ...[...r.stdout.matchAll(/^mb (\d+)$/gm)].map((m) => Number(m[1])));
+  t.ok(mb < 512, `allocated ${mb} MiB under a 256 MiB limit`);
+  t.notOk(r.stdout.includes('allocate_4g allowed'));
+  t.ok(r.code === 137 || r.signal === 'SIGKILL', `exit ${r.code} ${r.signal}`);
+});
