@@ -175,7 +175,7 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
     if (r.code !== 0) {
       if (/anvil-launch:|bwrap:/.test(r.stderr)) throw new Error(`sandbox failed to start the compiler: ${r.stderr.trim()}`);
       const oom = cg?.oomKilled() ? ' (the compiler ran out of memory)' : '';
-      return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'compile_error', message: `compilation failed${oom}`, flags: [] } };
+      return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'compile_error', message: `the compiler reported errors${oom}`, flags: [] } };
     }
     const pre = readFileSync(path.join(dir, 'candidate.i'), 'utf8');
     const symbols = readFileSync(path.join(dir, 'candidate.sym'), 'utf8');
@@ -189,7 +189,7 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
       return {
         stage: { ...stage('failed'), log: truncate(`${log}\n${l.stdout}${l.stderr}`.trim()) },
         libOpsUsed,
-        failure: { outcome: l.timedOut ? 'timeout' : 'compile_error', message: 'linking failed', flags: [] },
+        failure: { outcome: l.timedOut ? 'timeout' : 'compile_error', message: 'linking failed (a function is declared but not defined?)', flags: [] },
       };
     }
     return { stage: stage('ok'), libOpsUsed };
@@ -264,6 +264,7 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
     `max_reps ${cfg.maxReps}`,
     `rse_target ${cfg.rseTarget}`,
     `bwrap ${job.mode === 'bwrap' ? 1 : 0}`,
+    `host_lock ${path.join(os.tmpdir(), 'anvil-timing.lock')}`,
     ...job.task.args.map((a) => {
       const gen = a.kind === 'in' || a.kind === 'f32' ? `${a.gen.dist} ${a.gen.a} ${a.gen.b}` : 'none 0 0';
       return `arg ${a.kind} ${gen}`;
@@ -278,9 +279,10 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
   lines.push(`cand_argv ${c.length}`, ...c, `ref_argv ${r.length}`, ...r);
   const specFile = path.join(dir, `${phase}.spec`);
   writeFileSync(specFile, `${lines.join('\n')}\n`);
-  // The judge enforces the phase deadline itself; this outer one only catches a judge that failed to.
+  // The judge enforces the phase deadline itself, once it holds the host's timing
+  // lock; this outer limit only catches a judge that failed to.
   const res = await runCapped([tc.judge, specFile], {
-    timeoutMs: deadlineMs + 15_000,
+    timeoutMs: deadlineMs + 120_000,
     maxOutput: 1024 * 1024,
     onTimeout: async () => {
       await cand?.killAll();

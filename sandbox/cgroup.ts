@@ -1,7 +1,7 @@
 /** One cgroup per sandboxed job, for memory and process-count limits and for
  * killing a whole job at once. cgroup v1 (memory + pids hierarchies) and v2
  * (one unified hierarchy, controllers as delegated) are both supported. */
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export type CgroupVersion = 'v1' | 'v2' | 'none';
@@ -109,6 +109,21 @@ export class JobCgroup {
   readonly dirs: string[];
   private constructor(dirs: string[]) {
     this.dirs = dirs;
+  }
+
+  /** Kills every process of every group whose name starts with `prefix` (a job id):
+   * how a cancellation reaches a job that runs in a pool worker. */
+  static async killMatching(prefix: string): Promise<void> {
+    const l = cgroupLayout();
+    const names = new Set<string>();
+    for (const p of l.parents) {
+      try {
+        for (const e of readdirSync(p)) if (e.startsWith(prefix)) names.add(e);
+      } catch {
+        /* parent gone */
+      }
+    }
+    await Promise.all([...names].map((n) => new JobCgroup(l.parents.map((p) => path.join(p, n)).filter((d) => existsSync(d))).killAll()));
   }
 
   /** Makes the job's group(s) with its limits; null where the host has no cgroups. */

@@ -9,7 +9,7 @@ import type { Task } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import { evaluate as evalExpr } from '../tasks/expr.js';
 import type { JobRef, JudgeOutput, PrepareResult, TimeResult } from './c-backend.js';
-import { cgroupLayout } from './cgroup.js';
+import { cgroupLayout, JobCgroup } from './cgroup.js';
 import { evalConfig, type EvalConfig } from './config.js';
 import { AnvilError } from './errors.js';
 import { extractCode } from './extract.js';
@@ -177,6 +177,15 @@ export class Evaluator {
     const cancelled = () => {
       if (opts.signal?.aborted) throw new AnvilError('cancelled', 'the evaluation was cancelled');
     };
+    // A cancellation kills whatever of the job runs, and keeps killing until the
+    // stage returns (a process may start just after a kill); the stage's result
+    // is then discarded.
+    let killer: NodeJS.Timeout | null = null;
+    const kill = () => {
+      void JobCgroup.killMatching(job.jobId);
+      killer ??= setInterval(() => void JobCgroup.killMatching(job.jobId), 50);
+    };
+    opts.signal?.addEventListener('abort', kill, { once: true });
     opts.onProgress?.('queued');
     let prep: PrepareResult;
     let timed: TimeResult | null = null;
@@ -195,9 +204,13 @@ export class Evaluator {
         });
         for (const s of timed.stages) stages.set(s.name, s);
       }
+      cancelled();
     } catch (e) {
       if (e instanceof AnvilError && e.code === 'cancelled') throw e;
       return this.finish(base, stages, { outcome: 'env_error', message: `evaluation failed: ${(e as Error).message}`, flags: [] });
+    } finally {
+      opts.signal?.removeEventListener('abort', kill);
+      if (killer) clearInterval(killer);
     }
     const correctness = summarizeCheck(prep.check);
     if (prep.outcome) return this.finish(base, stages, { outcome: prep.outcome, message: prep.message ?? '', flags: prep.flags, correctness });
@@ -222,7 +235,7 @@ export class Evaluator {
     let libMs = 0;
     let candTotal = 0;
     const shapes: ShapeTiming[] = (time.shapes ?? []).map((raw) => {
-      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; libMs: number; candidateTotalMs: number };
+      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; libMs: number; candidateTotalMs: number };
       const params = task.timing[s.shape]!;
       const solMs = Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) * 1e3;
       libMs += s.libMs;
@@ -232,7 +245,7 @@ export class Evaluator {
           kind: 'faster_than_light',
           evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this host`,
         });
-      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.reference.medianMs / s.candidate.medianMs, solMs };
+      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, solMs };
     });
     const speedup = Math.exp(shapes.reduce((a, s) => a + Math.log(s.speedup), 0) / Math.max(1, shapes.length));
     const measured = libOpsUsed.length > 0;

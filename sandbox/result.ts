@@ -45,6 +45,7 @@ export interface ShapeTiming {
   shape: number;
   candidate: TimingStats;
   reference: TimingStats;
+  /** Median over repetitions of reference time / candidate time, each pair timed back to back. */
   speedup: number;
   /** Speed-of-light time for this shape on this host, from the task's FLOP and byte counts. */
   solMs: number | null;

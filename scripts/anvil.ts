@@ -7,6 +7,7 @@ import { Evaluator } from '../sandbox/evaluator.js';
 import type { EvalResult } from '../sandbox/result.js';
 import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
 import { getTask, loadTaskSet } from '../tasks/loader.js';
+import { ZodError } from 'zod';
 import { formatResult } from './format.js';
 
 const USAGE = `usage: anvil <command> [options]
@@ -15,6 +16,9 @@ commands:
   tasks [--taskset ID]                       list the tasks of a task set (default builtin-c)
   eval --task ID (--candidate FILE | --reply FILE) [--json] [--seed N] [--taskset ID] [--unsandboxed]
                                              evaluate one candidate and print its EvalResult
+  serve [--host H] [--port P] [--taskset ID] [--token T] [--log-dir DIR] [--config FILE] [--unsandboxed]
+                                             run the WebSocket gym server
+  demo [--port P] [--log-dir DIR]            start a server and play scripted episodes against it
   help                                       this text`;
 
 class UsageError extends Error {}
@@ -70,6 +74,57 @@ async function cmdEval(argv: string[]): Promise<void> {
   else process.stdout.write(formatResult(result));
 }
 
+async function cmdServe(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      taskset: { type: 'string' },
+      token: { type: 'string' },
+      'log-dir': { type: 'string' },
+      config: { type: 'string' },
+      unsandboxed: { type: 'boolean' },
+    },
+  });
+  let fromFile: Record<string, unknown> = {};
+  if (values.config) {
+    if (!existsSync(values.config)) throw new AnvilError('file_not_found', `no such file: ${values.config}`);
+    try {
+      fromFile = JSON.parse(readFileSync(values.config, 'utf8'));
+    } catch (e) {
+      throw new AnvilError('invalid_argument', `${values.config}: ${(e as Error).message}`);
+    }
+  }
+  const opts = {
+    ...fromFile,
+    ...(values.host ? { host: values.host } : {}),
+    ...(values.port ? { port: Number(values.port) } : {}),
+    ...(values.taskset ? { taskset: values.taskset } : {}),
+    ...(values.token ? { token: values.token } : {}),
+    ...(values['log-dir'] ? { logDir: values['log-dir'] } : {}),
+    ...(values.unsandboxed ? { allowUnsandboxed: true } : {}),
+  };
+  const { AnvilServer } = await import('../env/server.js');
+  let server;
+  try {
+    server = new AnvilServer(opts);
+  } catch (e) {
+    if (e instanceof ZodError) throw new AnvilError('invalid_argument', `configuration: ${e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw e;
+  }
+  const address = await server.listen();
+  console.log(`anvil serving ${server.config.taskset} at ${address.replace(/^http/, 'ws')}/v1/ws (sandbox ${server.evaluator.mode}); logs in ${server.log.dir}`);
+  const stop = async () => {
+    console.log('anvil: shutting down');
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await new Promise(() => undefined);
+}
+
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2);
   try {
@@ -79,6 +134,14 @@ async function main(): Promise<number> {
         return 0;
       case 'eval':
         await cmdEval(rest);
+        return 0;
+      case 'demo': {
+        const { runDemo } = await import('./demo.js');
+        await runDemo(rest);
+        return 0;
+      }
+      case 'serve':
+        await cmdServe(rest);
         return 0;
       case undefined:
       case 'help':

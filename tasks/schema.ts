@@ -50,6 +50,8 @@ export const ManifestSchema = z
     description: z.string().default(''),
     splits: z.object({ train: z.array(z.string()), eval: z.array(z.string()) }).strict(),
     maxTurns: z.number().int().positive().default(4),
+    /** An episode ends as solved (terminated) once a turn reaches this speedup. */
+    solvedSpeedup: z.number().positive().optional(),
     /** Reward configuration, validated by rewards/ when the server loads the set. */
     reward: z.record(z.string(), z.unknown()).default({}),
   })

@@ -1,0 +1,67 @@
+/** Server settings: every resource has a named, finite limit. One strict
+ * schema, one commented defaults object. */
+import { z } from 'zod';
+
+export const ServerConfigSchema = z
+  .object({
+    host: z.string(),
+    port: z.number().int().min(0).max(65535),
+    taskset: z.string(),
+    /** With a token, `hello` must carry it and nothing is served before. */
+    token: z.string().min(1).nullable(),
+    logDir: z.string(),
+    /** A log file is closed and a new one opened past this size. */
+    logRotateBytes: z.number().int().positive(),
+    /** Frames larger than this get `too_large`, and the connection stays open. */
+    maxFrameBytes: z.number().int().positive(),
+    /** Frames larger than this close the connection (protects the process). */
+    hardFrameBytes: z.number().int().positive(),
+    maxConnections: z.number().int().positive(),
+    /** Open episodes over all sessions; resets beyond get `busy`. */
+    maxEpisodes: z.number().int().positive(),
+    /** Steps admitted and not yet answered; steps beyond get `busy`. */
+    maxPendingSteps: z.number().int().positive(),
+    maxGroupSize: z.number().int().positive(),
+    /** The turn limit a reset may ask for, at most. */
+    maxTurnsLimit: z.number().int().positive(),
+    /** Characters of one action; longer ones end the turn as `invalid_action`. */
+    maxActionChars: z.number().int().positive(),
+    /** Bytes of a step's `meta`, as JSON. */
+    maxMetaBytes: z.number().int().positive(),
+    /** How long a session and its episodes outlive their connection. */
+    resumeGraceMs: z.number().int().positive(),
+    /** Answers kept per session to re-send a retried request. */
+    replayCacheSize: z.number().int().positive(),
+    /** Ping period; a socket that misses a whole period is closed. */
+    pingIntervalMs: z.number().int().positive(),
+    /** Pool workers for compile and correctness. */
+    poolSize: z.number().int().positive(),
+    allowUnsandboxed: z.boolean(),
+    /** Verdicts cached by (task, code, seed, configuration). */
+    cacheSize: z.number().int().min(0),
+  })
+  .strict();
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+
+export const DEFAULT_SERVER_CONFIG: Readonly<Omit<ServerConfig, 'poolSize'>> = Object.freeze({
+  host: '127.0.0.1',
+  port: 8765,
+  taskset: 'builtin-c',
+  token: null,
+  logDir: 'anvil-logs',
+  logRotateBytes: 64 * 1024 ** 2,
+  maxFrameBytes: 1024 * 1024,
+  hardFrameBytes: 16 * 1024 * 1024,
+  maxConnections: 1024,
+  maxEpisodes: 100_000,
+  maxPendingSteps: 4096,
+  maxGroupSize: 64,
+  maxTurnsLimit: 16,
+  maxActionChars: 512 * 1024,
+  maxMetaBytes: 256 * 1024,
+  resumeGraceMs: 5 * 60_000,
+  replayCacheSize: 256,
+  pingIntervalMs: 15_000,
+  allowUnsandboxed: false,
+  cacheSize: 10_000,
+});

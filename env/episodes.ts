@@ -1,0 +1,90 @@
+/** Episodes: one model working on one task over several turns. An explicit
+ * lifecycle — ready ⇄ stepping, then done — with its legal transitions. */
+import { createHash, randomUUID } from 'node:crypto';
+import type { RewardConfig } from '../rewards/config.js';
+import type { Task, TaskSet } from '../tasks/loader.js';
+import { SYSTEM_PROMPT, taskPrompt } from '../tasks/prompt.js';
+import type { ChatMessage, Observation, StepReason } from './protocol.js';
+
+export type EpisodeState = 'ready' | 'stepping' | 'done';
+
+/** One counted turn: an action the model took and what it earned. */
+export interface Turn {
+  turn: number;
+  action: string;
+  outcome: string;
+  reward: number;
+  components: Record<string, number>;
+  speedup: number | null;
+  feedback: string;
+  codeHash: string;
+}
+
+export class Episode {
+  readonly id = randomUUID();
+  state: EpisodeState = 'ready';
+  readonly turns: Turn[] = [];
+  /** The messages shown to the model before its next action. */
+  lastObservation: Observation;
+  /** Set when the episode ends: why. */
+  endReason: StepReason | null = null;
+
+  constructor(
+    readonly sessionId: string,
+    readonly task: Task,
+    readonly taskset: string,
+    readonly seed: number,
+    readonly groupId: string,
+    readonly index: number,
+    readonly maxTurns: number,
+    readonly reward: RewardConfig,
+    firstObservation: Observation,
+  ) {
+    this.lastObservation = firstObservation;
+  }
+
+  /** ready → stepping; the caller has checked that the episode is ready. */
+  beginStep(): void {
+    if (this.state !== 'ready') throw new Error(`episode ${this.id} cannot step from ${this.state}`);
+    this.state = 'stepping';
+  }
+
+  /** stepping → ready, with nothing counted (cancelled, or an infrastructure failure). */
+  abandonStep(): void {
+    if (this.state === 'stepping') this.state = 'ready';
+  }
+
+  /** stepping → ready or done, with the turn counted. */
+  finishStep(turn: Omit<Turn, 'turn'>, ended: StepReason | null, shown: ChatMessage[]): Turn {
+    const t = { ...turn, turn: this.turns.length };
+    this.turns.push(t);
+    this.lastObservation = { messages: shown };
+    this.endReason = ended;
+    this.state = ended ? 'done' : 'ready';
+    return t;
+  }
+
+  get turnsLeft(): number {
+    return this.maxTurns - this.turns.length;
+  }
+}
+
+/** The first observation of a task: its system and task prompts. One object per
+ * task, shared by every episode on it. */
+const firstObservations = new WeakMap<Task, Observation>();
+export function firstObservation(task: Task, cores: number): Observation {
+  let o = firstObservations.get(task);
+  if (!o) {
+    o = Object.freeze({ messages: [Object.freeze({ role: 'system' as const, content: SYSTEM_PROMPT }), Object.freeze({ role: 'user' as const, content: taskPrompt(task, cores) })] });
+    firstObservations.set(task, o);
+  }
+  return o;
+}
+
+/** Picks a task from a split, deterministically for a given seed. */
+export function sampleTask(set: TaskSet, split: 'train' | 'eval', seed: number): Task {
+  const ids = set.manifest.splits[split];
+  if (ids.length === 0) throw new Error(`split ${split} of ${set.manifest.id} is empty`);
+  const h = createHash('sha256').update(`${seed}`).digest().readUInt32LE(0);
+  return set.tasks.get(ids[h % ids.length]!)!;
+}

@@ -1,0 +1,30 @@
+/** Prometheus metrics of the server. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({ name: 'anvil_connections', help: 'Open WebSocket connections', registers: [this.registry] });
+  readonly sessions = new Gauge({ name: 'anvil_sessions', help: 'Sessions, connected or within their resume grace', registers: [this.registry] });
+  readonly episodes = new Gauge({ name: 'anvil_episodes_open', help: 'Open episodes', registers: [this.registry] });
+  readonly steps = new Counter({ name: 'anvil_steps_total', help: 'Answered steps by outcome', labelNames: ['outcome'], registers: [this.registry] });
+  readonly queueDepth = new Gauge({ name: 'anvil_queue_depth', help: 'Steps admitted and not yet answered', registers: [this.registry] });
+  readonly busy = new Counter({ name: 'anvil_busy_total', help: 'Requests refused with busy', registers: [this.registry] });
+  readonly errors = new Counter({ name: 'anvil_protocol_errors_total', help: 'Error answers by code', labelNames: ['code'], registers: [this.registry] });
+  readonly stageSeconds = new Histogram({
+    name: 'anvil_stage_seconds',
+    help: 'Evaluation stage durations',
+    labelNames: ['stage'],
+    buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly stepSeconds = new Histogram({
+    name: 'anvil_step_seconds',
+    help: 'From a step arriving to its answer',
+    buckets: [0.001, 0.005, 0.02, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 120],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

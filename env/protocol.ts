@@ -1,0 +1,73 @@
+/** Protocol v1 (DESIGN §2): every client message as a zod schema, parsed once
+ * where a frame arrives; handlers see only typed messages. */
+import { z } from 'zod';
+import { RewardOverrideSchema } from '../rewards/config.js';
+
+export const PROTOCOL_VERSION = 1;
+
+const Id = z.union([z.string().min(1).max(128), z.number().int().safe()]);
+export type RequestId = z.infer<typeof Id>;
+const EpisodeId = z.string().min(1).max(64);
+
+export const ActionSchema = z.union([
+  z.string(),
+  z.object({ role: z.literal('assistant'), content: z.string() }).strict(),
+]);
+
+const Hello = z
+  .object({
+    id: Id,
+    op: z.literal('hello'),
+    protocol: z.literal(PROTOCOL_VERSION),
+    token: z.string().max(1024).optional(),
+    client: z.string().max(256).optional(),
+    resume: z.string().max(256).optional(),
+  })
+  .strict();
+
+const Tasks = z.object({ id: Id, op: z.literal('tasks'), taskset: z.string().max(256).optional(), split: z.enum(['train', 'eval']).optional() }).strict();
+
+const Reset = z
+  .object({
+    id: Id,
+    op: z.literal('reset'),
+    task: z.string().max(128).optional(),
+    taskset: z.string().max(256).optional(),
+    split: z.enum(['train', 'eval']).optional(),
+    seed: z.number().int().safe().optional(),
+    group: z.object({ id: z.string().min(1).max(128).optional(), size: z.number().int().positive().optional() }).strict().optional(),
+    options: z
+      .object({
+        maxTurns: z.number().int().positive().optional(),
+        backend: z.literal('c').optional(),
+        reward: RewardOverrideSchema.optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const Step = z.object({ id: Id, op: z.literal('step'), episode: EpisodeId, action: ActionSchema, meta: z.unknown().optional() }).strict();
+const Cancel = z.object({ id: Id, op: z.literal('cancel'), target: Id }).strict();
+const State = z.object({ id: Id, op: z.literal('state'), episode: EpisodeId }).strict();
+const Close = z.object({ id: Id, op: z.literal('close'), episode: EpisodeId }).strict();
+const Ping = z.object({ id: Id, op: z.literal('ping') }).strict();
+
+export const ClientMessageSchema = z.discriminatedUnion('op', [Hello, Tasks, Reset, Step, Cancel, State, Close, Ping]);
+export type ClientMessage = z.infer<typeof ClientMessageSchema>;
+export type Op = ClientMessage['op'];
+export const OPS: readonly Op[] = ['hello', 'tasks', 'reset', 'step', 'cancel', 'state', 'close', 'ping'];
+export type Msg<O extends Op> = Extract<ClientMessage, { op: O }>;
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface Observation {
+  messages: ChatMessage[];
+}
+
+export type StepReason = 'max_turns' | 'solved' | 'cancelled' | 'env_error' | 'invalid_action';
+
+export const IdSchema = Id;

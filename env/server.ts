@@ -1,0 +1,267 @@
+/** The server: fastify for HTTP, `ws` for the socket at /v1/ws. Frames are
+ * decoded and validated here, once; the Gym handles typed messages. A bad
+ * frame gets a typed error and the connection stays open. */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import os from 'node:os';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import type { EvalConfig } from '../sandbox/config.js';
+import { Evaluator } from '../sandbox/evaluator.js';
+import { AnvilError } from '../sandbox/errors.js';
+import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
+import { PACKAGE_VERSION } from '../tasks/paths.js';
+import { decode, encode, type Encoding } from './codec.js';
+import { DEFAULT_SERVER_CONFIG, ServerConfigSchema, type ServerConfig } from './config.js';
+import { ProtocolError } from './errors.js';
+import { Gym } from './gym.js';
+import { TurnLog } from './log.js';
+import { Metrics } from './metrics.js';
+import type { ClientMessage, RequestId } from './protocol.js';
+import type { Session, Sink } from './sessions.js';
+
+export interface ServerOptions extends Partial<ServerConfig> {
+  /** Evaluation settings for the evaluator (tests shorten timing). */
+  evalConfig?: Partial<EvalConfig>;
+}
+
+interface Conn {
+  ws: WebSocket;
+  session: Session | null;
+  alive: boolean;
+  encoding: Encoding;
+}
+
+export class AnvilServer {
+  readonly config: ServerConfig;
+  readonly metrics = new Metrics();
+  readonly app: FastifyInstance;
+  readonly gym: Gym;
+  readonly evaluator: Evaluator;
+  readonly log: TurnLog;
+  private readonly wss: WebSocketServer;
+  private readonly conns = new Set<Conn>();
+  private pingTimer: NodeJS.Timeout | null = null;
+  private readonly started = Date.now();
+
+  constructor(opts: ServerOptions = {}) {
+    const { evalConfig, ...rest } = opts;
+    this.config = Object.freeze(ServerConfigSchema.parse({ ...DEFAULT_SERVER_CONFIG, poolSize: os.availableParallelism(), ...rest }));
+    const sets = new Map<string, TaskSet>();
+    const set = loadTaskSet(this.config.taskset);
+    sets.set(this.config.taskset, set);
+    if (set.manifest.id !== this.config.taskset) sets.set(set.manifest.id, set);
+    this.evaluator = new Evaluator({
+      poolSize: this.config.poolSize,
+      allowUnsandboxed: this.config.allowUnsandboxed,
+      cacheSize: this.config.cacheSize,
+      config: evalConfig,
+    });
+    for (const t of set.tasks.values()) this.evaluator.warm(t);
+    this.log = new TurnLog(this.config.logDir, this.config.logRotateBytes);
+    this.gym = new Gym(this.config, sets, this.evaluator, this.log, this.metrics);
+    this.app = Fastify({ logger: false, bodyLimit: this.config.maxFrameBytes });
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.hardFrameBytes });
+    this.routes();
+  }
+
+  private authorized(header: string | undefined): boolean {
+    return !this.config.token || header === `Bearer ${this.config.token}`;
+  }
+
+  private routes(): void {
+    const app = this.app;
+    app.get('/healthz', async () => ({
+      ok: true,
+      version: PACKAGE_VERSION,
+      uptimeS: Math.round((Date.now() - this.started) / 1000),
+      sandbox: this.evaluator.mode,
+      connections: this.conns.size,
+      sessions: this.gym.sessions.size,
+      episodes: this.gym.episodes.size,
+      pendingSteps: this.gym.pendingSteps,
+      logFile: this.log.currentFile || null,
+    }));
+    app.get('/metrics', async (_req, reply) => {
+      reply.header('content-type', this.metrics.registry.contentType);
+      return this.metrics.registry.metrics();
+    });
+    app.get('/v1/tasks', async (req, reply) => {
+      const q = req.query as { taskset?: string; split?: 'train' | 'eval' };
+      try {
+        return this.gym.tasks({ id: 0, op: 'tasks', taskset: q.taskset, split: q.split === 'train' || q.split === 'eval' ? q.split : undefined });
+      } catch (e) {
+        return this.httpError(reply, e);
+      }
+    });
+    const EvaluateBody = z
+      .object({
+        task: z.string(),
+        taskset: z.string().optional(),
+        code: z.string().optional(),
+        reply: z.string().optional(),
+        seed: z.number().int().safe().optional(),
+      })
+      .strict()
+      .refine((b) => (b.code === undefined) !== (b.reply === undefined), 'give exactly one of code or reply');
+    app.post('/v1/evaluate', async (req, reply) => {
+      if (!this.authorized(req.headers.authorization)) return this.httpError(reply, new ProtocolError('unauthorized', 'a bearer token is required'));
+      const body = EvaluateBody.safeParse(req.body);
+      if (!body.success) return this.httpError(reply, new ProtocolError('invalid_message', body.error.issues[0]!.message));
+      try {
+        const set = this.gym.taskset(body.data.taskset);
+        const task = set.tasks.get(body.data.task);
+        if (!task) throw new ProtocolError('unknown_task', `no task "${body.data.task}"`);
+        if (this.gym.pendingSteps >= this.config.maxPendingSteps) throw new ProtocolError('busy', 'the server is at its limit of pending evaluations', 2000);
+        return await this.evaluator.evaluate({ task, code: body.data.code, reply: body.data.reply, seed: body.data.seed ?? 0 });
+      } catch (e) {
+        return this.httpError(reply, e);
+      }
+    });
+    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'Not Found');
+      if (this.conns.size >= this.config.maxConnections) return refuse(socket, 503, 'Service Unavailable');
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+    });
+  }
+
+  private httpError(reply: { code(n: number): unknown }, e: unknown) {
+    const err = toProtocolError(e);
+    const status = { unauthorized: 401, unknown_task: 404, unknown_taskset: 404, busy: 503, invalid_message: 400, too_large: 413 }[err.code as string] ?? 500;
+    reply.code(status);
+    return { ok: false, error: err.toWire() };
+  }
+
+  private accept(ws: WebSocket): void {
+    const conn: Conn = { ws, session: null, alive: true, encoding: 'json' };
+    this.conns.add(conn);
+    this.metrics.connections.set(this.conns.size);
+    ws.on('pong', () => (conn.alive = true));
+    ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(conn, data, isBinary));
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      this.conns.delete(conn);
+      this.metrics.connections.set(this.conns.size);
+      if (conn.session && conn.session.sink && (conn.session.sink as ConnSink).conn === conn) this.gym.sessions.detach(conn.session);
+    });
+  }
+
+  private send(conn: Conn, value: unknown, encoding: Encoding): void {
+    if (conn.ws.readyState !== conn.ws.OPEN) return;
+    conn.ws.send(encode(value, encoding), { binary: encoding === 'msgpack' });
+  }
+
+  private fail(conn: Conn, id: RequestId | null, e: unknown, encoding: Encoding): void {
+    const err = toProtocolError(e);
+    this.metrics.errors.inc({ code: err.code });
+    this.send(conn, { id, ok: false, error: err.toWire() }, encoding);
+  }
+
+  private onFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
+    const d = decode(data, isBinary, this.config.maxFrameBytes);
+    conn.encoding = d.encoding;
+    if (!d.message) return this.fail(conn, d.id, d.error, d.encoding);
+    try {
+      this.dispatch(conn, d.message, d.encoding);
+    } catch (e) {
+      this.fail(conn, d.message.id, e, d.encoding);
+    }
+  }
+
+  private dispatch(conn: Conn, m: ClientMessage, encoding: Encoding): void {
+    const answer = (body: object) => this.send(conn, { id: m.id, ok: true, ...body }, encoding);
+    if (m.op === 'hello') return this.hello(conn, m, encoding);
+    const session = conn.session;
+    if (!session) throw new ProtocolError('unauthorized', 'send a successful hello first');
+    session.encoding = encoding;
+    switch (m.op) {
+      case 'ping':
+        return answer({ pong: true, time: Date.now() });
+      case 'tasks':
+        return answer(this.gym.tasks(m));
+      case 'reset':
+        return answer(this.gym.reset(session, m));
+      case 'step':
+        return this.gym.step(session, m, encoding);
+      case 'cancel':
+        return answer(this.gym.cancel(session, m));
+      case 'state':
+        return answer(this.gym.state(session, m));
+      case 'close':
+        return answer(this.gym.close(session, m));
+    }
+  }
+
+  private hello(conn: Conn, m: Extract<ClientMessage, { op: 'hello' }>, encoding: Encoding): void {
+    if (this.config.token && m.token !== this.config.token) throw new ProtocolError('unauthorized', 'the token is missing or wrong');
+    let session = m.resume ? this.gym.sessions.byResumeToken(m.resume) : undefined;
+    const resumed = session !== undefined;
+    if (session?.sink) session.sink.close(4000, 'resumed on another connection');
+    session ??= this.gym.sessions.create();
+    if (conn.session && conn.session !== session) this.gym.sessions.detach(conn.session);
+    conn.session = session;
+    this.metrics.sessions.set(this.gym.sessions.size);
+    this.send(conn, { id: m.id, ok: true, ...this.gym.hello(session), resumed }, encoding);
+    session.attach(new ConnSink(conn, (v, enc) => this.send(conn, v, enc)));
+  }
+
+  async listen(): Promise<string> {
+    const address = await this.app.listen({ host: this.config.host, port: this.config.port });
+    this.pingTimer = setInterval(() => {
+      for (const c of this.conns) {
+        if (!c.alive) {
+          c.ws.terminate();
+          continue;
+        }
+        c.alive = false;
+        c.ws.ping();
+      }
+    }, this.config.pingIntervalMs);
+    this.pingTimer.unref();
+    return address;
+  }
+
+  get port(): number {
+    const a = this.app.server.address();
+    return typeof a === 'object' && a ? a.port : this.config.port;
+  }
+
+  async close(): Promise<void> {
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    for (const c of this.conns) c.ws.terminate();
+    for (const s of [...this.gym.sessions.all()]) this.gym.sessions.expire(s);
+    await this.app.close();
+    await this.evaluator.close();
+    this.log.close();
+  }
+}
+
+class ConnSink implements Sink {
+  constructor(
+    readonly conn: Conn,
+    private readonly sendFn: (v: unknown, enc: Encoding) => void,
+  ) {}
+  send(value: unknown, encoding: Encoding): void {
+    this.sendFn(value, encoding);
+  }
+  close(code: number, reason: string): void {
+    this.conn.ws.close(code, reason);
+  }
+}
+
+function refuse(socket: Duplex, status: number, text: string): void {
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** Known errors keep their code; anything else is logged and reaches clients only as `internal`. */
+function toProtocolError(e: unknown): ProtocolError {
+  if (e instanceof ProtocolError) return e;
+  if (e instanceof AnvilError) {
+    const code = e.code === 'unknown_task' || e.code === 'unknown_taskset' ? e.code : e.code === 'code_too_large' ? 'too_large' : 'invalid_message';
+    return new ProtocolError(code, e.message);
+  }
+  console.error('internal error:', e);
+  return new ProtocolError('internal', 'internal error');
+}
