@@ -18,7 +18,7 @@ function fence(s: string): string {
 const FLAG_TEXT: Record<string, string> = {
   library_offload: 'Most of the time was spent in library ops: the kernel must do the main work itself.',
   input_mutation: 'The kernel modified an input; inputs are read-only.',
-  post_return_writes: 'The kernel kept working after it returned; all work must finish before solve returns.',
+  post_return_work: 'The kernel kept working after it returned; all work must finish before solve returns.',
   forged_reply: "The kernel wrote to the harness's result channel.",
   faster_than_light: 'The measured time is below what the hardware allows for this work, so the measurement cannot be trusted.',
 };

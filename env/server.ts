@@ -72,7 +72,16 @@ export class AnvilServer {
 
   private routes(): void {
     const app = this.app;
-    app.get('/healthz', async () => ({
+    app.get('/healthz', async (req) => {
+      // ?gc=1 collects garbage first when node runs with --expose-gc: for memory benchmarks.
+      if ((req.query as { gc?: string }).gc === '1') (globalThis as { gc?: () => void }).gc?.();
+      return this.health();
+    });
+    this.apiRoutes();
+  }
+
+  private health() {
+    return {
       ok: true,
       version: PACKAGE_VERSION,
       uptimeS: Math.round((Date.now() - this.started) / 1000),
@@ -82,7 +91,12 @@ export class AnvilServer {
       episodes: this.gym.episodes.size,
       pendingSteps: this.gym.pendingSteps,
       logFile: this.log.currentFile || null,
-    }));
+      memory: process.memoryUsage(),
+    };
+  }
+
+  private apiRoutes(): void {
+    const app = this.app;
     app.get('/metrics', async (_req, reply) => {
       reply.header('content-type', this.metrics.registry.contentType);
       return this.metrics.registry.metrics();

@@ -84,13 +84,6 @@ function baseEnv(cfg: EvalConfig): Record<string, string> {
   return { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C', OMP_NUM_THREADS: String(cfg.threads) };
 }
 
-/** Runners keep their OpenMP workers spinning: a worker that slept between calls
- * wakes late on an idle virtual CPU, by milliseconds. The judge freezes the
- * candidate between calls, so the spinning never steals from the reference. */
-function runnerEnv(cfg: EvalConfig): Record<string, string> {
-  return { ...baseEnv(cfg), OMP_WAIT_POLICY: 'active', GOMP_SPINCOUNT: 'infinite' };
-}
-
 /** Writes the candidate, compiles it in the sandbox, checks its symbols and links the runner. */
 export async function prepare(job: JobRef, code: string, seed: string): Promise<PrepareResult> {
   const stages: StageRecord[] = [];
@@ -241,7 +234,7 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
       cgroup: cg,
       uid: jobUid(job.slot, role),
       limits: limits(cfg, cfg.outputBytes),
-      env: runnerEnv(cfg),
+      env: baseEnv(cfg),
       binds: [{ src, dest: '/job' }],
       chdir: '/job',
       command: ['/job/runner'],

@@ -235,11 +235,11 @@ export class Evaluator {
     let libMs = 0;
     let candTotal = 0;
     const shapes: ShapeTiming[] = (time.shapes ?? []).map((raw) => {
-      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; libMs: number; candidateTotalMs: number };
+      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; libMs: number; callMs: number };
       const params = task.timing[s.shape]!;
       const solMs = Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) * 1e3;
       libMs += s.libMs;
-      candTotal += s.candidateTotalMs;
+      candTotal += s.callMs;
       if (s.candidate.medianMs < config.solMargin * solMs)
         flags.push({
           kind: 'faster_than_light',

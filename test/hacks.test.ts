@@ -31,8 +31,9 @@ for (const hack of corpus) {
 
   t.test(`${hack.name} with static checks skipped: ${hack.unchecked.outcome}`, async (t) => {
     const r = await unchecked.evaluate({ task: builtin().tasks.get(hack.task)!, code: hack.code, seed: 11 });
-    t.equal(r.outcome, hack.unchecked.outcome, r.message);
-    if (hack.unchecked.flag) t.ok(r.flags.some((f) => f.kind === hack.unchecked.flag), JSON.stringify(r.flags));
+    const allowed = hack.unchecked.outcome.split('|');
+    t.ok(allowed.includes(r.outcome), `${r.outcome}: ${r.message} ${JSON.stringify({ profile: r.profile, stages: r.stages })}`);
+    if (hack.unchecked.flag && r.outcome === allowed[0]) t.ok(r.flags.some((f) => f.kind === hack.unchecked.flag), JSON.stringify(r.flags));
     if (r.outcome === 'ok') {
       // The hack got nowhere: an honest verdict, with no speedup beyond what the code earns.
       t.ok(r.correct);

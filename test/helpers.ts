@@ -32,7 +32,8 @@ export interface Hack {
   task: string;
   code: string;
   expect: { outcome: string; flag?: string };
-  /** The outcome when static checks are skipped: what the sandbox and judge alone make of it. */
+  /** The outcome when static checks are skipped: what the sandbox and judge alone make of it.
+   * `a|b` allows either, where the machine's load decides a race. */
   unchecked: { outcome: string; flag?: string };
 }
 

@@ -25,6 +25,7 @@ typedef struct {
 typedef struct {
   uint64_t seq;      /* the call that ended; seq 0 is the start-up greeting */
   uint64_t lib_ns;   /* time spent in library ops during the call (untrusted) */
+  uint64_t call_ns;  /* the call's own duration, on the runner's clock (untrusted) */
 } anvil_reply;
 
 typedef union { void *p; float f; int32_t i; } anvil_arg;

@@ -483,7 +483,7 @@ static void stop_runner(runner *r) {
 
 /* One call, timed from outside: from just before the command is written to just
  * after the reply is read. */
-static int call(runner *r, anvil_cmd *cmd, uint64_t *elapsed, uint64_t *lib_ns) {
+static int call(runner *r, anvil_cmd *cmd, uint64_t *elapsed, anvil_reply *out) {
   cmd->seq = ++r->seq;
   cmd->nargs = (uint32_t)spec.nargs;
   anvil_reply rep;
@@ -494,7 +494,7 @@ static int call(runner *r, anvil_cmd *cmd, uint64_t *elapsed, uint64_t *lib_ns) 
   if (rc == CALL_TIMEOUT || rc == CALL_FORGED) { kill_runner(r); note_death(r); return rc; }
   if (rc == CALL_DIED) { note_death(r); return CALL_DIED; }
   if (elapsed) *elapsed = t1 - t0;
-  if (lib_ns) *lib_ns = rep.lib_ns;
+  if (out) *out = rep;
   return CALL_OK;
 }
 
@@ -654,19 +654,59 @@ static void reference_failed(const char *where) {
   conclude();
 }
 
+/* CPU time, in ns, used so far by every thread of the runner's processes. */
+static uint64_t cpu_ns(runner *r) {
+  pid_t pids[256];
+  int n = runner_pids(r, pids, 256);
+  uint64_t total = 0;
+  for (int i = 0; i < n; i++) {
+    if (is_keeper(r, pids[i])) continue;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pids[i]);
+    DIR *d = opendir(dir);
+    if (!d) continue;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (e->d_name[0] == '.') continue;
+      char path[128], buf[128];
+      snprintf(path, sizeof path, "%.40s/%.60s/schedstat", dir, e->d_name);
+      int fd = open(path, O_RDONLY);
+      if (fd < 0) continue;
+      ssize_t len = read(fd, buf, sizeof buf - 1);
+      close(fd);
+      if (len > 0) {
+        buf[len] = 0;
+        total += strtoull(buf, NULL, 10);
+      }
+    }
+    closedir(d);
+  }
+  return total;
+}
+
 /* Resumes the candidate for a while after its last call, with no call in
- * flight: if any of its argument memory changes meanwhile, it was still
- * working after it returned. */
-static int changed_while_idle(void) {
+ * flight. It has returned, so it must be idle: if any of its argument memory
+ * changes, or it keeps using the CPU once idle OpenMP workers would have
+ * stopped spinning, it is still working after returning. */
+#define IDLE_SETTLE_MS 30
+#define IDLE_CPU_LIMIT_NS 5000000ull
+
+static const char *work_while_idle(void) {
   unsigned char *before = malloc(cand.mem_size);
   if (!before) fail_env("out of memory for the idle check");
   memcpy(before, cand.mem, cand.mem_size);
+  int wait = spec.post_wait_ms > IDLE_SETTLE_MS ? spec.post_wait_ms : 100;
   thaw(&cand);
-  sleep_ms(spec.post_wait_ms > 0 ? spec.post_wait_ms : 50);
+  sleep_ms(IDLE_SETTLE_MS);
+  uint64_t cpu0 = cpu_ns(&cand);
+  sleep_ms(wait - IDLE_SETTLE_MS);
+  uint64_t used = cpu_ns(&cand) - cpu0;
   freeze(&cand);
   int changed = memcmp(before, cand.mem, cand.mem_size) != 0;
   free(before);
-  return changed;
+  if (changed) return "argument memory changed after the call had returned: work continues in the background";
+  if (used > IDLE_CPU_LIMIT_NS) return "the process kept using the CPU after the call had returned: work continues in the background";
+  return NULL;
 }
 
 /* ---------- phase check ---------- */
@@ -761,8 +801,9 @@ static void phase_check(void) {
   emit_num("maxAbsErr", worst.max_abs);
   emit_num("maxRelErr", worst.max_rel);
   emit("\"flags\":[");
-  int hack = changed_while_idle();
-  if (hack) emit_flag("post_return_writes", "argument memory changed after the call had returned: work continues in the background");
+  const char *late = work_while_idle();
+  int hack = late != NULL;
+  if (hack) emit_flag("post_return_work", late);
   end_list();
   if (hack) {
     emit_str("outcome", "hack_detected");
@@ -826,7 +867,7 @@ static void flush_windows(runner *r, const shape_spec *s, int slot) {
 }
 
 /* Calls one runner on one window; returns milliseconds, or a negative code. */
-static double timed_call(runner *r, const shape_spec *s, const float *scalars, int slot, uint64_t *lib_ns) {
+static double timed_call(runner *r, const shape_spec *s, const float *scalars, int slot, anvil_reply *rep) {
   anvil_cmd cmd;
   for (int i = 0; i < spec.nargs; i++)
     if (spec.arg[i].kind == ANVIL_OUT) poison(window(r, i, slot), (size_t)s->v[i]);
@@ -834,7 +875,7 @@ static double timed_call(runner *r, const shape_spec *s, const float *scalars, i
   build_cmd(&cmd, s, scalars, slot);
   uint64_t ns = 0;
   if (r == &cand) thaw(r);
-  int rc = call(r, &cmd, &ns, lib_ns);
+  int rc = call(r, &cmd, &ns, rep);
   if (r == &cand && rc == CALL_OK) freeze(r);
   if (rc != CALL_OK) return rc == CALL_TIMEOUT ? -2 : rc == CALL_FORGED ? -3 : -1;
   return (double)ns / 1e6;
@@ -858,17 +899,18 @@ static void phase_time(void) {
       }
     }
     int reps = 0;
-    uint64_t lib_total = 0;
-    double cand_total = 0;
+    /* The profile share compares library time with the call's own time, both
+     * on the runner's clock (the judge's time also holds the hand-over). */
+    double lib_total = 0, call_total = 0, cand_total = 0;
     uint64_t start = now_ns();
     for (int k = 0; k < spec.max_reps + 1; k++) {
       int slot = slot_order[k];
       int cand_first = k % 2;
       double ms_c = 0, ms_r = 0;
-      uint64_t lib = 0;
+      anvil_reply rep = {0, 0, 0};
       for (int turn = 0; turn < 2; turn++) {
         if ((turn == 0) == (cand_first != 0)) {
-          ms_c = timed_call(&cand, s, scalars, slot, &lib);
+          ms_c = timed_call(&cand, s, scalars, slot, &rep);
           if (ms_c < 0) {
             emit("{\"shape\":%d,\"failedRep\":%d}],", si, k);
             end_candidate_failure(ms_c == -2 ? CALL_TIMEOUT : ms_c == -3 ? CALL_FORGED : CALL_DIED, "while being timed");
@@ -895,8 +937,9 @@ static void phase_time(void) {
       tc[reps] = ms_c;
       tr[reps] = ms_r;
       reps++;
-      double lib_ms = (double)lib / 1e6;
-      lib_total += (uint64_t)(lib_ms > ms_c ? ms_c * 1e6 : (double)lib);
+      double call_ms = fmin((double)rep.call_ns / 1e6, ms_c);
+      call_total += call_ms;
+      lib_total += fmin((double)rep.lib_ns / 1e6, call_ms);
       cand_total += ms_c;
       if (reps >= spec.min_reps) {
         stats a = summarize(tc, reps), b = summarize(tr, reps);
@@ -928,7 +971,8 @@ static void phase_time(void) {
     emit_num("pairedSpeedup", q.median);
     emit_stats("candidate", a, reps);
     emit_stats("reference", b, reps);
-    emit_num("libMs", (double)lib_total / 1e6);
+    emit_num("libMs", lib_total);
+    emit_num("callMs", call_total);
     emit_num("candidateTotalMs", cand_total);
     out_len--;
     emit("},");
@@ -944,8 +988,9 @@ static void phase_time(void) {
     end_candidate_failure(last == -2 ? CALL_TIMEOUT : last == -3 ? CALL_FORGED : CALL_DIED, "after timing");
     conclude();
   }
-  if (changed_while_idle()) {
-    emit_flag("post_return_writes", "argument memory changed after the call had returned: work continues in the background");
+  const char *late = work_while_idle();
+  if (late) {
+    emit_flag("post_return_work", late);
     end_list();
     emit_str("outcome", "hack_detected");
     emit_str("message", "the candidate kept writing its output after returning");

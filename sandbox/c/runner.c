@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "anvil_abi.h"
 
@@ -37,7 +38,7 @@ int main(void) {
   if (fstat(ANVIL_SHM_FD, &st) != 0) return 90;
   unsigned char *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ANVIL_SHM_FD, 0);
   if (base == MAP_FAILED) return 91;
-  anvil_reply reply = {0, 0};
+  anvil_reply reply = {0, 0, 0};
   if (io_full(ANVIL_REPLY_FD, &reply, sizeof reply, 1) != 0) return 92;
   for (;;) {
     anvil_cmd cmd;
@@ -48,10 +49,14 @@ int main(void) {
       else if (cmd.kind[i] == ANVIL_F32) args[i].f = cmd.arg[i].f;
       else args[i].i = cmd.arg[i].i;
     }
+    struct timespec t0, t1;
     anvil_lib_ns = 0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     anvil_call(args);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     reply.seq = cmd.seq;
     reply.lib_ns = anvil_lib_ns;
+    reply.call_ns = (uint64_t)(t1.tv_sec - t0.tv_sec) * 1000000000ull + (uint64_t)(t1.tv_nsec - t0.tv_nsec);
     if (io_full(ANVIL_REPLY_FD, &reply, sizeof reply, 1) != 0) return 93;
   }
 }
