@@ -68,7 +68,7 @@ class Conn {
 
 async function boot(logDir: string): Promise<{ child: ChildProcess; url: string; http: string }> {
   const cfg = path.join(logDir, 'config.json');
-  writeFileSync(cfg, JSON.stringify({ maxEpisodes: 50_000, maxPendingSteps: 50_000, maxTurnsLimit: 16, maxGroupSize: 64 }));
+  writeFileSync(cfg, JSON.stringify({ maxEpisodes: 50_000, maxPendingSteps: 50_000, maxTurnsLimit: 64, maxGroupSize: 64 }));
   const child = spawn(process.execPath, ['--expose-gc', path.join(PACKAGE_ROOT, 'dist/scripts/anvil.js'), 'serve', '--port', '0', '--log-dir', logDir, '--config', cfg], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -112,7 +112,7 @@ for (const E of values.episodes!.split(',').map(Number)) {
     const episodes: Array<{ conn: Conn; id: string }> = [];
     for (let i = 0; episodes.length < E; i++) {
       const conn = conns[i % conns.length]!;
-      const r = await conn.call({ op: 'reset', task: 'vector_add', seed: 1, group: { size: Math.min(64, E - episodes.length) }, options: { maxTurns: 16 } });
+      const r = await conn.call({ op: 'reset', task: 'vector_add', seed: 1, group: { size: Math.min(64, E - episodes.length) }, options: { maxTurns: 64 } });
       if (!r.ok) throw new Error(JSON.stringify(r.error));
       for (const e of r.episodes) episodes.push({ conn, id: e.episode });
     }
