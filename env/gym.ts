@@ -45,10 +45,6 @@ export class Gym {
     return this.pending;
   }
 
-  private defaultTaskset(): TaskSet {
-    return this.tasksets.get(this.config.taskset)!;
-  }
-
   taskset(id?: string): TaskSet {
     const set = this.tasksets.get(id ?? this.config.taskset);
     if (!set) throw new ProtocolError('unknown_taskset', `no task set "${id}"; served: ${[...this.tasksets.keys()].join(', ')}`);
@@ -387,9 +383,5 @@ export class Gym {
       if (ep) this.dropEpisode(s, ep);
     }
     this.metrics.sessions.set(this.sessions.size);
-  }
-
-  defaultTasksetId(): string {
-    return this.defaultTaskset().manifest.id;
   }
 }

@@ -68,7 +68,6 @@ export class Evaluator {
   private readonly skipStatic: boolean;
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
-  private active = 0;
   private peak: PeakRates | null = null;
   private env: EvalEnvironment | null = null;
 
@@ -151,7 +150,6 @@ export class Evaluator {
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
     const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
     const job: JobRef = { jobId, slot, mode: this.mode, config, task: req.task, skipStatic: this.skipStatic };
-    this.active++;
     try {
       const result = await this.runStages(job, code, seed, stages, base, opts);
       if (result.outcome !== 'env_error' && this.cacheSize > 0) {
@@ -162,7 +160,6 @@ export class Evaluator {
     } finally {
       await this.pool.run({ op: 'cleanup', jobId } satisfies WorkerTask).catch(() => undefined);
       this.freeSlots.push(slot);
-      this.active--;
     }
   }
 
@@ -305,11 +302,6 @@ export class Evaluator {
   private deriveSeed(task: Task, seed: number | string): string {
     const h = createHash('sha256').update(this.secret).update('\0').update(task.id).update(task.digest).update('\0').update(String(seed)).digest();
     return h.readBigUInt64LE(0).toString();
-  }
-
-  /** Evaluations past the static stage and not yet finished. */
-  get inFlight(): number {
-    return this.active;
   }
 
   async close(): Promise<void> {

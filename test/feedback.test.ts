@@ -1,7 +1,7 @@
 /** Feedback tells the model what went wrong, never the reward, a hidden shape or a timing detail. */
 import t from 'tap';
 import { feedbackText } from '../env/feedback.js';
-import type { EvalResult } from '../sandbox/result.js';
+import { OUTCOMES, type EvalResult } from '../sandbox/result.js';
 
 const base = {
   correct: false,
@@ -44,4 +44,14 @@ t.test('correct results give the speedup; compile errors the log', async (t) => 
   const c = feedbackText({ ...base, outcome: 'compile_error', message: 'the compiler reported errors', stages: [{ name: 'compile', status: 'failed', ms: 1, log: "candidate.c:3: error: expected ';'" }] }, 1);
   t.match(c, /expected ';'/);
   t.notMatch(feedbackText({ ...base, outcome: 'ok', correct: true, speedup: 2, profileShare: 1 }, 1), /reward/i);
+});
+
+t.test('every outcome class has feedback of its own', async (t) => {
+  const texts = new Set<string>();
+  for (const outcome of OUTCOMES) {
+    const text = feedbackText({ ...base, outcome, correct: outcome === 'ok', speedup: outcome === 'ok' ? 1 : null, profileShare: 1 }, 1);
+    t.ok(text.startsWith('Result:'), outcome);
+    texts.add(text.split('\n')[0]!.slice(0, 20));
+  }
+  t.ok(texts.size >= OUTCOMES.length - 2, 'the outcomes read differently');
 });

@@ -342,8 +342,9 @@ static void signal_runner(runner *r, int sig) {
     if (!is_keeper(r, pids[i])) kill(pids[i], sig);
 }
 
-/* True when every thread of every process of the runner is stopped. */
-static int all_stopped(runner *r) {
+/* Reads /proc/PID/task/TID/<file> for every thread of the runner's own
+ * processes and hands each to visit; stops early when visit returns nonzero. */
+static int each_thread(runner *r, const char *file, int (*visit)(const char *text, void *ctx), void *ctx) {
   pid_t pids[256];
   int n = runner_pids(r, pids, 256);
   for (int i = 0; i < n; i++) {
@@ -355,23 +356,34 @@ static int all_stopped(runner *r) {
     struct dirent *e;
     while ((e = readdir(d))) {
       if (e->d_name[0] == '.') continue;
-      char path[128], buf[512];
-      snprintf(path, sizeof path, "%.40s/%.60s/stat", dir, e->d_name);
+      char path[160], buf[512];
+      snprintf(path, sizeof path, "%.40s/%.60s/%.20s", dir, e->d_name, file);
       int fd = open(path, O_RDONLY);
       if (fd < 0) continue;
       ssize_t len = read(fd, buf, sizeof buf - 1);
       close(fd);
       if (len <= 0) continue;
       buf[len] = 0;
-      char *paren = strrchr(buf, ')');
-      if (!paren || paren[1] == 0) continue;
-      char state = paren[2];
-      if (state != 'T' && state != 't' && state != 'Z' && state != 'X') { closedir(d); return 0; }
+      if (visit(buf, ctx)) {
+        closedir(d);
+        return 1;
+      }
     }
     closedir(d);
   }
-  return 1;
+  return 0;
 }
+
+static int is_running(const char *stat, void *ctx) {
+  (void)ctx;
+  const char *paren = strrchr(stat, ')');
+  if (!paren || paren[1] == 0) return 0;
+  char state = paren[2];
+  return state != 'T' && state != 't' && state != 'Z' && state != 'X';
+}
+
+/* True when every thread of every process of the runner is stopped. */
+static int all_stopped(runner *r) { return !each_thread(r, "stat", is_running, NULL); }
 
 /* Freezes the candidate between calls, so it cannot work while it is not timed. */
 static void freeze(runner *r) {
@@ -654,33 +666,15 @@ static void reference_failed(const char *where) {
   conclude();
 }
 
+static int add_cpu(const char *schedstat, void *ctx) {
+  *(uint64_t *)ctx += strtoull(schedstat, NULL, 10);
+  return 0;
+}
+
 /* CPU time, in ns, used so far by every thread of the runner's processes. */
 static uint64_t cpu_ns(runner *r) {
-  pid_t pids[256];
-  int n = runner_pids(r, pids, 256);
   uint64_t total = 0;
-  for (int i = 0; i < n; i++) {
-    if (is_keeper(r, pids[i])) continue;
-    char dir[64];
-    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pids[i]);
-    DIR *d = opendir(dir);
-    if (!d) continue;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      if (e->d_name[0] == '.') continue;
-      char path[128], buf[128];
-      snprintf(path, sizeof path, "%.40s/%.60s/schedstat", dir, e->d_name);
-      int fd = open(path, O_RDONLY);
-      if (fd < 0) continue;
-      ssize_t len = read(fd, buf, sizeof buf - 1);
-      close(fd);
-      if (len > 0) {
-        buf[len] = 0;
-        total += strtoull(buf, NULL, 10);
-      }
-    }
-    closedir(d);
-  }
+  each_thread(r, "schedstat", add_cpu, &total);
   return total;
 }
 
