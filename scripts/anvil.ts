@@ -8,6 +8,7 @@ import type { EvalResult } from '../sandbox/result.js';
 import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
 import { getTask, loadTaskSet } from '../tasks/loader.js';
 import { ZodError } from 'zod';
+import { exportDataset, ExportError, FILTERS, type Filter } from '../rewards/export.js';
 import { formatResult } from './format.js';
 
 const USAGE = `usage: anvil <command> [options]
@@ -19,6 +20,9 @@ commands:
   serve [--host H] [--port P] [--taskset ID] [--token T] [--log-dir DIR] [--config FILE] [--unsandboxed]
                                              run the WebSocket gym server
   demo [--port P] [--log-dir DIR]            start a server and play scripted episodes against it
+  export --logs DIR --out FILE [--format jsonl|parquet] [--gamma G] [--prs-tau T --prs-f F]
+         [--filter correct|best|improved]... [--episodes]
+                                             per-turn logs to a dataset with returns, TRLOO advantages and keep flags
   help                                       this text`;
 
 class UsageError extends Error {}
@@ -125,6 +129,65 @@ async function cmdServe(argv: string[]): Promise<void> {
   await new Promise(() => undefined);
 }
 
+async function cmdExport(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      logs: { type: 'string' },
+      out: { type: 'string' },
+      format: { type: 'string' },
+      gamma: { type: 'string', default: '1' },
+      'prs-tau': { type: 'string', default: '0.3' },
+      'prs-f': { type: 'string', default: '0.1' },
+      filter: { type: 'string', multiple: true, default: [] },
+      episodes: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.logs || !values.out) fail('export needs --logs DIR and --out FILE');
+  const format = values.format ?? (values.out.endsWith('.parquet') ? 'parquet' : 'jsonl');
+  if (format !== 'jsonl' && format !== 'parquet') fail(`--format is jsonl or parquet, not ${format}`);
+  const num = (name: string, v: string, lo: number, hi: number) => {
+    const x = Number(v);
+    if (!Number.isFinite(x) || x < lo || x > hi) fail(`--${name} must be a number in [${lo}, ${hi}]`);
+    return x;
+  };
+  const filters = values.filter!.map((f) => {
+    if (!(FILTERS as readonly string[]).includes(f)) fail(`unknown --filter ${f}; known: ${FILTERS.join(', ')}`);
+    return f as Filter;
+  });
+  const tty = process.stderr.isTTY;
+  const onProgress = tty
+    ? (read: number, total: number) => {
+        const frac = total ? read / total : 1;
+        const width = 30;
+        process.stderr.write(`\rreading logs [${'#'.repeat(Math.round(frac * width)).padEnd(width)}] ${(100 * frac).toFixed(0)}% of ${(total / 1024 ** 2).toFixed(1)} MiB`);
+      }
+    : undefined;
+  let report;
+  try {
+    report = await exportDataset({
+      logs: values.logs,
+      out: values.out,
+      format,
+      gamma: num('gamma', values.gamma!, 0, 1),
+      prsTau: num('prs-tau', values['prs-tau']!, 0, 1),
+      prsF: num('prs-f', values['prs-f']!, 1e-9, 1),
+      filters,
+      episodes: values.episodes!,
+      onProgress,
+    });
+  } catch (e) {
+    if (e instanceof ExportError) throw new AnvilError('file_not_found', e.message);
+    throw e;
+  }
+  if (tty) process.stderr.write('\n');
+  for (const s of report.skipped) console.error(`anvil export: skipped ${s.file} line ${s.line}: ${s.reason}`);
+  console.log(
+    `read ${report.records} turn records from ${report.files} files (${report.skipped.length} lines skipped); ` +
+      `${report.groups} groups, ${report.episodes} episodes; wrote ${report.rows} rows to ${report.written.join(' and ')}`,
+  );
+}
+
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2);
   try {
@@ -142,6 +205,9 @@ async function main(): Promise<number> {
       }
       case 'serve':
         await cmdServe(rest);
+        return 0;
+      case 'export':
+        await cmdExport(rest);
         return 0;
       case undefined:
       case 'help':

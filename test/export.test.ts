@@ -1,0 +1,137 @@
+/** `anvil export` on logs with groups, masked turns, a crash's torn last line:
+ * the rows, the TRLOO values, the conversation, filters, Parquet, determinism. */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parquetReadObjects } from 'hyparquet';
+import { exportDataset, type ExportOptions } from '../rewards/export.js';
+import { PACKAGE_ROOT } from '../tasks/paths.js';
+
+const sys = { role: 'system', content: 'SYS' };
+const prompt = { role: 'user', content: 'PROMPT' };
+let clock = 0;
+function rec(group: string, episode: string, turn: number, reward: number, o: { mask?: boolean; outcome?: string; share?: number; feedbackBefore?: string } = {}) {
+  const outcome = o.outcome ?? (reward > 0 ? 'ok' : 'wrong_result');
+  return {
+    run: 'r',
+    time: new Date(1_800_000_000_000 + clock++ * 1000).toISOString(),
+    episode,
+    group,
+    index: 0,
+    task: 'sgemm',
+    taskVersion: 1,
+    turn,
+    observation: { messages: turn === 0 ? [sys, prompt] : [{ role: 'user', content: o.feedbackBefore ?? `FEEDBACK${turn - 1}` }] },
+    action: `ACTION ${episode} ${turn}${o.mask ? ' (masked)' : ''}`,
+    meta: { tokens: [turn] },
+    eval: o.mask ? null : { outcome, correct: outcome === 'ok', speedup: outcome === 'ok' ? reward : null, profileShare: o.share ?? 1 },
+    reward,
+    components: o.mask ? {} : { correct: reward > 0 ? 0.5 : 0 },
+    terminated: false,
+    truncated: false,
+    reason: o.mask ? 'env_error' : null,
+    mask: o.mask ?? false,
+  };
+}
+
+function logs(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-export-'));
+  // Group g: a has two turns (0 then 2), b one turn with a masked attempt first, c a failure.
+  const one = [rec('g', 'a', 0, 0), rec('g', 'b', 0, 9, { mask: true }), rec('g', 'b', 0, 1), rec('g', 'c', 0, 0)];
+  const two = [rec('g', 'a', 1, 2), rec('h', 'z', 0, 3)];
+  writeFileSync(path.join(dir, 'turns-1-0001.jsonl'), one.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(path.join(dir, 'turns-2-0001.jsonl'), two.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  appendFileSync(path.join(dir, 'turns-2-0001.jsonl'), JSON.stringify(rec('h', 'z', 1, 1)).slice(0, 50)); // killed mid-write
+  return dir;
+}
+
+const opts = (dir: string, out: string, more: Partial<ExportOptions> = {}): ExportOptions => ({
+  logs: dir,
+  out,
+  format: 'jsonl',
+  gamma: 1,
+  prsTau: 0.3,
+  prsF: 0.1,
+  filters: [],
+  episodes: false,
+  ...more,
+});
+const readJsonl = (f: string) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+t.test('turn rows: fields, returns, advantages, masks, conversations; a torn line skipped and reported', async (t) => {
+  const dir = logs();
+  const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'anvil-export-out-')), 'out.jsonl');
+  const report = await exportDataset(opts(dir, out, { episodes: true }));
+  t.equal(report.skipped.length, 1);
+  t.equal(report.skipped[0]!.file, 'turns-2-0001.jsonl');
+  const rows = readJsonl(out);
+  t.equal(rows.length, 6);
+  t.same(Object.keys(rows[0]), ['task', 'group', 'episode', 'turn', 'messages', 'action', 'reward', 'components', 'return', 'advantage', 'mask', 'keep', 'meta', 'outcome', 'speedup']);
+  const by = (ep: string, turn: number, masked = false) => rows.find((r) => r.episode === ep && r.turn === turn && r.mask === masked)!;
+  // Group g, turn 0: G(a) = 0 + 2 = 2, G(b) = 1, G(c) = 0 → A(a) = 2 − 0.5, A(b) = 1 − 1, A(c) = 0 − 1.5
+  t.equal(by('a', 0).return, 2);
+  t.equal(by('a', 0).advantage, 1.5);
+  t.equal(by('b', 0).advantage, 0);
+  t.equal(by('c', 0).advantage, -1.5);
+  t.equal(by('a', 1).advantage, 2, 'alone at turn 1: A = G');
+  t.equal(by('z', 0).advantage, 3, 'a group of one');
+  const masked = by('b', 0, true);
+  t.same([masked.return, masked.advantage, masked.keep], [null, null, false]);
+  t.same(by('a', 1).messages, [sys, prompt, { role: 'assistant', content: 'ACTION a 0' }, { role: 'user', content: 'FEEDBACK0' }]);
+  t.same(by('a', 1).meta, { tokens: [1] });
+  const eps = readJsonl(out.replace('.jsonl', '.episodes.jsonl'));
+  t.equal(eps.length, 4);
+  t.equal(eps.find((e) => e.episode === 'a').messages.length, 5);
+});
+
+t.test('filters: correct turns, the best turn per episode, improving episodes', async (t) => {
+  const dir = logs();
+  const outDir = mkdtempSync(path.join(os.tmpdir(), 'anvil-export-out-'));
+  const run = async (filters: ExportOptions['filters']) => {
+    const out = path.join(outDir, `f-${filters.join('-')}.jsonl`);
+    await exportDataset(opts(dir, out, { filters }));
+    return readJsonl(out).map((r) => `${r.episode}${r.turn}`);
+  };
+  t.same(await run(['correct']), ['a1', 'b0', 'z0']);
+  t.same(await run(['best']), ['a1', 'b0', 'c0', 'z0']);
+  t.same(await run(['improved']), ['a0', 'a1']);
+});
+
+t.test('Parquet that an independent reader loads as it is; the same logs give the same bytes', async (t) => {
+  const dir = logs();
+  const outDir = mkdtempSync(path.join(os.tmpdir(), 'anvil-export-out-'));
+  const a = path.join(outDir, 'a.parquet');
+  const b = path.join(outDir, 'b.parquet');
+  await exportDataset(opts(dir, a, { format: 'parquet' }));
+  await exportDataset(opts(dir, b, { format: 'parquet' }));
+  t.same(readFileSync(a), readFileSync(b));
+  const buf = readFileSync(a);
+  const rows = await parquetReadObjects({ file: buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) });
+  t.equal(rows.length, 6);
+  const a1 = rows.find((r) => r.episode === 'a' && r.turn === 1)!;
+  t.equal(a1.advantage, 2);
+  t.same(a1.messages[3], { role: 'user', content: 'FEEDBACK0' });
+  t.same(JSON.parse(a1.meta as string), { tokens: [1] });
+  const j1 = path.join(outDir, 'j1.jsonl');
+  const j2 = path.join(outDir, 'j2.jsonl');
+  await exportDataset(opts(dir, j1));
+  await exportDataset(opts(dir, j2));
+  t.equal(readFileSync(j1, 'utf8'), readFileSync(j2, 'utf8'));
+});
+
+t.test('the CLI: a clear error for a folder with no logs, a report otherwise', async (t) => {
+  const cli = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
+  const empty = mkdtempSync(path.join(os.tmpdir(), 'anvil-empty-'));
+  const r = spawnSync(process.execPath, [cli, 'export', '--logs', empty, '--out', path.join(empty, 'x.jsonl')], { encoding: 'utf8' });
+  t.equal(r.status, 1);
+  t.match(r.stderr, /holds no per-turn logs/);
+  const dir = logs();
+  const ok = spawnSync(process.execPath, [cli, 'export', '--logs', dir, '--out', path.join(dir, 'x.parquet'), '--gamma', '0.9'], { encoding: 'utf8' });
+  t.equal(ok.status, 0, ok.stderr);
+  t.match(ok.stderr, /skipped turns-2-0001\.jsonl line 3/);
+  t.match(ok.stdout, /read 6 turn records from 2 files \(1 lines skipped\); 2 groups, 4 episodes; wrote 6 rows/);
+  const bad = spawnSync(process.execPath, [cli, 'export', '--logs', dir, '--out', 'x.jsonl', '--filter', 'shiny'], { encoding: 'utf8' });
+  t.equal(bad.status, 2);
+});
