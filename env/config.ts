@@ -1,6 +1,7 @@
 /** Server settings: every resource has a named, finite limit. One strict
  * schema, one commented defaults object. */
 import { z } from 'zod';
+import { EvalConfigSchema } from '../sandbox/config.js';
 
 export const ServerConfigSchema = z
   .object({
@@ -39,6 +40,8 @@ export const ServerConfigSchema = z
     allowUnsandboxed: z.boolean(),
     /** Verdicts cached by (task, code, seed, configuration). */
     cacheSize: z.number().int().min(0),
+    /** Evaluation settings (deadlines, timing budget, limits), over sandbox/config.ts's defaults. */
+    eval: EvalConfigSchema.partial(),
   })
   .strict();
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -64,4 +67,5 @@ export const DEFAULT_SERVER_CONFIG: Readonly<Omit<ServerConfig, 'poolSize'>> = O
   pingIntervalMs: 15_000,
   allowUnsandboxed: false,
   cacheSize: 10_000,
+  eval: {},
 });

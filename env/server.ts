@@ -7,7 +7,6 @@ import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
-import type { EvalConfig } from '../sandbox/config.js';
 import { Evaluator } from '../sandbox/evaluator.js';
 import { AnvilError } from '../sandbox/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
@@ -21,10 +20,7 @@ import { Metrics } from './metrics.js';
 import type { ClientMessage, RequestId } from './protocol.js';
 import type { Session, Sink } from './sessions.js';
 
-export interface ServerOptions extends Partial<ServerConfig> {
-  /** Evaluation settings for the evaluator (tests shorten timing). */
-  evalConfig?: Partial<EvalConfig>;
-}
+export type ServerOptions = Partial<ServerConfig>;
 
 interface Conn {
   ws: WebSocket;
@@ -46,8 +42,7 @@ export class AnvilServer {
   private readonly started = Date.now();
 
   constructor(opts: ServerOptions = {}) {
-    const { evalConfig, ...rest } = opts;
-    this.config = Object.freeze(ServerConfigSchema.parse({ ...DEFAULT_SERVER_CONFIG, poolSize: os.availableParallelism(), ...rest }));
+    this.config = Object.freeze(ServerConfigSchema.parse({ ...DEFAULT_SERVER_CONFIG, poolSize: os.availableParallelism(), ...opts }));
     const sets = new Map<string, TaskSet>();
     const set = loadTaskSet(this.config.taskset);
     sets.set(this.config.taskset, set);
@@ -56,7 +51,7 @@ export class AnvilServer {
       poolSize: this.config.poolSize,
       allowUnsandboxed: this.config.allowUnsandboxed,
       cacheSize: this.config.cacheSize,
-      config: evalConfig,
+      config: this.config.eval,
     });
     for (const t of set.tasks.values()) this.evaluator.warm(t);
     this.log = new TurnLog(this.config.logDir, this.config.logRotateBytes);

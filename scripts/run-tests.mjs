@@ -54,6 +54,37 @@ child.on('close', (code) => {
   if (buffer) onLine(buffer);
   raw.end();
   if (code !== 0 && failed === 0) failed++; // a crash outside any test still fails the run
+  if (!given.length) runPython();
+  else finish();
+});
+
+/** The Python client's tests, with Debian's interpreter, against a real server. */
+function runPython() {
+  const py = spawn('/usr/bin/python3', ['-m', 'unittest', 'discover', '-s', 'clients/python/tests', '-v'], { stdio: ['ignore', 'inherit', 'pipe'] });
+  let err = '';
+  py.stderr.setEncoding('utf8');
+  py.stderr.on('data', (d) => (err += d));
+  py.on('close', (code) => {
+    for (const m of err.matchAll(/^(\w+) \(([\w.]+)\)(?: \.\.\.|\n[^\n]*\.\.\.)[\s\S]*?\b(ok|FAIL|ERROR|skipped)\b/gm)) {
+      console.log(`${m[3] === "ok" ? "ok  " : "FAIL"} python ${m[2]}${m[3] === 'skipped' ? ' (skipped)' : ''}`);
+    }
+    const total = Number(/^Ran (\d+) tests?/m.exec(err)?.[1] ?? 0);
+    const bad = /FAILED \(([^)]*)\)/.exec(err)?.[1] ?? '';
+    const count = (k) => Number(new RegExp(`${k}=(\\d+)`).exec(bad)?.[1] ?? 0);
+    const pyFailed = count('failures') + count('errors');
+    const pySkipped = count('skipped') + Number(/OK \(skipped=(\d+)\)/.exec(err)?.[1] ?? 0);
+    if (code !== 0 || total === 0) {
+      process.stdout.write(err.slice(-4000));
+      if (pyFailed === 0) failed++;
+    }
+    failed += pyFailed;
+    skipped += pySkipped;
+    passed += total - pyFailed - pySkipped;
+    finish();
+  });
+}
+
+function finish() {
   console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
   process.exitCode = failed ? 1 : 0;
-});
+}

@@ -9,6 +9,9 @@ need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v nm >/dev/null 2>&1 || need+=(binutils)
+# The Python client's tests use Debian's interpreter and packages.
+/usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
+/usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]}" >&2

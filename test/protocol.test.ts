@@ -3,7 +3,7 @@
 import t from 'tap';
 import { GOOD_VECTOR_ADD, LOOPING_VECTOR_ADD, startServer, Wire } from './wire.js';
 
-const { server, url } = await startServer({ maxEpisodes: 40, maxGroupSize: 8, evalConfig: { callTimeoutMs: 60_000, timingBudgetMs: 250, minReps: 3, maxReps: 12 } });
+const { server, url } = await startServer({ maxEpisodes: 40, maxGroupSize: 8, eval: { callTimeoutMs: 60_000, timingBudgetMs: 250, minReps: 3, maxReps: 12 } });
 t.teardown(() => server.close());
 
 for (const encoding of ['json', 'msgpack'] as const) {
@@ -115,7 +115,7 @@ for (const encoding of ['json', 'msgpack'] as const) {
 }
 
 t.test('busy when the pending-step limit is reached', async (t) => {
-  const s = await startServer({ maxPendingSteps: 1, evalConfig: { callTimeoutMs: 60_000 } });
+  const s = await startServer({ maxPendingSteps: 1, eval: { callTimeoutMs: 60_000 } });
   t.teardown(() => s.server.close());
   const w = await Wire.open(s.url);
   t.teardown(() => w.close());

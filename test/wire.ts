@@ -75,7 +75,7 @@ export class Wire {
 
 export async function startServer(opts: ServerOptions = {}): Promise<{ server: AnvilServer; url: string; logDir: string }> {
   const logDir = opts.logDir ?? mkdtempSync(path.join(os.tmpdir(), 'anvil-logs-'));
-  const server = new AnvilServer({ port: 0, poolSize: 2, evalConfig: FAST, ...opts, logDir });
+  const server = new AnvilServer({ port: 0, poolSize: 2, ...opts, eval: { ...FAST, ...opts.eval }, logDir });
   await server.listen();
   return { server, url: `ws://127.0.0.1:${server.port}/v1/ws`, logDir };
 }
