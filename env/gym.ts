@@ -4,6 +4,7 @@
 import { createHash, randomInt, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { computeReward } from '../rewards/reward.js';
+import type { TurnSummary } from '../rewards/stats.js';
 import { rewardConfig, type RewardConfig } from '../rewards/config.js';
 import { AnvilError } from '../sandbox/errors.js';
 import type { Evaluator } from '../sandbox/evaluator.js';
@@ -22,11 +23,16 @@ import { SessionRegistry, type Session } from './sessions.js';
 
 const keyOf = (id: RequestId) => JSON.stringify(id);
 
+/** Turns kept in memory for the dashboard. */
+const RECENT_TURNS = 2000;
+
 export class Gym {
   readonly sessions: SessionRegistry;
   readonly episodes = new Map<string, Episode>();
   readonly runId = `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
   private pending = 0;
+  /** The latest turn records, oldest first, for the dashboard. */
+  readonly recent: TurnSummary[] = [];
   private readonly cores = os.availableParallelism();
   /** Recent step durations, for the retry hint of `busy`. */
   private avgStepMs = 2000;
@@ -328,7 +334,7 @@ export class Gym {
       eval: evalSummary,
     };
     // The record is on disk before the answer leaves.
-    this.log.append({
+    const record = {
       run: this.runId,
       time: new Date().toISOString(),
       serverVersion: PACKAGE_VERSION,
@@ -344,6 +350,7 @@ export class Gym {
       turn,
       observation: shown,
       action: text,
+      feedback,
       meta: meta ?? null,
       eval: evalSummary,
       reward: reward.total,
@@ -358,7 +365,10 @@ export class Gym {
         totalMs: Math.round(totalMs * 10) / 10,
         stages: Object.fromEntries((result?.stages ?? []).filter((s) => s.status !== 'skipped').map((s) => [s.name, Math.round(s.ms * 10) / 10])),
       },
-    });
+    };
+    this.log.append(record);
+    this.recent.push(record);
+    if (this.recent.length > RECENT_TURNS) this.recent.shift();
     const answer = {
       id: m.id,
       ok: true,

@@ -1,7 +1,10 @@
 /** The server: fastify for HTTP, `ws` for the socket at /v1/ws. Frames are
  * decoded and validated here, once; the Gym handles typed messages. A bad
  * frame gets a typed error and the connection stays open. */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { episodeSummaries, episodeView, runStats } from '../rewards/stats.js';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import type { Duplex } from 'node:stream';
@@ -10,7 +13,9 @@ import { z } from 'zod';
 import { Evaluator } from '../sandbox/evaluator.js';
 import { AnvilError } from '../sandbox/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
-import { PACKAGE_VERSION } from '../tasks/paths.js';
+import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
+
+const UI_DIR = path.join(PACKAGE_ROOT, 'env', 'ui');
 import { decode, encode, type Encoding } from './codec.js';
 import { DEFAULT_SERVER_CONFIG, ServerConfigSchema, type ServerConfig } from './config.js';
 import { ProtocolError } from './errors.js';
@@ -61,8 +66,10 @@ export class AnvilServer {
     this.routes();
   }
 
-  private authorized(header: string | undefined): boolean {
-    return !this.config.token || header === `Bearer ${this.config.token}`;
+  private authorized(header: string | undefined, query?: unknown): boolean {
+    if (!this.config.token) return true;
+    const viaQuery = (query as { token?: string } | undefined)?.token;
+    return header === `Bearer ${this.config.token}` || viaQuery === this.config.token;
   }
 
   private routes(): void {
@@ -73,6 +80,40 @@ export class AnvilServer {
       return this.health();
     });
     this.apiRoutes();
+    this.dashboardRoutes();
+  }
+
+  /** The live dashboard: one page, one script, two JSON endpoints; behind the token when one is set. */
+  private dashboardRoutes(): void {
+    const app = this.app;
+    const page = readFileSync(path.join(UI_DIR, 'index.html'), 'utf8').replace('<script>/*ANVIL_DATA*/</script>', '');
+    const script = readFileSync(path.join(UI_DIR, 'app.js'), 'utf8');
+    const guard = (req: FastifyRequest, reply: FastifyReply) => {
+      if (this.authorized(req.headers.authorization, req.query)) return true;
+      reply.code(401).send({ ok: false, error: new ProtocolError('unauthorized', 'the dashboard needs the token: ?token=… or a bearer header').toWire() });
+      return false;
+    };
+    app.get('/', async (req, reply) => {
+      if (!guard(req, reply)) return reply;
+      return reply.type('text/html; charset=utf-8').send(page);
+    });
+    app.get('/ui/app.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(script));
+    app.get('/v1/dashboard/state', async (req, reply) => {
+      if (!guard(req, reply)) return reply;
+      const recent = this.gym.recent;
+      return {
+        status: { ...this.health(), queues: { c: this.gym.pendingSteps } },
+        stats: runStats(recent, { now: Date.now() }),
+        workers: this.evaluator.workers(),
+        recent: episodeSummaries(recent, 50),
+      };
+    });
+    app.get('/v1/dashboard/episodes/:id', async (req, reply) => {
+      if (!guard(req, reply)) return reply;
+      const view = episodeView(this.gym.recent, (req.params as { id: string }).id);
+      if (!view) return reply.code(404).send({ ok: false, error: new ProtocolError('unknown_episode', 'no recent turns of that episode').toWire() });
+      return view;
+    });
   }
 
   private health() {

@@ -3,11 +3,11 @@
  * and groups, computes returns, TRLOO advantages and keep flags, and writes one
  * row per turn (optionally one per episode) in chat-message form, as JSON Lines
  * or Parquet. The same logs always give the same bytes. */
-import { createReadStream, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { Bool, Field, Float64, Int32, List, Struct, Utf8, makeTable, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { readTurnLogs } from './logs.js';
 import { keepFlag, trloo } from './trloo.js';
 
 export interface ChatMessage {
@@ -90,44 +90,11 @@ export interface ExportReport {
   written: string[];
 }
 
-export class ExportError extends Error {}
-
-async function readRecords(dir: string, opts: ExportOptions, report: ExportReport): Promise<LogRecord[]> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ExportError(`no such folder: ${dir}`);
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.jsonl'))
-    .sort();
-  if (files.length === 0) throw new ExportError(`${dir} holds no per-turn logs (*.jsonl files written by anvil serve --log-dir)`);
-  const total = files.reduce((a, f) => a + statSync(path.join(dir, f)).size, 0);
-  let read = 0;
-  const records: LogRecord[] = [];
-  for (const f of files) {
-    const lines = createInterface({ input: createReadStream(path.join(dir, f), 'utf8'), crlfDelay: Infinity });
-    let n = 0;
-    for await (const line of lines) {
-      n++;
-      read += Buffer.byteLength(line) + 1;
-      if (n % 1000 === 0) opts.onProgress?.(read, total);
-      if (!line.trim()) continue;
-      try {
-        const r = JSON.parse(line) as LogRecord;
-        if (typeof r.episode !== 'string' || typeof r.turn !== 'number' || typeof r.group !== 'string' || !Array.isArray(r.observation?.messages) || typeof r.action !== 'string')
-          throw new Error('not a turn record');
-        records.push(r);
-      } catch (e) {
-        report.skipped.push({ file: f, line: n, reason: (e as Error).message.slice(0, 120) });
-      }
-    }
-  }
-  opts.onProgress?.(total, total);
-  report.files = files.length;
-  report.records = records.length;
-  return records;
-}
 
 export async function exportDataset(opts: ExportOptions): Promise<ExportReport> {
-  const report: ExportReport = { files: 0, records: 0, skipped: [], rows: 0, episodes: 0, groups: 0, written: [] };
-  const records = await readRecords(opts.logs, opts, report);
+  const read = await readTurnLogs<LogRecord>(opts.logs, opts.onProgress);
+  const records = read.records;
+  const report: ExportReport = { files: read.files, records: records.length, skipped: read.skipped, rows: 0, episodes: 0, groups: 0, written: [] };
   // Deterministic order: group, episode, turn, then time (a masked attempt before its retry).
   records.sort((a, b) => cmp(a.group, b.group) || cmp(a.episode, b.episode) || a.turn - b.turn || cmp(a.time, b.time) || Number(b.mask) - Number(a.mask));
   const values = trloo(

@@ -299,6 +299,25 @@ export class Evaluator {
     };
   }
 
+  /** The pool and the timing device, and what each is doing. */
+  workers(): { id: string; kind: string; state: string; detail: string }[] {
+    const lock = this.lock.state();
+    return [
+      {
+        id: 'pool',
+        kind: 'compile + correctness workers',
+        state: `${lock.readers} of ${this.poolSize} busy`,
+        detail: `${this.pool.threads.length} threads, ${lock.waiting} jobs waiting`,
+      },
+      {
+        id: 'cpu',
+        kind: 'timing device',
+        state: lock.writer ? 'busy (timing)' : 'idle',
+        detail: `${this.environment().cpu}, ${this.environment().cores} cores, sandbox ${this.mode}`,
+      },
+    ];
+  }
+
   private deriveSeed(task: Task, seed: number | string): string {
     const h = createHash('sha256').update(this.secret).update('\0').update(task.id).update(task.digest).update('\0').update(String(seed)).digest();
     return h.readBigUInt64LE(0).toString();

@@ -28,6 +28,11 @@ export class RwLock {
     }
   }
 
+  /** What holds the lock now, for the dashboard. */
+  state(): { readers: number; writer: boolean; waiting: number } {
+    return { readers: this.readers, writer: this.writer, waiting: this.waitingReaders.length + this.waitingWriters.length };
+  }
+
   private wake(): void {
     if (this.writer || this.readers) return;
     const w = this.waitingWriters.shift();

@@ -8,7 +8,8 @@ import type { EvalResult } from '../sandbox/result.js';
 import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
 import { getTask, loadTaskSet } from '../tasks/loader.js';
 import { ZodError } from 'zod';
-import { exportDataset, ExportError, FILTERS, type Filter } from '../rewards/export.js';
+import { exportDataset, FILTERS, type Filter } from '../rewards/export.js';
+import { LogFolderError } from '../rewards/logs.js';
 import { formatResult } from './format.js';
 
 const USAGE = `usage: anvil <command> [options]
@@ -23,6 +24,7 @@ commands:
   export --logs DIR --out FILE [--format jsonl|parquet] [--gamma G] [--prs-tau T --prs-f F]
          [--filter correct|best|improved]... [--episodes]
                                              per-turn logs to a dataset with returns, TRLOO advantages and keep flags
+  report --logs DIR [--out report.html]      one self-contained HTML report of a run
   help                                       this text`;
 
 class UsageError extends Error {}
@@ -129,6 +131,32 @@ async function cmdServe(argv: string[]): Promise<void> {
   await new Promise(() => undefined);
 }
 
+/** A progress bar on stderr when it is a terminal; nothing otherwise. */
+function progressBar(): ((read: number, total: number) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return (read, total) => {
+    const frac = total ? read / total : 1;
+    const width = 30;
+    process.stderr.write(`\rreading logs [${'#'.repeat(Math.round(frac * width)).padEnd(width)}] ${(100 * frac).toFixed(0)}% of ${(total / 1024 ** 2).toFixed(1)} MiB`);
+  };
+}
+
+async function cmdReport(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { logs: { type: 'string' }, out: { type: 'string', default: 'report.html' } } });
+  if (!values.logs) fail('report needs --logs DIR');
+  const { writeReport } = await import('../rewards/report.js');
+  let r;
+  try {
+    r = await writeReport({ logs: values.logs, out: values.out!, onProgress: progressBar() });
+  } catch (e) {
+    if (e instanceof LogFolderError) throw new AnvilError('file_not_found', e.message);
+    throw e;
+  }
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  for (const s of r.skipped) console.error(`anvil report: skipped ${s.file} line ${s.line}: ${s.reason}`);
+  console.log(`read ${r.records} turn records from ${r.files} files (${r.episodes} episodes); wrote ${values.out} (${(r.bytes / 1024).toFixed(0)} KiB, self-contained)`);
+}
+
 async function cmdExport(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -156,13 +184,7 @@ async function cmdExport(argv: string[]): Promise<void> {
     return f as Filter;
   });
   const tty = process.stderr.isTTY;
-  const onProgress = tty
-    ? (read: number, total: number) => {
-        const frac = total ? read / total : 1;
-        const width = 30;
-        process.stderr.write(`\rreading logs [${'#'.repeat(Math.round(frac * width)).padEnd(width)}] ${(100 * frac).toFixed(0)}% of ${(total / 1024 ** 2).toFixed(1)} MiB`);
-      }
-    : undefined;
+  const onProgress = progressBar();
   let report;
   try {
     report = await exportDataset({
@@ -177,7 +199,7 @@ async function cmdExport(argv: string[]): Promise<void> {
       onProgress,
     });
   } catch (e) {
-    if (e instanceof ExportError) throw new AnvilError('file_not_found', e.message);
+    if (e instanceof LogFolderError) throw new AnvilError('file_not_found', e.message);
     throw e;
   }
   if (tty) process.stderr.write('\n');
@@ -208,6 +230,9 @@ async function main(): Promise<number> {
         return 0;
       case 'export':
         await cmdExport(rest);
+        return 0;
+      case 'report':
+        await cmdReport(rest);
         return 0;
       case undefined:
       case 'help':

@@ -12,6 +12,8 @@ command -v nm >/dev/null 2>&1 || need+=(binutils)
 # The Python client's tests use Debian's interpreter and packages.
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 /usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
+# The dashboard and report tests drive Debian's Chromium through playwright-core.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]}" >&2

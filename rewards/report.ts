@@ -1,0 +1,33 @@
+/** `anvil report`: one self-contained HTML file for a run — the dashboard's
+ * charts over the run's logs, fast_p, the best kernels, hack flags and the
+ * slowest stages, with the episodes behind them. No network needed to open it. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PACKAGE_ROOT } from '../tasks/paths.js';
+import { readTurnLogs } from './logs.js';
+import { episodeSummaries, episodeView, runStats, type TurnSummary } from './stats.js';
+
+const UI = path.join(PACKAGE_ROOT, 'env', 'ui');
+
+/** The dashboard page with its script inlined and `data` embedded. */
+export function selfContainedPage(data: unknown): string {
+  const html = readFileSync(path.join(UI, 'index.html'), 'utf8');
+  const script = readFileSync(path.join(UI, 'app.js'), 'utf8');
+  // JSON inside <script>: neither `</script>` nor `<!--` may appear literally.
+  const json = JSON.stringify(data).replace(/</g, '\\u003c');
+  return html
+    .replace('<script>/*ANVIL_DATA*/</script>', () => `<script>window.ANVIL_DATA = ${json};</script>`)
+    .replace('<script src="ui/app.js"></script>', () => `<script>${script.replace(/<\/script/gi, '<\\/script')}</script>`);
+}
+
+export async function writeReport(opts: { logs: string; out: string; onProgress?: (read: number, total: number) => void }) {
+  const read = await readTurnLogs<TurnSummary>(opts.logs, opts.onProgress);
+  const records = read.records.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  const stats = runStats(records);
+  const recent = episodeSummaries(records, 200);
+  const wanted = new Set([...recent.map((e) => e.episode), ...stats.best.map((b) => b.episode)]);
+  const episodes = [...wanted].map((id) => episodeView(records, id)).filter((e) => e !== null);
+  const page = selfContainedPage({ source: path.resolve(opts.logs), written: new Date().toISOString(), stats, recent, episodes });
+  writeFileSync(opts.out, page);
+  return { records: records.length, files: read.files, skipped: read.skipped, episodes: stats.episodes, bytes: Buffer.byteLength(page) };
+}
