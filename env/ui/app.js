@@ -96,7 +96,10 @@ function renderStats(st, status) {
   }
   const clock = (t) => new Date(t).toISOString().slice(11, 19);
   section('timeline', 'Outcome mix over time')(stacked(st.timeline, (b) => clock(b.start)));
-  section('perturn', 'Outcome mix per turn')(stacked(st.perTurn.map((t) => ({ ...t, label: `turn ${t.turn}` })), (t) => t.label));
+  section('perturn', 'Outcome mix and mean reward per turn')(
+    stacked(st.perTurn.map((t) => ({ ...t, label: `turn ${t.turn}` })), (t) => t.label) +
+      `<div class="legend">${st.perTurn.map((t) => `<span>turn ${t.turn}: mean reward <b>${fmt(t.meanReward)}</b></span>`).join('')}</div>`,
+  );
   section('rewards', 'Reward distribution')(histogram(st.rewardHistogram, (b) => fmt(b.lo, 1), '#2f6fde'));
   section('speedups', 'Speedup distribution (correct turns)')(histogram(st.speedupHistogram, (b) => `${fmt(b.lo, b.lo < 1 ? 2 : 0)}×`, '#2e9e5b'));
   const meanRewards = st.timeline.filter((b) => b.meanReward !== null).map((b) => b.meanReward);
