@@ -40,6 +40,8 @@ export const ServerConfigSchema = z
     allowUnsandboxed: z.boolean(),
     /** Verdicts cached by (task, code, seed, configuration). */
     cacheSize: z.number().int().min(0),
+    /** redis://host:port: evaluate through the queue and `anvil worker`s instead of in this process. */
+    redis: z.string().nullable(),
     /** Evaluation settings (deadlines, timing budget, limits), over sandbox/config.ts's defaults. */
     eval: EvalConfigSchema.partial(),
   })
@@ -67,5 +69,6 @@ export const DEFAULT_SERVER_CONFIG: Readonly<Omit<ServerConfig, 'poolSize'>> = O
   pingIntervalMs: 15_000,
   allowUnsandboxed: false,
   cacheSize: 10_000,
+  redis: null,
   eval: {},
 });

@@ -7,7 +7,7 @@ import { computeReward } from '../rewards/reward.js';
 import type { TurnSummary } from '../rewards/stats.js';
 import { rewardConfig, type RewardConfig } from '../rewards/config.js';
 import { AnvilError } from '../sandbox/errors.js';
-import type { Evaluator } from '../sandbox/evaluator.js';
+import type { EvaluationService } from '../sandbox/evaluator.js';
 import type { EvalResult } from '../sandbox/result.js';
 import type { TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
@@ -40,7 +40,7 @@ export class Gym {
   constructor(
     private readonly config: ServerConfig,
     private readonly tasksets: Map<string, TaskSet>,
-    private readonly evaluator: Evaluator,
+    private readonly evaluator: EvaluationService,
     private readonly log: TurnLog,
     private readonly metrics: Metrics,
   ) {
@@ -193,6 +193,10 @@ export class Gym {
     const meta = m.meta === undefined ? undefined : m.meta;
     if (meta !== undefined && Buffer.byteLength(JSON.stringify(meta) ?? '') > this.config.maxMetaBytes)
       throw new ProtocolError('too_large', `meta exceeds ${this.config.maxMetaBytes} bytes`);
+    if (!this.evaluator.available()) {
+      this.metrics.busy.inc();
+      throw new ProtocolError('busy', 'the evaluation queue is unreachable; retry shortly', 1000);
+    }
     if (this.pending >= this.config.maxPendingSteps) {
       this.metrics.busy.inc();
       const retryAfterMs = Math.ceil((this.avgStepMs * (this.pending - this.config.maxPendingSteps + 1)) / this.evaluator.poolSize) + 100;

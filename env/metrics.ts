@@ -24,6 +24,15 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly queueWait = new Histogram({
+    name: 'anvil_queue_wait_seconds',
+    help: 'Time evaluation jobs waited in the queue before a worker took them',
+    buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [this.registry],
+  });
+  readonly queueJobs = new Gauge({ name: 'anvil_queue_jobs', help: 'Evaluation jobs in the distributed queue, by state', labelNames: ['state'], registers: [this.registry] });
+  readonly workerJobs = new Counter({ name: 'anvil_worker_jobs_total', help: 'Evaluation jobs finished, by queue worker', labelNames: ['worker'], registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

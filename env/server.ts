@@ -10,7 +10,8 @@ import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
-import { Evaluator } from '../sandbox/evaluator.js';
+import { Evaluator, type EvaluationService } from '../sandbox/evaluator.js';
+import { QueueEvaluator } from '../sandbox/queue.js';
 import { AnvilError } from '../sandbox/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
@@ -39,7 +40,7 @@ export class AnvilServer {
   readonly metrics = new Metrics();
   readonly app: FastifyInstance;
   readonly gym: Gym;
-  readonly evaluator: Evaluator;
+  readonly evaluator: EvaluationService;
   readonly log: TurnLog;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Conn>();
@@ -52,12 +53,21 @@ export class AnvilServer {
     const set = loadTaskSet(this.config.taskset);
     sets.set(this.config.taskset, set);
     if (set.manifest.id !== this.config.taskset) sets.set(set.manifest.id, set);
-    this.evaluator = new Evaluator({
-      poolSize: this.config.poolSize,
-      allowUnsandboxed: this.config.allowUnsandboxed,
-      cacheSize: this.config.cacheSize,
-      config: this.config.eval,
-    });
+    if (this.config.redis) {
+      const q = new QueueEvaluator(this.config.redis, this.config.taskset, { poolSize: this.config.poolSize });
+      q.onFinished = (worker, waitedMs) => {
+        this.metrics.queueWait.observe(waitedMs / 1000);
+        this.metrics.workerJobs.inc({ worker });
+      };
+      this.evaluator = q;
+    } else {
+      this.evaluator = new Evaluator({
+        poolSize: this.config.poolSize,
+        allowUnsandboxed: this.config.allowUnsandboxed,
+        cacheSize: this.config.cacheSize,
+        config: this.config.eval,
+      });
+    }
     for (const t of set.tasks.values()) this.evaluator.warm(t);
     this.log = new TurnLog(this.config.logDir, this.config.logRotateBytes);
     this.gym = new Gym(this.config, sets, this.evaluator, this.log, this.metrics);
@@ -77,7 +87,7 @@ export class AnvilServer {
     app.get('/healthz', async (req) => {
       // ?gc=1 collects garbage first when node runs with --expose-gc: for memory benchmarks.
       if ((req.query as { gc?: string }).gc === '1') (globalThis as { gc?: () => void }).gc?.();
-      return this.health();
+      return { ...this.health(), workers: await this.evaluator.workers() };
     });
     this.apiRoutes();
     this.dashboardRoutes();
@@ -104,7 +114,7 @@ export class AnvilServer {
       return {
         status: { ...this.health(), queues: { c: this.gym.pendingSteps } },
         stats: runStats(recent, { now: Date.now() }),
-        workers: this.evaluator.workers(),
+        workers: await this.evaluator.workers(),
         recent: episodeSummaries(recent, 50),
       };
     });
@@ -126,6 +136,7 @@ export class AnvilServer {
       sessions: this.gym.sessions.size,
       episodes: this.gym.episodes.size,
       pendingSteps: this.gym.pendingSteps,
+      ...(this.config.redis ? { queue: { reachable: this.evaluator.available() } } : {}),
       logFile: this.log.currentFile || null,
       memory: process.memoryUsage(),
     };
@@ -134,6 +145,9 @@ export class AnvilServer {
   private apiRoutes(): void {
     const app = this.app;
     app.get('/metrics', async (_req, reply) => {
+      if (this.evaluator instanceof QueueEvaluator && this.evaluator.available()) {
+        for (const [state, n] of Object.entries(await this.evaluator.counts().catch(() => ({})))) this.metrics.queueJobs.set({ state }, n);
+      }
       reply.header('content-type', this.metrics.registry.contentType);
       return this.metrics.registry.metrics();
     });

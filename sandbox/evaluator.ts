@@ -49,6 +49,25 @@ export interface EvaluateRequest {
 
 export type ProgressStage = 'queued' | 'compile' | 'correctness' | 'timing';
 
+export interface WorkerInfo {
+  id: string;
+  kind: string;
+  state: string;
+  detail: string;
+}
+
+/** What the server needs of evaluation: in this process (Evaluator) or through a queue (QueueEvaluator). */
+export interface EvaluationService {
+  readonly mode: string;
+  readonly poolSize: number;
+  evaluate(req: EvaluateRequest, opts?: EvaluateOptions): Promise<EvalResult>;
+  warm(task: Task): void;
+  /** False while evaluation cannot take work (its queue is unreachable). */
+  available(): boolean;
+  workers(): WorkerInfo[] | Promise<WorkerInfo[]>;
+  close(): Promise<void>;
+}
+
 export interface EvaluateOptions {
   signal?: AbortSignal;
   onProgress?: (stage: ProgressStage) => void;
@@ -56,7 +75,7 @@ export interface EvaluateOptions {
 
 let jobCounter = 0;
 
-export class Evaluator {
+export class Evaluator implements EvaluationService {
   readonly mode: SandboxMode;
   readonly poolSize: number;
   private readonly pool: Piscina;
@@ -299,8 +318,12 @@ export class Evaluator {
     };
   }
 
+  available(): boolean {
+    return true;
+  }
+
   /** The pool and the timing device, and what each is doing. */
-  workers(): { id: string; kind: string; state: string; detail: string }[] {
+  workers(): WorkerInfo[] {
     const lock = this.lock.state();
     return [
       {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `anvil` command line. */
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { AnvilError } from '../sandbox/errors.js';
 import { Evaluator } from '../sandbox/evaluator.js';
@@ -19,7 +20,9 @@ commands:
   eval --task ID (--candidate FILE | --reply FILE) [--json] [--seed N] [--taskset ID] [--unsandboxed]
                                              evaluate one candidate and print its EvalResult
   serve [--host H] [--port P] [--taskset ID] [--token T] [--log-dir DIR] [--config FILE] [--unsandboxed]
-                                             run the WebSocket gym server
+        [--redis redis://HOST:PORT]          run the WebSocket gym server (with --redis, evaluate through the queue)
+  worker --redis URL [--backend c] [--concurrency N] [--lock-ms MS --stalled-ms MS --max-stalled N]
+                                             take evaluation jobs from the queue
   demo [--port P] [--log-dir DIR]            start a server and play scripted episodes against it
   export --logs DIR --out FILE [--format jsonl|parquet] [--gamma G] [--prs-tau T --prs-f F]
          [--filter correct|best|improved]... [--episodes]
@@ -91,6 +94,7 @@ async function cmdServe(argv: string[]): Promise<void> {
       'log-dir': { type: 'string' },
       config: { type: 'string' },
       unsandboxed: { type: 'boolean' },
+      redis: { type: 'string' },
     },
   });
   let fromFile: Record<string, unknown> = {};
@@ -110,6 +114,7 @@ async function cmdServe(argv: string[]): Promise<void> {
     ...(values.token ? { token: values.token } : {}),
     ...(values['log-dir'] ? { logDir: values['log-dir'] } : {}),
     ...(values.unsandboxed ? { allowUnsandboxed: true } : {}),
+    ...(values.redis ? { redis: values.redis } : {}),
   };
   const { AnvilServer } = await import('../env/server.js');
   let server;
@@ -120,7 +125,8 @@ async function cmdServe(argv: string[]): Promise<void> {
     throw e;
   }
   const address = await server.listen();
-  console.log(`anvil serving ${server.config.taskset} at ${address.replace(/^http/, 'ws')}/v1/ws (sandbox ${server.evaluator.mode}); logs in ${server.log.dir}`);
+  const via = server.config.redis ? `evaluating through the queue at ${server.config.redis}` : `sandbox ${server.evaluator.mode}`;
+  console.log(`anvil serving ${server.config.taskset} at ${address.replace(/^http/, 'ws')}/v1/ws (${via}); logs in ${server.log.dir}`);
   const stop = async () => {
     console.log('anvil: shutting down');
     await server.close();
@@ -210,6 +216,43 @@ async function cmdExport(argv: string[]): Promise<void> {
   );
 }
 
+async function cmdWorker(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      redis: { type: 'string' },
+      backend: { type: 'string', default: 'c' },
+      gpus: { type: 'string' },
+      concurrency: { type: 'string' },
+      'lock-ms': { type: 'string' },
+      'stalled-ms': { type: 'string' },
+      'max-stalled': { type: 'string' },
+      unsandboxed: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.redis) fail('worker needs --redis redis://host:port');
+  if (values.backend !== 'c') throw new AnvilError('invalid_argument', `backend "${values.backend}" is not available: this build has the C backend only`);
+  if (values.gpus) throw new AnvilError('invalid_argument', '--gpus applies to GPU backends, which this build does not have');
+  const { QueueWorker, DEFAULT_LEASE } = await import('../sandbox/queue.js');
+  const concurrency = Number(values.concurrency ?? os.availableParallelism());
+  const lease = {
+    lockDurationMs: Number(values['lock-ms'] ?? DEFAULT_LEASE.lockDurationMs),
+    stalledIntervalMs: Number(values['stalled-ms'] ?? DEFAULT_LEASE.stalledIntervalMs),
+    maxStalled: Number(values['max-stalled'] ?? DEFAULT_LEASE.maxStalled),
+  };
+  for (const [k, v] of Object.entries({ concurrency, ...lease })) if (!Number.isInteger(v) || v < (k === 'maxStalled' ? 0 : 1)) fail(`bad value for ${k}: ${v}`);
+  const evaluator = new Evaluator({ poolSize: concurrency, allowUnsandboxed: values.unsandboxed });
+  const worker = new QueueWorker(values.redis, evaluator, { backend: 'c', concurrency, lease });
+  console.log(`anvil worker ${worker.id}: backend c, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
+  const stop = async () => {
+    await worker.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  await new Promise(() => undefined);
+}
+
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2);
   try {
@@ -233,6 +276,9 @@ async function main(): Promise<number> {
         return 0;
       case 'report':
         await cmdReport(rest);
+        return 0;
+      case 'worker':
+        await cmdWorker(rest);
         return 0;
       case undefined:
       case 'help':

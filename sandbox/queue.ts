@@ -1,0 +1,238 @@
+/** Evaluation beyond one machine: jobs go through BullMQ on Redis to `anvil
+ * worker` processes, which run them in their own sandboxed pools. One queue per
+ * backend (and, for GPU backends, device kind), so a CPU worker never takes a
+ * GPU job. A job's id is the hash of what decides its verdict, so identical
+ * work is evaluated once across the cluster and its result is shared. BullMQ
+ * leases each job to one worker; a worker that dies loses its lease and the job
+ * goes to another, up to a limit, after which the step ends as env_error. */
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { EvalConfig } from './config.js';
+import { AnvilError } from './errors.js';
+import { Evaluator, type EvaluateOptions, type EvaluateRequest, type EvaluationService, type WorkerInfo } from './evaluator.js';
+import type { EvalResult } from './result.js';
+import { getTask, loadTaskSet, type Task, type TaskSet } from '../tasks/loader.js';
+
+export const queueName = (backend: string) => `anvil-eval-${backend}`;
+
+export interface QueueJob {
+  taskset: string;
+  task: string;
+  digest: string;
+  code?: string;
+  reply?: string;
+  seed: number | string;
+  config?: Partial<EvalConfig>;
+}
+
+export interface QueueResult {
+  result: EvalResult;
+  worker: string;
+}
+
+/** Lease settings: a worker renews its lease every lockDuration/2; a lease that
+ * is not renewed (a dead worker) is taken back after about lockDuration. */
+export interface LeaseOptions {
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  /** How many times a job may lose its worker before it fails. */
+  maxStalled: number;
+}
+
+export const DEFAULT_LEASE: LeaseOptions = { lockDurationMs: 10_000, stalledIntervalMs: 5_000, maxStalled: 2 };
+
+/** A Redis connection for BullMQ, from redis://[:password@]host:port[/db]. Each
+ * Queue, QueueEvents and Worker gets its own. */
+export function redisConnection(url: string): Redis {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new AnvilError('invalid_argument', `--redis takes redis://host:port, not ${url}`);
+  }
+  if (u.protocol !== 'redis:') throw new AnvilError('invalid_argument', `--redis takes redis://host:port, not ${url}`);
+  const r = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+  r.on('error', () => undefined); // reconnects by itself; availability is checked elsewhere
+  return r;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The server's side: evaluate() sends a job and waits for its result. */
+export class QueueEvaluator implements EvaluationService {
+  readonly mode = 'queue' as const;
+  readonly poolSize: number;
+  private readonly queue: Queue;
+  private readonly events: QueueEvents;
+  private up = false;
+  private readonly ping: NodeJS.Timeout;
+  /** Called with each finished job: which worker ran it, and how long it waited. */
+  onFinished?: (worker: string, waitedMs: number) => void;
+
+  constructor(
+    redisUrl: string,
+    private readonly tasksetRef: string,
+    opts: { poolSize?: number } = {},
+  ) {
+    this.queue = new Queue(queueName('c'), { connection: redisConnection(redisUrl) });
+    this.events = new QueueEvents(queueName('c'), { connection: redisConnection(redisUrl) });
+    this.queue.on('error', () => (this.up = false));
+    this.events.on('error', () => undefined);
+    this.poolSize = opts.poolSize ?? 8;
+    const check = async () => {
+      try {
+        this.up = (await Promise.race([this.queue.getJobCounts('waiting').then(() => 'ok'), sleep(1000).then(() => 'timeout')])) === 'ok';
+      } catch {
+        this.up = false;
+      }
+    };
+    void check();
+    this.ping = setInterval(check, 1000);
+    this.ping.unref();
+  }
+
+  /** False while Redis is unreachable: new steps are then refused with busy. */
+  available(): boolean {
+    return this.up;
+  }
+
+  warm(_task: Task): void {}
+
+  async evaluate(req: EvaluateRequest, opts: EvaluateOptions = {}): Promise<EvalResult> {
+    const data: QueueJob = {
+      taskset: this.tasksetRef,
+      task: req.task.id,
+      digest: req.task.digest,
+      ...(req.reply !== undefined ? { reply: req.reply } : { code: req.code }),
+      seed: req.seed ?? 0,
+      ...(req.config ? { config: req.config } : {}),
+    };
+    const jobId = createHash('sha256').update(JSON.stringify(data)).digest('hex');
+    opts.onProgress?.('queued');
+    const deadline = Date.now() + 60 * 60_000;
+    let job: Job | undefined;
+    let shared: boolean | null = null;
+    while (Date.now() < deadline) {
+      if (opts.signal?.aborted) {
+        if (job && (await job.getState().catch(() => '')) === 'waiting') await job.remove().catch(() => undefined);
+        throw new AnvilError('cancelled', 'the evaluation was cancelled');
+      }
+      try {
+        // Submitted again if Redis lost it (a restart without persistence): no admitted step is lost.
+        const existing = await this.queue.getJob(jobId);
+        shared ??= existing !== undefined;
+        job = existing ?? (await this.queue.add('eval', data, { jobId, removeOnComplete: { age: 24 * 3600, count: 100_000 }, removeOnFail: { age: 600 } }));
+        const state = await job.getState();
+        if (state === 'failed') {
+          // Retried too often (workers died under it): an infrastructure failure, not the model's.
+          const reason = job.failedReason;
+          await job.remove().catch(() => undefined);
+          return envError(req.task, `the evaluation failed on the workers: ${reason}`);
+        }
+        if (state === 'active') opts.onProgress?.('compile');
+        const done = (await job.waitUntilFinished(this.events, 5_000)) as QueueResult;
+        if (shared) return { ...done.result, cached: true }; // another request's evaluation, shared
+        const finished = await this.queue.getJob(jobId);
+        if (finished?.processedOn) this.onFinished?.(done.worker, finished.processedOn - finished.timestamp);
+        return done.result;
+      } catch (e) {
+        const msg = (e as Error).message ?? '';
+        if (/timed out|Connection|ECONN|closed|stream/i.test(msg) || !this.up) {
+          await sleep(200);
+          continue;
+        }
+        if (/stalled more than allowable limit/i.test(msg)) return envError(req.task, `the evaluation failed on the workers: ${msg}`);
+        await sleep(200);
+      }
+    }
+    return envError(req.task, 'no worker finished the evaluation within an hour');
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
+  }
+
+  async workers(): Promise<WorkerInfo[]> {
+    if (!this.up) return [{ id: 'redis', kind: 'queue', state: 'unreachable', detail: 'new steps are refused with busy until it returns' }];
+    const [clients, counts] = await Promise.all([this.queue.getWorkers(), this.queue.getJobCounts('waiting', 'active', 'completed', 'failed')]);
+    return [
+      { id: 'queue', kind: queueName('c'), state: `${counts.waiting} waiting, ${counts.active} active`, detail: `${counts.completed} completed, ${counts.failed} failed` },
+      ...clients.map((c) => ({ id: String(c.rawname ?? c.name ?? c.id), kind: 'queue worker', state: 'connected', detail: `${c.addr} age ${c.age}s` })),
+    ];
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.ping);
+    await this.events.close();
+    await this.queue.close();
+  }
+}
+
+function envError(task: Task, message: string): EvalResult {
+  return {
+    outcome: 'env_error',
+    correct: false,
+    speedup: null,
+    profileShare: null,
+    flags: [],
+    stages: [],
+    message,
+    task: { id: task.id, version: task.version },
+    codeHash: '',
+    correctness: null,
+    timing: null,
+    profile: null,
+    env: { host: os.hostname(), cpu: '', cores: 0, compiler: '', sandbox: 'bwrap', cgroup: 'none', kernel: os.release(), anvilVersion: '' },
+    cached: false,
+  };
+}
+
+/** The worker's side: takes jobs of one backend and runs them in a local Evaluator. */
+export class QueueWorker {
+  readonly id = `${os.hostname()}-${process.pid}`;
+  private readonly worker: Worker;
+  private readonly sets = new Map<string, TaskSet>();
+
+  constructor(
+    redisUrl: string,
+    readonly evaluator: Evaluator,
+    opts: { backend: string; concurrency: number; lease?: LeaseOptions },
+  ) {
+    const lease = opts.lease ?? DEFAULT_LEASE;
+    this.worker = new Worker(queueName(opts.backend), (job: Job<QueueJob>) => this.run(job), {
+      connection: redisConnection(redisUrl),
+      concurrency: opts.concurrency,
+      lockDuration: lease.lockDurationMs,
+      stalledInterval: lease.stalledIntervalMs,
+      maxStalledCount: lease.maxStalled,
+      name: this.id,
+    });
+    // Connection errors repeat while Redis is away: say each one once a minute at most.
+    const said = new Map<string, number>();
+    this.worker.on('error', (e) => {
+      const last = said.get(e.message) ?? 0;
+      if (Date.now() - last > 60_000) console.error(`anvil worker: ${e.message}`);
+      said.set(e.message, Date.now());
+    });
+  }
+
+  private async run(job: Job<QueueJob>): Promise<QueueResult> {
+    const d = job.data;
+    let set = this.sets.get(d.taskset);
+    if (!set) {
+      set = loadTaskSet(d.taskset);
+      this.sets.set(d.taskset, set);
+    }
+    const task = getTask(set, d.task);
+    if (task.digest !== d.digest) throw new Error(`task ${d.task} here is version ${task.digest}, the job wants ${d.digest}`);
+    const result = await this.evaluator.evaluate({ task, code: d.code, reply: d.reply, seed: d.seed, config: d.config });
+    return { result, worker: this.id };
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+    await this.evaluator.close();
+  }
+}
