@@ -66,8 +66,7 @@ export class QueueEvaluator implements EvaluationService {
   readonly poolSize: number;
   private readonly queue: Queue;
   private readonly events: QueueEvents;
-  private up = false;
-  private readonly ping: NodeJS.Timeout;
+  private readonly conn: Redis;
   /** Called with each finished job: which worker ran it, and how long it waited. */
   onFinished?: (worker: string, waitedMs: number) => void;
 
@@ -76,26 +75,18 @@ export class QueueEvaluator implements EvaluationService {
     private readonly tasksetRef: string,
     opts: { poolSize?: number } = {},
   ) {
-    this.queue = new Queue(queueName('c'), { connection: redisConnection(redisUrl) });
+    this.conn = redisConnection(redisUrl);
+    this.queue = new Queue(queueName('c'), { connection: this.conn });
     this.events = new QueueEvents(queueName('c'), { connection: redisConnection(redisUrl) });
-    this.queue.on('error', () => (this.up = false));
+    this.queue.on('error', () => undefined);
     this.events.on('error', () => undefined);
     this.poolSize = opts.poolSize ?? 8;
-    const check = async () => {
-      try {
-        this.up = (await Promise.race([this.queue.getJobCounts('waiting').then(() => 'ok'), sleep(1000).then(() => 'timeout')])) === 'ok';
-      } catch {
-        this.up = false;
-      }
-    };
-    void check();
-    this.ping = setInterval(check, 1000);
-    this.ping.unref();
   }
 
-  /** False while Redis is unreachable: new steps are then refused with busy. */
+  /** False while the connection to Redis is down (ioredis notices a closed socket
+   * at once and reconnects by itself): new steps are then refused with busy. */
   available(): boolean {
-    return this.up;
+    return this.conn.status === 'ready';
   }
 
   warm(_task: Task): void {}
@@ -139,7 +130,7 @@ export class QueueEvaluator implements EvaluationService {
         return done.result;
       } catch (e) {
         const msg = (e as Error).message ?? '';
-        if (/timed out|Connection|ECONN|closed|stream/i.test(msg) || !this.up) {
+        if (/timed out|Connection|ECONN|closed|stream/i.test(msg) || !this.available()) {
           await sleep(200);
           continue;
         }
@@ -155,7 +146,7 @@ export class QueueEvaluator implements EvaluationService {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    if (!this.up) return [{ id: 'redis', kind: 'queue', state: 'unreachable', detail: 'new steps are refused with busy until it returns' }];
+    if (!this.available()) return [{ id: 'redis', kind: 'queue', state: 'unreachable', detail: 'new steps are refused with busy until it returns' }];
     const [clients, counts] = await Promise.all([this.queue.getWorkers(), this.queue.getJobCounts('waiting', 'active', 'completed', 'failed')]);
     return [
       { id: 'queue', kind: queueName('c'), state: `${counts.waiting} waiting, ${counts.active} active`, detail: `${counts.completed} completed, ${counts.failed} failed` },
@@ -164,7 +155,6 @@ export class QueueEvaluator implements EvaluationService {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.ping);
     await this.events.close();
     await this.queue.close();
   }

@@ -104,7 +104,7 @@ t.test('two servers share three workers; results are shared; health shows the wo
   t.equal(health.workers.filter((w: { kind: string }) => w.kind === 'queue worker').length, 3, 'three live workers');
   const metrics = await (await fetch(`${http}/metrics`)).text();
   // 8 steps, 4 distinct (task, code, seed): the queue ran 4 jobs.
-  t.match(metrics, /anvil_queue_jobs\{state="completed"\} 4\n/, 'identical work evaluated once across the cluster');
+  t.match(metrics, /anvil_queue_jobs\{state="completed"\} 4\n/, `identical work evaluated once across the cluster: ${metrics.split("\n").filter((l) => l.startsWith("anvil_queue_jobs") || l.startsWith("anvil_worker_jobs")).join("; ")}`);
   t.match(metrics, /anvil_worker_jobs_total\{worker="[^"]+"\} [1-9]/);
 });
 
