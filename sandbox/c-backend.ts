@@ -26,7 +26,7 @@ export interface JobRef {
 
 export interface StageOutcome {
   stages: StageRecord[];
-  /** Set when a stage failed; absent when every stage ran passed. */
+  /** Set when a stage failed; absent when every stage passed. */
   outcome?: Outcome;
   message?: string;
   flags: Flag[];
@@ -34,7 +34,7 @@ export interface StageOutcome {
 
 export interface PrepareResult extends StageOutcome {
   check?: JudgeOutput;
-  /** The task's library ops the candidate's object file references. */
+  /** The library ops (lib_*) the candidate's object file references, offered or not. */
   libOpsUsed: string[];
 }
 
