@@ -253,42 +253,32 @@ async function cmdWorker(argv: string[]): Promise<void> {
   await new Promise(() => undefined);
 }
 
+async function cmdDemo(argv: string[]): Promise<void> {
+  const { runDemo } = await import('./demo.js');
+  await runDemo(argv);
+}
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
+  tasks: cmdTasks,
+  eval: cmdEval,
+  demo: cmdDemo,
+  serve: cmdServe,
+  worker: cmdWorker,
+  export: cmdExport,
+  report: cmdReport,
+};
+
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2);
   try {
-    switch (cmd) {
-      case 'tasks':
-        await cmdTasks(rest);
-        return 0;
-      case 'eval':
-        await cmdEval(rest);
-        return 0;
-      case 'demo': {
-        const { runDemo } = await import('./demo.js');
-        await runDemo(rest);
-        return 0;
-      }
-      case 'serve':
-        await cmdServe(rest);
-        return 0;
-      case 'export':
-        await cmdExport(rest);
-        return 0;
-      case 'report':
-        await cmdReport(rest);
-        return 0;
-      case 'worker':
-        await cmdWorker(rest);
-        return 0;
-      case undefined:
-      case 'help':
-      case '--help':
-      case '-h':
-        console.log(USAGE);
-        return cmd ? 0 : 2;
-      default:
-        fail(`unknown command "${cmd}"`);
+    if (cmd === undefined || cmd === 'help' || cmd === '--help' || cmd === '-h') {
+      console.log(USAGE);
+      return cmd ? 0 : 2;
     }
+    const run = COMMANDS[cmd];
+    if (!run) fail(`unknown command "${cmd}"`);
+    await run(rest);
+    return 0;
   } catch (e) {
     if (e instanceof UsageError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       console.error(`anvil: ${(e as Error).message}\n\n${USAGE}`);
