@@ -3,7 +3,7 @@
  * the spread of the measured speedup over repeated evaluations. All in one run,
  * side by side, because these machines are shared and noisy.
  *
- *   node dist/bench/eval-throughput.js [--out docs/benchmarks/c-eval.md] [--quick]
+ *   node dist/bench/eval-throughput.js [--out docs/benchmarks/c-eval.md] [--quick] [--pools 1,2,16] [--card NAME] [--spread-only]
  */
 import { mkdtempSync, chmodSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -16,7 +16,9 @@ import { runCapped } from '../sandbox/process.js';
 import { ensureToolchain } from '../sandbox/toolchain.js';
 import { loadTaskSet, solutionFiles, type Task } from '../tasks/loader.js';
 
-const { values } = parseArgs({ options: { out: { type: 'string', default: 'docs/benchmarks/c-eval.md' }, quick: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { out: { type: 'string', default: 'docs/benchmarks/c-eval.md' }, quick: { type: 'boolean', default: false }, pools: { type: 'string' }, card: { type: 'string' }, 'spread-only': { type: 'boolean', default: false } },
+});
 const quick = values.quick!;
 const set = loadTaskSet('builtin-c');
 const solution = (t: Task) => readFileSync(solutionFiles(t)[0]!, 'utf8');
@@ -119,10 +121,11 @@ async function spread(task: Task, n: number): Promise<{ speedups: number[]; cand
 const cores = os.availableParallelism();
 say(`# C evaluation benchmark`);
 say();
-say(`Host: ${os.cpus()[0]?.model}, ${cores} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`);
+say(`Host: ${os.cpus()[0]?.model}, ${cores} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB${values.card ? ` (the ${values.card} machine)` : ''}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`);
 say(`Default evaluation settings (timing budget 2 s per shape, 7 to 100 repetitions).`);
 say();
 
+if (!values['spread-only']) {
 log('sandbox start-up…');
 const st = await startup();
 say(`## Sandbox start-up`);
@@ -153,12 +156,14 @@ say(`Mix of ${mix.length} evaluations (${mixIds.join(', ')}), all submitted at o
 say();
 say(`| pool size | evaluations/s |`);
 say(`|---|---|`);
-for (let p = 1; p <= cores; p++) {
+const pools = values.pools ? values.pools.split(',').map(Number) : Array.from({ length: cores }, (_, i) => i + 1);
+for (const p of pools) {
   log(`throughput, pool ${p}…`);
   say(`| ${p} | ${(await throughput(p, mix)).toFixed(2)} |`);
 }
 say();
 
+}
 say(`## Speedup spread over 5 evaluations of the same candidate (fresh seeds)`);
 say();
 say(`| task | candidate median ms | speedups | max/min (target < 1.05 for kernels ≥ 1 ms) |`);

@@ -9,7 +9,6 @@ import type { EvalResult } from '../sandbox/result.js';
 import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
 import { getTask, loadTaskSet } from '../tasks/loader.js';
 import { ZodError } from 'zod';
-import { exportDataset, FILTERS, type Filter } from '../rewards/export.js';
 import { LogFolderError } from '../rewards/logs.js';
 import { formatResult } from './format.js';
 
@@ -178,6 +177,8 @@ async function cmdExport(argv: string[]): Promise<void> {
     },
   });
   if (!values.logs || !values.out) fail('export needs --logs DIR and --out FILE');
+  // Loaded here, not at start-up: only export needs Arrow and Parquet.
+  const { exportDataset, FILTERS } = await import('../rewards/export.js');
   const format = values.format ?? (values.out.endsWith('.parquet') ? 'parquet' : 'jsonl');
   if (format !== 'jsonl' && format !== 'parquet') fail(`--format is jsonl or parquet, not ${format}`);
   const num = (name: string, v: string, lo: number, hi: number) => {
@@ -187,7 +188,7 @@ async function cmdExport(argv: string[]): Promise<void> {
   };
   const filters = values.filter!.map((f) => {
     if (!(FILTERS as readonly string[]).includes(f)) fail(`unknown --filter ${f}; known: ${FILTERS.join(', ')}`);
-    return f as Filter;
+    return f as (typeof FILTERS)[number];
   });
   const tty = process.stderr.isTTY;
   const onProgress = progressBar();
