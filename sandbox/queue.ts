@@ -16,6 +16,8 @@ import type { EvalResult } from './result.js';
 import { getTask, loadTaskSet, type Task, type TaskSet } from '../tasks/loader.js';
 
 export const queueName = (backend: string) => `anvil-eval-${backend}`;
+/** Where servers announce cancelled jobs; the worker that holds one aborts it. */
+const CANCEL_CHANNEL = 'anvil:cancel';
 
 export interface QueueJob {
   taskset: string;
@@ -107,7 +109,10 @@ export class QueueEvaluator implements EvaluationService {
     let shared: boolean | null = null;
     while (Date.now() < deadline) {
       if (opts.signal?.aborted) {
-        if (job && (await job.getState().catch(() => '')) === 'waiting') await job.remove().catch(() => undefined);
+        const state = job ? await job.getState().catch(() => '') : '';
+        if (state === 'waiting') await job!.remove().catch(() => undefined);
+        // A running job this request started is stopped on its worker; one shared with others runs on.
+        else if (state === 'active' && shared === false) await this.conn.publish(CANCEL_CHANNEL, jobId).catch(() => undefined);
         throw new AnvilError('cancelled', 'the evaluation was cancelled');
       }
       try {
@@ -116,6 +121,11 @@ export class QueueEvaluator implements EvaluationService {
         shared ??= existing !== undefined;
         job = existing ?? (await this.queue.add('eval', data, { jobId, removeOnComplete: { age: 24 * 3600, count: 100_000 }, removeOnFail: { age: 600 } }));
         const state = await job.getState();
+        if (state === 'failed' && /cancelled/.test(job.failedReason ?? '')) {
+          // Another request cancelled it; this one still wants it: run it again.
+          await job.remove().catch(() => undefined);
+          continue;
+        }
         if (state === 'failed') {
           // Retried too often (workers died under it): an infrastructure failure, not the model's.
           const reason = job.failedReason;
@@ -123,13 +133,14 @@ export class QueueEvaluator implements EvaluationService {
           return envError(req.task, `the evaluation failed on the workers: ${reason}`);
         }
         if (state === 'active') opts.onProgress?.('compile');
-        const done = (await job.waitUntilFinished(this.events, 5_000)) as QueueResult;
+        const done = (await this.waitOrCancel(job, opts.signal)) as QueueResult;
         if (shared) return { ...done.result, cached: true }; // another request's evaluation, shared
         const finished = await this.queue.getJob(jobId);
         if (finished?.processedOn) this.onFinished?.(done.worker, finished.processedOn - finished.timestamp);
         return done.result;
       } catch (e) {
         const msg = (e as Error).message ?? '';
+        if (opts.signal?.aborted) continue; // the top of the loop cancels
         if (/timed out|Connection|ECONN|closed|stream/i.test(msg) || !this.available()) {
           await sleep(200);
           continue;
@@ -139,6 +150,21 @@ export class QueueEvaluator implements EvaluationService {
       }
     }
     return envError(req.task, 'no worker finished the evaluation within an hour');
+  }
+
+  /** Waits for the job (in slices, so a dropped connection is noticed), or until the caller cancels. */
+  private async waitOrCancel(job: Job, signal?: AbortSignal): Promise<unknown> {
+    if (!signal) return job.waitUntilFinished(this.events, 5_000);
+    let onAbort = () => undefined as void;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(new Error('cancelled while waiting'));
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([job.waitUntilFinished(this.events, 5_000), aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   async counts(): Promise<Record<string, number>> {
@@ -183,6 +209,7 @@ function envError(task: Task, message: string): EvalResult {
 export class QueueWorker {
   readonly id = `${os.hostname()}-${process.pid}`;
   private readonly worker: Worker;
+  private readonly cancels: Redis;
   private readonly sets = new Map<string, TaskSet>();
 
   constructor(
@@ -191,7 +218,7 @@ export class QueueWorker {
     opts: { backend: string; concurrency: number; lease?: LeaseOptions },
   ) {
     const lease = opts.lease ?? DEFAULT_LEASE;
-    this.worker = new Worker(queueName(opts.backend), (job: Job<QueueJob>) => this.run(job), {
+    this.worker = new Worker(queueName(opts.backend), (job: Job<QueueJob>, _token?: string, signal?: AbortSignal) => this.run(job, signal), {
       connection: redisConnection(redisUrl),
       concurrency: opts.concurrency,
       lockDuration: lease.lockDurationMs,
@@ -199,6 +226,9 @@ export class QueueWorker {
       maxStalledCount: lease.maxStalled,
       name: this.id,
     });
+    this.cancels = redisConnection(redisUrl);
+    void this.cancels.subscribe(CANCEL_CHANNEL).catch(() => undefined);
+    this.cancels.on('message', (_channel: string, jobId: string) => this.worker.cancelJob(jobId, 'cancelled by the server'));
     // Connection errors repeat while Redis is away: say each one once a minute at most.
     const said = new Map<string, number>();
     this.worker.on('error', (e) => {
@@ -208,7 +238,7 @@ export class QueueWorker {
     });
   }
 
-  private async run(job: Job<QueueJob>): Promise<QueueResult> {
+  private async run(job: Job<QueueJob>, signal?: AbortSignal): Promise<QueueResult> {
     const d = job.data;
     let set = this.sets.get(d.taskset);
     if (!set) {
@@ -217,12 +247,14 @@ export class QueueWorker {
     }
     const task = getTask(set, d.task);
     if (task.digest !== d.digest) throw new Error(`task ${d.task} here is version ${task.digest}, the job wants ${d.digest}`);
-    const result = await this.evaluator.evaluate({ task, code: d.code, reply: d.reply, seed: d.seed, config: d.config });
+    // A cancelled evaluation throws; the job then fails as cancelled and is not retried.
+    const result = await this.evaluator.evaluate({ task, code: d.code, reply: d.reply, seed: d.seed, config: d.config }, { signal });
     return { result, worker: this.id };
   }
 
   async close(): Promise<void> {
     await this.worker.close();
+    this.cancels.disconnect();
     await this.evaluator.close();
   }
 }

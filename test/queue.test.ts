@@ -122,6 +122,29 @@ t.test('a worker SIGKILLed mid-job: another finishes its work; nothing lost or l
   t.ok(results.every((r) => r.info.outcome === 'ok'), JSON.stringify(results.map((r) => r.info.outcome)));
 });
 
+t.test('a cancelled step stops its job on the worker that runs it', async (t) => {
+  const w = await Wire.open(servers[0]!.url);
+  t.teardown(() => w.close());
+  await w.call({ id: 'h', op: 'hello', protocol: 1 });
+  const ep = (await w.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 21 })).episodes[0].episode;
+  const loop = '```c\nvoid solve(const float *a, const float *b, float *out, int n) { for (volatile int x = 0;; x++) {} }\n```';
+  w.send({ id: 'loop', op: 'step', episode: ep, action: loop });
+  const http = servers[0]!.url.replace('ws://', 'http://').replace('/v1/ws', '');
+  const active = async () => {
+    const h = await (await fetch(`${http}/healthz`)).json();
+    return Number(/(\d+) active/.exec(h.workers.find((x: { id: string }) => x.id === 'queue').state)![1]);
+  };
+  for (let i = 0; i < 100 && (await active()) === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  t.equal(await active(), 1, 'the looping job runs on a worker');
+  await new Promise((r) => setTimeout(r, 1500));
+  await w.call({ id: 'c', op: 'cancel', target: 'loop' });
+  const r = await w.next((f) => f.id === 'loop' && f.event === 'result', 10_000);
+  t.equal(r.reason, 'cancelled');
+  let left = 1;
+  for (let i = 0; i < 50 && (left = await active()) > 0; i++) await new Promise((res) => setTimeout(res, 100));
+  t.equal(left, 0, 'the worker dropped the job well before its 30 s call limit');
+});
+
 t.test('Redis stopped and started again under load: busy meanwhile, then every admitted step answered once', async (t) => {
   const w = await Wire.open(servers[1]!.url);
   t.teardown(() => w.close());
@@ -146,5 +169,5 @@ t.test('across everything: one log record per answered step', async (t) => {
   const recs = records();
   const keys = recs.map((r) => `${r.episode}/${r.turn}`);
   t.equal(new Set(keys).size, keys.length, 'no step logged twice');
-  t.equal(recs.length, 8 + 6 + 5 + 1, 'no answered step missing from the logs');
+  t.equal(recs.length, 8 + 6 + 1 + 5 + 1, 'no answered step missing from the logs');
 });
