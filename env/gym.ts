@@ -23,8 +23,9 @@ import { SessionRegistry, type Session } from './sessions.js';
 
 const keyOf = (id: RequestId) => JSON.stringify(id);
 
-/** Turns kept in memory for the dashboard. */
+/** Turns kept in memory for the dashboard, and how much of each reply. */
 const RECENT_TURNS = 2000;
+const RECENT_ACTION_CHARS = 64 * 1024;
 
 export class Gym {
   readonly sessions: SessionRegistry;
@@ -371,7 +372,8 @@ export class Gym {
       },
     };
     this.log.append(record);
-    this.recent.push(record);
+    // The dashboard's copy is bounded: 2,000 turns of at most 64 KiB of reply each.
+    this.recent.push(record.action.length > RECENT_ACTION_CHARS ? { ...record, action: `${record.action.slice(0, RECENT_ACTION_CHARS)}\n[… truncated]` } : record);
     if (this.recent.length > RECENT_TURNS) this.recent.shift();
     const answer = {
       id: m.id,
