@@ -163,7 +163,12 @@ function conversationsOf(records: LogRecord[]): Map<string, ChatMessage[]> {
 
 function episodeRows(rows: TurnRow[], conversations: Map<string, ChatMessage[]>): EpisodeRow[] {
   const by = new Map<string, TurnRow[]>();
-  for (const r of rows) if (!r.mask) by.set(r.episode, [...(by.get(r.episode) ?? []), r]);
+  for (const r of rows) {
+    if (r.mask) continue;
+    const list = by.get(r.episode) ?? [];
+    list.push(r);
+    by.set(r.episode, list);
+  }
   return [...by.values()].map((turns) => {
     const first = turns[0]!;
     const speedups = turns.filter((t) => t.outcome === 'ok' && t.speedup !== null).map((t) => t.speedup!);

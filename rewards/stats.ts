@@ -56,8 +56,9 @@ function mean(xs: number[]): number | null {
 
 export function runStats(records: readonly TurnSummary[], opts: { buckets?: number; now?: number } = {}): RunStats {
   const times = records.map((r) => Date.parse(r.time));
-  const t0 = times.length ? Math.min(...times) : 0;
-  const t1 = times.length ? Math.max(...times) : 0;
+  // Loops, not Math.min(...xs): a long run has more records than a call has room for arguments.
+  const t0 = times.length ? times.reduce((a, b) => (b < a ? b : a)) : 0;
+  const t1 = times.length ? times.reduce((a, b) => (b > a ? b : a)) : 0;
   const buckets = opts.buckets ?? 30;
   const bucketMs = Math.max(1000, Math.ceil((t1 - t0 + 1) / buckets));
   const timeline = new Map<number, { outcomes: Record<string, number>; rewards: number[] }>();
@@ -102,7 +103,11 @@ export function runStats(records: readonly TurnSummary[], opts: { buckets?: numb
   });
   const fastP: RunStats['fastP'] = {};
   const byTaskset = new Map<string, number[]>();
-  for (const e of bestByEpisode.values()) byTaskset.set(e.taskset, [...(byTaskset.get(e.taskset) ?? []), e.speedup]);
+  for (const e of bestByEpisode.values()) {
+    const list = byTaskset.get(e.taskset) ?? [];
+    list.push(e.speedup);
+    byTaskset.set(e.taskset, list);
+  }
   for (const [set, best] of byTaskset) {
     fastP[set] = {};
     for (const p of [0, 1, 1.2, 2]) fastP[set]![String(p)] = best.filter((s) => s > p).length / best.length;
@@ -112,8 +117,8 @@ export function runStats(records: readonly TurnSummary[], opts: { buckets?: numb
     ms.sort((a, b) => a - b);
     stages[name] = { n: ms.length, p50: quantile(ms, 0.5), p90: quantile(ms, 0.9), max: ms[ms.length - 1]! };
   }
-  const lo = Math.min(0, ...rewards);
-  const hi = Math.max(1, ...rewards);
+  const lo = rewards.reduce((a, b) => (b < a ? b : a), 0);
+  const hi = rewards.reduce((a, b) => (b > a ? b : a), 1);
   const width = (hi - lo) / 20;
   const rewardHistogram = Array.from({ length: 20 }, (_, k) => ({ lo: lo + k * width, hi: lo + (k + 1) * width, n: 0 }));
   for (const r of rewards) rewardHistogram[Math.min(19, Math.floor((r - lo) / width))]!.n++;
@@ -165,7 +170,11 @@ type FullRecord = TurnSummary & { feedback?: string; components?: Record<string,
 /** The recent episodes, newest first, one line each. */
 export function episodeSummaries(records: readonly TurnSummary[], limit: number) {
   const by = new Map<string, TurnSummary[]>();
-  for (const r of records) by.set(r.episode, [...(by.get(r.episode) ?? []), r]);
+  for (const r of records) {
+    const list = by.get(r.episode) ?? [];
+    list.push(r);
+    by.set(r.episode, list);
+  }
   return [...by.values()]
     .map((turns) => {
       const last = turns[turns.length - 1]!;
