@@ -3,7 +3,7 @@
  * the spread of the measured speedup over repeated evaluations. All in one run,
  * side by side, because these machines are shared and noisy.
  *
- *   node dist/bench/eval-throughput.js [--out docs/benchmarks/c-eval.md] [--quick] [--pools 1,2,16] [--card NAME] [--spread-only]
+ *   node dist/bench/eval-throughput.js [--out docs/benchmarks/c-eval.md] [--quick] [--pools 1,2,16] [--card NAME] [--spread-only] [--threads N]
  */
 import { mkdtempSync, chmodSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -17,7 +17,7 @@ import { ensureToolchain } from '../sandbox/toolchain.js';
 import { loadTaskSet, solutionFiles, type Task } from '../tasks/loader.js';
 
 const { values } = parseArgs({
-  options: { out: { type: 'string', default: 'docs/benchmarks/c-eval.md' }, quick: { type: 'boolean', default: false }, pools: { type: 'string' }, card: { type: 'string' }, 'spread-only': { type: 'boolean', default: false } },
+  options: { out: { type: 'string', default: 'docs/benchmarks/c-eval.md' }, quick: { type: 'boolean', default: false }, pools: { type: 'string' }, card: { type: 'string' }, 'spread-only': { type: 'boolean', default: false }, threads: { type: 'string' } },
 });
 const quick = values.quick!;
 const set = loadTaskSet('builtin-c');
@@ -105,7 +105,7 @@ async function throughput(poolSize: number, mix: Task[]): Promise<number> {
 
 // 4. Speedup spread over repeated evaluations of one candidate.
 async function spread(task: Task, n: number): Promise<{ speedups: number[]; candidateMs: number; ratio: number }> {
-  const ev = new Evaluator({ poolSize: 1, cacheSize: 0 });
+  const ev = new Evaluator({ poolSize: 1, cacheSize: 0, config: values.threads ? { threads: Number(values.threads) } : {} });
   const speedups: number[] = [];
   let candidateMs = 0;
   for (let i = 0; i < n; i++) {
@@ -164,7 +164,7 @@ for (const p of pools) {
 say();
 
 }
-say(`## Speedup spread over 5 evaluations of the same candidate (fresh seeds)`);
+say(`## Speedup spread over 5 evaluations of the same candidate (fresh seeds${values.threads ? `; ${values.threads} OpenMP thread${values.threads === '1' ? '' : 's'}` : ''})`);
 say();
 say(`| task | candidate median ms | speedups | max/min (target < 1.05 for kernels ≥ 1 ms) |`);
 say(`|---|---|---|---|`);
