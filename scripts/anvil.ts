@@ -146,19 +146,30 @@ function progressBar(): ((read: number, total: number) => void) | undefined {
   };
 }
 
-async function cmdReport(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { logs: { type: 'string' }, out: { type: 'string', default: 'report.html' } } });
-  if (!values.logs) fail('report needs --logs DIR');
-  const { writeReport } = await import('../rewards/report.js');
-  let r;
+/** Runs a command that reads a folder of logs: a progress bar on a terminal,
+ * a missing or empty folder as a typed error, every skipped line reported. */
+async function overLogs<R extends { skipped: Array<{ file: string; line: number; reason: string }> }>(
+  command: string,
+  run: (onProgress?: (read: number, total: number) => void) => Promise<R>,
+): Promise<R> {
+  const onProgress = progressBar();
+  let r: R;
   try {
-    r = await writeReport({ logs: values.logs, out: values.out!, onProgress: progressBar() });
+    r = await run(onProgress);
   } catch (e) {
     if (e instanceof LogFolderError) throw new AnvilError('file_not_found', e.message);
     throw e;
   }
-  if (process.stderr.isTTY) process.stderr.write('\n');
-  for (const s of r.skipped) console.error(`anvil report: skipped ${s.file} line ${s.line}: ${s.reason}`);
+  if (onProgress) process.stderr.write('\n');
+  for (const s of r.skipped) console.error(`anvil ${command}: skipped ${s.file} line ${s.line}: ${s.reason}`);
+  return r;
+}
+
+async function cmdReport(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { logs: { type: 'string' }, out: { type: 'string', default: 'report.html' } } });
+  if (!values.logs) fail('report needs --logs DIR');
+  const { writeReport } = await import('../rewards/report.js');
+  const r = await overLogs('report', (onProgress) => writeReport({ logs: values.logs!, out: values.out!, onProgress }));
   console.log(`read ${r.records} turn records from ${r.files} files (${r.episodes} episodes); wrote ${values.out} (${(r.bytes / 1024).toFixed(0)} KiB, self-contained)`);
 }
 
@@ -190,27 +201,17 @@ async function cmdExport(argv: string[]): Promise<void> {
     if (!(FILTERS as readonly string[]).includes(f)) fail(`unknown --filter ${f}; known: ${FILTERS.join(', ')}`);
     return f as (typeof FILTERS)[number];
   });
-  const tty = process.stderr.isTTY;
-  const onProgress = progressBar();
-  let report;
-  try {
-    report = await exportDataset({
-      logs: values.logs,
-      out: values.out,
-      format,
-      gamma: num('gamma', values.gamma!, 0, 1),
-      prsTau: num('prs-tau', values['prs-tau']!, 0, 1),
-      prsF: num('prs-f', values['prs-f']!, 1e-9, 1),
-      filters,
-      episodes: values.episodes!,
-      onProgress,
-    });
-  } catch (e) {
-    if (e instanceof LogFolderError) throw new AnvilError('file_not_found', e.message);
-    throw e;
-  }
-  if (tty) process.stderr.write('\n');
-  for (const s of report.skipped) console.error(`anvil export: skipped ${s.file} line ${s.line}: ${s.reason}`);
+  const options = {
+    logs: values.logs,
+    out: values.out,
+    format,
+    gamma: num('gamma', values.gamma!, 0, 1),
+    prsTau: num('prs-tau', values['prs-tau']!, 0, 1),
+    prsF: num('prs-f', values['prs-f']!, 1e-9, 1),
+    filters,
+    episodes: values.episodes!,
+  } as const;
+  const report = await overLogs('export', (onProgress) => exportDataset({ ...options, onProgress }));
   console.log(
     `read ${report.records} turn records from ${report.files} files (${report.skipped.length} lines skipped); ` +
       `${report.groups} groups, ${report.episodes} episodes; wrote ${report.rows} rows to ${report.written.join(' and ')}`,
