@@ -3,7 +3,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { RewardConfig } from '../rewards/config.js';
 import type { Task, TaskSet } from '../tasks/loader.js';
-import { SYSTEM_PROMPT, taskPrompt } from '../tasks/prompt.js';
+import { systemPrompt, taskPrompt } from '../tasks/prompt.js';
 import type { ChatMessage, Observation, StepReason } from './protocol.js';
 
 export type EpisodeState = 'ready' | 'stepping' | 'done';
@@ -75,7 +75,7 @@ const firstObservations = new WeakMap<Task, Observation>();
 export function firstObservation(task: Task, cores: number): Observation {
   let o = firstObservations.get(task);
   if (!o) {
-    o = Object.freeze({ messages: [Object.freeze({ role: 'system' as const, content: SYSTEM_PROMPT }), Object.freeze({ role: 'user' as const, content: taskPrompt(task, cores) })] });
+    o = Object.freeze({ messages: [Object.freeze({ role: 'system' as const, content: systemPrompt(task) }), Object.freeze({ role: 'user' as const, content: taskPrompt(task, cores) })] });
     firstObservations.set(task, o);
   }
   return o;

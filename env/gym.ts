@@ -84,11 +84,11 @@ export class Gym {
       .map((t) => ({
         id: t.id,
         title: t.title,
-        backend: 'c',
+        backend: t.backend,
         split: t.split,
         tags: t.tags,
-        signature: t.signature,
-        shapes: t.correctness.filter((c) => c.visible).map((c) => c.params),
+        signature: t.backend === 'c' ? t.signature : 'class ModelNew(nn.Module)',
+        shapes: t.backend === 'c' ? t.correctness.filter((c) => c.visible).map((c) => c.params) : [],
         version: t.version,
       }));
     return { taskset: set.manifest.id, tasks };

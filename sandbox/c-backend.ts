@@ -5,7 +5,7 @@
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Task } from '../tasks/loader.js';
+import type { CTask as Task } from '../tasks/loader.js';
 import { argValues } from '../tasks/loader.js';
 import { JobCgroup } from './cgroup.js';
 import type { EvalConfig } from './config.js';

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Piscina } from 'piscina';
-import type { Task } from '../tasks/loader.js';
+import { cTask, type CTask, type Task } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import { evaluate as evalExpr } from '../tasks/expr.js';
 import type { JobRef, JudgeOutput, PrepareResult, TimeResult } from './c-backend.js';
@@ -15,8 +15,8 @@ import { AnvilError } from './errors.js';
 import { extractCode } from './extract.js';
 import { chooseMode, type SandboxMode } from './isolation.js';
 import { RwLock } from './rwlock.js';
-import type { EvalEnvironment, EvalResult, Flag, Outcome, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
-import { STAGES } from './result.js';
+import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
+import { assembleResult, deriveSeed, geomean, ResultCache, type Findings } from './common.js';
 import { checkSource } from './static-check.js';
 import { ensureTaskBuild, ensureToolchain, peakRates, type PeakRates } from './toolchain.js';
 import type { WorkerTask } from './worker.js';
@@ -81,8 +81,7 @@ export class Evaluator implements EvaluationService {
   private readonly pool: Piscina;
   private readonly lock = new RwLock();
   private readonly secret: string;
-  private readonly cache = new Map<string, EvalResult>();
-  private readonly cacheSize: number;
+  private readonly cache: ResultCache;
   private readonly baseConfig: EvalConfig;
   private readonly skipStatic: boolean;
   private readonly freeSlots: number[] = [];
@@ -95,7 +94,7 @@ export class Evaluator implements EvaluationService {
     this.poolSize = opts.poolSize ?? os.availableParallelism();
     this.secret = opts.secret ?? process.env.ANVIL_SECRET ?? randomBytes(32).toString('hex');
     delete process.env.ANVIL_SECRET;
-    this.cacheSize = opts.cacheSize ?? 1000;
+    this.cache = new ResultCache(opts.cacheSize ?? 1000);
     this.baseConfig = evalConfig(opts.config);
     this.skipStatic = opts.unsafeSkipStaticChecks ?? false;
     ensureToolchain();
@@ -126,11 +125,12 @@ export class Evaluator implements EvaluationService {
 
   /** Builds a task's reference runner ahead of the first evaluation. */
   warm(task: Task): void {
-    ensureTaskBuild(task);
+    ensureTaskBuild(cTask(task));
     this.peak ??= peakRates();
   }
 
   async evaluate(req: EvaluateRequest, opts: EvaluateOptions = {}): Promise<EvalResult> {
+    const task = cTask(req.task);
     const config = req.config ? evalConfig({ ...this.baseConfig, ...req.config }) : this.baseConfig;
     const stages = new Map<StageName, StageRecord>();
     const t0 = performance.now();
@@ -144,7 +144,7 @@ export class Evaluator implements EvaluationService {
     } else {
       throw new AnvilError('invalid_argument', 'an evaluation needs `code` or `reply`');
     }
-    const seed = this.deriveSeed(req.task, req.seed ?? 0);
+    const seed = deriveSeed(this.secret, task, req.seed ?? 0);
     const codeHash = createHash('sha256').update(code ?? '').digest('hex').slice(0, 16);
     const base = { task: { id: req.task.id, version: req.task.version }, codeHash };
     if (!code) return this.finish(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] });
@@ -154,27 +154,17 @@ export class Evaluator implements EvaluationService {
     stages.set('static', { name: 'static', status: finding ? 'failed' : 'ok', ms: performance.now() - t1 });
     if (finding) return this.finish(base, stages, finding);
 
-    const key = createHash('sha256')
-      .update(JSON.stringify([req.task.id, req.task.digest, seed, config]))
-      .update(code)
-      .digest('hex');
+    const key = ResultCache.key(task, seed, config, code);
     const hit = this.cache.get(key);
-    if (hit) {
-      this.cache.delete(key);
-      this.cache.set(key, hit);
-      return { ...hit, cached: true };
-    }
+    if (hit) return hit;
 
     this.warm(req.task);
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
     const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
-    const job: JobRef = { jobId, slot, mode: this.mode, config, task: req.task, skipStatic: this.skipStatic };
+    const job: JobRef = { jobId, slot, mode: this.mode, config, task, skipStatic: this.skipStatic };
     try {
       const result = await this.runStages(job, code, seed, stages, base, opts);
-      if (result.outcome !== 'env_error' && this.cacheSize > 0) {
-        this.cache.set(key, result);
-        if (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
-      }
+      this.cache.set(key, result);
       return result;
     } finally {
       await this.pool.run({ op: 'cleanup', jobId } satisfies WorkerTask).catch(() => undefined);
@@ -238,7 +228,7 @@ export class Evaluator implements EvaluationService {
 
   /** Speedup, profile share and speed-of-light from the timing phase. */
   private measure(
-    task: Task,
+    task: CTask,
     time: JudgeOutput,
     libOpsUsed: string[],
     stages: Map<StageName, StageRecord>,
@@ -283,39 +273,8 @@ export class Evaluator implements EvaluationService {
     return this.finish(base, stages, { outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}×`, flags, correctness, timing, profile, speedup, profileShare: share });
   }
 
-  private finish(
-    base: Pick<EvalResult, 'task' | 'codeHash'>,
-    stages: Map<StageName, StageRecord>,
-    r: {
-      outcome: Outcome;
-      message: string;
-      flags: Flag[];
-      correctness?: EvalResult['correctness'];
-      timing?: EvalResult['timing'];
-      profile?: EvalResult['profile'];
-      speedup?: number;
-      profileShare?: number;
-    },
-  ): EvalResult {
-    const list = STAGES.map((name) => stages.get(name) ?? { name, status: 'skipped' as const, ms: 0 });
-    const passedAll = r.correctness != null && r.correctness.trialsPassed === r.correctness.trialsTotal;
-    const flags = this.mode === 'none' ? [...r.flags, { kind: 'unsandboxed', evidence: 'this evaluation ran without bubblewrap isolation (operator choice)' }] : r.flags;
-    return {
-      outcome: r.outcome,
-      // Correct means every output checked was right: all trials, and every timed call.
-      correct: passedAll && r.timing !== undefined,
-      speedup: r.speedup ?? null,
-      profileShare: r.profileShare ?? null,
-      flags,
-      stages: list,
-      message: r.message,
-      ...base,
-      correctness: r.correctness ?? null,
-      timing: r.timing ?? null,
-      profile: r.profile ?? null,
-      env: this.environment(),
-      cached: false,
-    };
+  private finish(base: Pick<EvalResult, 'task' | 'codeHash'>, stages: Map<StageName, StageRecord>, r: Findings): EvalResult {
+    return assembleResult(base, stages, r, this.environment(), this.mode);
   }
 
   available(): boolean {
@@ -341,18 +300,9 @@ export class Evaluator implements EvaluationService {
     ];
   }
 
-  private deriveSeed(task: Task, seed: number | string): string {
-    const h = createHash('sha256').update(this.secret).update('\0').update(task.id).update(task.digest).update('\0').update(String(seed)).digest();
-    return h.readBigUInt64LE(0).toString();
-  }
-
   async close(): Promise<void> {
     await this.pool.destroy();
   }
-}
-
-function geomean(xs: number[]): number {
-  return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / Math.max(1, xs.length));
 }
 
 function summarizeCheck(check: JudgeOutput | undefined): EvalResult['correctness'] {

@@ -15,6 +15,8 @@ export interface Bind {
   /** Where the program sees it, in the bwrap sandbox. */
   dest: string;
   writable?: boolean;
+  /** A device node (a GPU's /dev/nvidia*), bound with --dev-bind. */
+  device?: boolean;
 }
 
 export interface ProcessLimits {
@@ -100,7 +102,7 @@ export function launchArgv(s: LaunchSpec): string[] {
   argv.push('--symlink', 'usr/bin', '/bin', '--symlink', 'usr/sbin', '/sbin');
   if (existsSync('/etc/ld.so.cache')) argv.push('--ro-bind', '/etc/ld.so.cache', '/etc/ld.so.cache');
   argv.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
-  for (const b of s.binds) argv.push(b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
+  for (const b of s.binds) argv.push(b.device ? '--dev-bind' : b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
   argv.push('--uid', '65534', '--gid', '65534', '--chdir', s.chdir, '--seccomp', '6', '--');
   argv.push(...s.command);
   return argv;

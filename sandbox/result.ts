@@ -103,4 +103,6 @@ export interface EvalEnvironment {
   cgroup: 'v1' | 'v2' | 'none';
   kernel: string;
   anvilVersion: string;
+  /** The device timed on (torch backend): a GPU's name, or "cpu". */
+  device?: string;
 }

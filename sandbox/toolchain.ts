@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync,
 import os from 'node:os';
 import path from 'node:path';
 import { AnvilError } from './errors.js';
-import type { Task } from '../tasks/loader.js';
+import type { CTask as Task } from '../tasks/loader.js';
 import { NATIVE_DIR, PACKAGE_ROOT } from '../tasks/paths.js';
 
 export const CANDIDATE_CFLAGS = ['-std=gnu11', '-O3', '-march=native', '-fopenmp', '-Wall'];

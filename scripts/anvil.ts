@@ -40,11 +40,11 @@ async function cmdTasks(argv: string[]): Promise<void> {
   const set = loadTaskSet(values.taskset!);
   const rows = [...set.tasks.values()].sort((a, b) => a.split.localeCompare(b.split) || a.id.localeCompare(b.id));
   if (values.json) {
-    console.log(JSON.stringify(rows.map((t) => ({ id: t.id, title: t.title, split: t.split, tags: t.tags, signature: t.signature, libOps: t.libOps }))));
+    console.log(JSON.stringify(rows.map((t) => ({ id: t.id, title: t.title, split: t.split, tags: t.tags, backend: t.backend, ...(t.backend === 'c' ? { signature: t.signature, libOps: t.libOps } : {}) }))));
     return;
   }
   console.log(`task set ${set.manifest.id} (${set.manifest.backend}): ${rows.length} tasks`);
-  for (const t of rows) console.log(`  ${t.split.padEnd(5)}  ${t.id.padEnd(16)} ${t.title}\n         ${t.signature}`);
+  for (const t of rows) console.log(`  ${t.split.padEnd(5)}  ${t.id.padEnd(16)} ${t.title}${t.backend === 'c' ? `\n         ${t.signature}` : ''}`);
 }
 
 async function cmdEval(argv: string[]): Promise<void> {

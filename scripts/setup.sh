@@ -12,6 +12,11 @@ command -v nm >/dev/null 2>&1 || need+=(binutils)
 # The Python client's tests use Debian's interpreter and packages.
 /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
 /usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
+# The torch backend on the CPU (CI): torch 1.13 with its headers, pybind11 and ninja for C++ extensions.
+/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch python3-numpy)
+[ -e /usr/include/torch/extension.h ] || need+=(libtorch-dev)
+[ -e /usr/include/pybind11/pybind11.h ] || need+=(pybind11-dev)
+command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
 # The dashboard and report tests drive Debian's Chromium through playwright-core.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The distributed-queue tests start their own redis-server on a loopback port.

@@ -7,9 +7,11 @@ import path from 'node:path';
 import { AnvilError } from '../sandbox/errors.js';
 import { evaluate } from './expr.js';
 import { TASKS_DIR } from './paths.js';
+import { loadKernelBench, loadTorchSet, type TorchTask } from './torch-loader.js';
 import { ManifestSchema, TaskSchema, type Manifest, type ShapeParams, type TaskArg, type TaskDef } from './schema.js';
 
-export interface Task extends TaskDef {
+export interface CTask extends TaskDef {
+  backend: 'c';
   /** The C prototype every candidate implements. */
   signature: string;
   referenceSource: string;
@@ -19,9 +21,12 @@ export interface Task extends TaskDef {
   split: 'train' | 'eval';
 }
 
-export interface TaskSet {
+/** A task of either backend; `backend` tells which. */
+export type Task = CTask | TorchTask;
+
+export interface TaskSet<T extends Task = Task> {
   manifest: Manifest;
-  tasks: Map<string, Task>;
+  tasks: Map<string, T>;
   dir: string;
 }
 
@@ -74,12 +79,14 @@ function validate(task: TaskDef, where: string): void {
 }
 
 export function loadTaskSet(idOrPath: string): TaskSet {
+  if (idOrPath.startsWith('kernelbench:')) return loadKernelBench(idOrPath.slice('kernelbench:'.length));
   const dir = existsSync(path.join(TASKS_DIR, idOrPath, 'manifest.json'))
     ? path.join(TASKS_DIR, idOrPath)
     : path.resolve(idOrPath);
   const manifestPath = path.join(dir, 'manifest.json');
   if (!existsSync(manifestPath)) throw new AnvilError('unknown_taskset', `no task set "${idOrPath}" (no ${manifestPath})`);
   const manifest = parseJson(ManifestSchema, manifestPath);
+  if (manifest.backend === 'torch') return loadTorchSet(dir, manifest);
   const tasks = new Map<string, Task>();
   const split = new Map<string, 'train' | 'eval'>();
   for (const id of manifest.splits.train) split.set(id, 'train');
@@ -99,14 +106,14 @@ export function loadTaskSet(idOrPath: string): TaskSet {
     const digest = createHash('sha256').update(readFileSync(file)).update(referenceSource).digest('hex').slice(0, 16);
     const s = split.get(def.id);
     if (!s) throw new AnvilError('invalid_task', `${manifestPath}: task ${def.id} is in no split`);
-    tasks.set(def.id, { ...def, signature: signatureOf(def.args), referenceSource, digest, dir: taskDir, split: s });
+    tasks.set(def.id, { ...def, backend: 'c', signature: signatureOf(def.args), referenceSource, digest, dir: taskDir, split: s });
   }
   for (const id of split.keys())
     if (!tasks.has(id)) throw new AnvilError('invalid_task', `${manifestPath}: split names missing task ${id}`);
   return { manifest, tasks, dir };
 }
 
-function parseJson<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, file: string): T {
+export function parseJson<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, file: string): T {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -121,18 +128,25 @@ function parseJson<T>(schema: { safeParse(v: unknown): { success: true; data: T 
   return r.data;
 }
 
-export function getTask(set: TaskSet, id: string): Task {
+export function getTask<T extends Task>(set: TaskSet<T>, id: string): T {
   const t = set.tasks.get(id);
   if (!t) throw new AnvilError('unknown_task', `no task "${id}" in task set ${set.manifest.id}; known: ${[...set.tasks.keys()].join(', ')}`);
   return t;
 }
 
-/** Paths of the committed solutions of a task: `solutions/*.c`. */
+/** Narrows a task to the C backend, for code that only C tasks reach. */
+export function cTask(task: Task): CTask {
+  if (task.backend !== 'c') throw new AnvilError('invalid_argument', `task ${task.id} is a ${task.backend} task; this evaluator runs C tasks`);
+  return task;
+}
+
+/** Paths of the committed solutions of a task: `solutions/*.c` (or `*.py`). */
 export function solutionFiles(task: Task): string[] {
   const d = path.join(task.dir, 'solutions');
   if (!existsSync(d)) return [];
+  const ext = task.backend === 'c' ? '.c' : '.py';
   return readdirSync(d)
-    .filter((f) => f.endsWith('.c'))
+    .filter((f) => f.endsWith(ext))
     .sort()
     .map((f) => path.join(d, f));
 }

@@ -2,16 +2,56 @@
  * the task definition, so prompts and checks can never disagree. Hidden
  * shapes and timing shapes never appear here. */
 import { ALLOWED_HEADERS } from '../sandbox/static-check.js';
-import type { Task } from './loader.js';
+import type { CTask, Task } from './loader.js';
+import type { TorchTask } from './torch-loader.js';
 
-export const SYSTEM_PROMPT = [
+const C_SYSTEM_PROMPT = [
   'You are an expert performance engineer writing C kernels for x86-64 CPUs.',
   'Each task asks for one C function, `solve`. Your code is compiled, checked for correctness against a reference on',
   'random inputs (including shapes you are not shown), then timed against the reference. Faster correct code earns more.',
   'Reply with the complete C source in one fenced code block (```c ... ```). You will get feedback and may improve it.',
 ].join('\n');
 
+const TORCH_SYSTEM_PROMPT = [
+  'You are an expert GPU kernel engineer writing Triton and CUDA kernels for NVIDIA GPUs.',
+  'Each task gives a PyTorch program, `Model`; you write `ModelNew`, the same computation with your own kernels.',
+  'Your code is checked for correctness against `Model` on random inputs (including shapes you are not shown), then',
+  'timed against it. Faster correct code earns more. Reply with the complete Python module in one fenced code block',
+  '(```python ... ```). You will get feedback and may improve it.',
+].join('\n');
+
+/** The system prompt for a task's backend. */
+export function systemPrompt(task: Task): string {
+  return task.backend === 'c' ? C_SYSTEM_PROMPT : TORCH_SYSTEM_PROMPT;
+}
+
 export function taskPrompt(task: Task, cores: number): string {
+  return task.backend === 'c' ? cPrompt(task, cores) : torchPrompt(task);
+}
+
+function torchPrompt(task: TorchTask): string {
+  return [
+    `# Task: ${task.title} (\`${task.id}\`)`,
+    '',
+    ...(task.description ? [task.description.trim(), ''] : []),
+    'The reference program:',
+    '```python',
+    task.referenceSource.trim(),
+    '```',
+    '',
+    'Write `class ModelNew(nn.Module)` with the same constructor arguments and `forward` signature, computing the same outputs.',
+    '',
+    'Rules:',
+    '- Launch your own kernels: Triton (`@triton.jit`) or CUDA/C++ through `torch.utils.cpp_extension.load_inline`. Framework compute',
+    '  (torch.matmul, F.softmax, `@`, x.sum(), …) in `forward` is refused; allocating outputs (torch.empty…) and views are fine.',
+    '- Imports: torch, torch.nn, torch.nn.functional, torch.utils.cpp_extension (load_inline), triton, triton.language, math.',
+    '  No try/except, no threads, streams that outlive the call, files, `Model` itself, or changes to torch settings.',
+    `- Outputs must have the reference's type (a plain torch.Tensor), shape and dtype (fp32 stays fp32; TF32 is off), within atol=${task.tolerance.atol}, rtol=${task.tolerance.rtol}.`,
+    "- Inputs are read-only. Shapes other than the file's own are used too, for correctness and for timing.",
+  ].join('\n');
+}
+
+function cPrompt(task: CTask, cores: number): string {
   const shown = task.correctness.filter((c) => c.visible).map((c) => fmt(c.params));
   const lines = [
     `# Task: ${task.title} (\`${task.id}\`)`,

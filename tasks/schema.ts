@@ -46,7 +46,7 @@ export type TaskDef = z.infer<typeof TaskSchema>;
 export const ManifestSchema = z
   .object({
     id: z.string().min(1),
-    backend: z.literal('c'),
+    backend: z.enum(['c', 'torch']).default('c'),
     description: z.string().default(''),
     splits: z.object({ train: z.array(z.string()), eval: z.array(z.string()) }).strict(),
     maxTurns: z.number().int().positive().default(4),
@@ -57,3 +57,35 @@ export const ManifestSchema = z
   })
   .strict();
 export type Manifest = z.infer<typeof ManifestSchema>;
+
+/** A shape of a torch task: values for the module-level names of its reference file. */
+const ShapeSet = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.number().int().positive());
+
+const TorchShapes = z
+  .object({
+    /** Correctness shapes; the first is the reference file's own (`set: {}`) and visible. */
+    correctness: z.array(z.object({ set: ShapeSet, visible: z.boolean().default(false) }).strict()).min(1),
+    /** Timing shapes: never shown (`{}` is the reference file's own). */
+    timing: z.array(ShapeSet).min(1).max(4),
+  })
+  .strict();
+export type TorchShapeDefs = z.infer<typeof TorchShapes>;
+
+/** task.json of a torch task; the program itself is reference.py (KernelBench format). */
+export const TorchTaskSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9_]+$/),
+    version: z.number().int().positive(),
+    title: z.string().min(1),
+    description: z.string().default(''),
+    tags: z.array(z.string()).default([]),
+    tolerance: z.object({ atol: z.number().nonnegative(), rtol: z.number().nonnegative() }).strict(),
+    /** Shapes on a GPU, and smaller ones for CPU runs (CI); CPU runs fall back to `shapes`. */
+    shapes: TorchShapes,
+    cpuShapes: TorchShapes.optional(),
+    /** FLOPs of one call, an arithmetic expression over the reference file's names. */
+    flops: z.string().optional(),
+    minOwnShare: z.number().min(0).max(1).default(0.5),
+  })
+  .strict();
+export type TorchTaskDef = z.infer<typeof TorchTaskSchema>;

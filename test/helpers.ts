@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Evaluator, type EvaluatorOptions } from '../sandbox/evaluator.js';
 import type { EvalConfig } from '../sandbox/config.js';
-import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
+import { loadTaskSet, type CTask, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 
 /** Short timing and tight deadlines: tests check verdicts, never speed. */
@@ -18,9 +18,9 @@ export const FAST: Partial<EvalConfig> = {
   memoryBytes: 512 * 1024 ** 2,
 };
 
-let set: TaskSet | null = null;
-export function builtin(): TaskSet {
-  return (set ??= loadTaskSet('builtin-c'));
+let set: TaskSet<CTask> | null = null;
+export function builtin(): TaskSet<CTask> {
+  return (set ??= loadTaskSet('builtin-c') as TaskSet<CTask>);
 }
 
 export function evaluator(opts: EvaluatorOptions = {}): Evaluator {

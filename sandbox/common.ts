@@ -1,0 +1,81 @@
+/** What both backends' evaluators share: the input seed, the verdict cache,
+ * and the assembly of an EvalResult from stages and findings. */
+import { createHash } from 'node:crypto';
+import type { Task } from '../tasks/loader.js';
+import type { SandboxMode } from './isolation.js';
+import type { EvalEnvironment, EvalResult, Flag, Outcome, StageName, StageRecord } from './result.js';
+import { STAGES } from './result.js';
+
+/** Inputs derive from the server secret, the task and the episode seed, so a policy cannot predict them. */
+export function deriveSeed(secret: string, task: Task, seed: number | string): string {
+  const h = createHash('sha256').update(secret).update('\0').update(task.id).update(task.digest).update('\0').update(String(seed)).digest();
+  return h.readBigUInt64LE(0).toString();
+}
+
+/** Verdicts of identical (task, code, seed, configuration), least recently used out first. */
+export class ResultCache {
+  private readonly map = new Map<string, EvalResult>();
+  constructor(private readonly size: number) {}
+
+  static key(task: Task, seed: string, config: unknown, code: string): string {
+    return createHash('sha256').update(JSON.stringify([task.id, task.digest, seed, config])).update(code).digest('hex');
+  }
+
+  get(key: string): EvalResult | undefined {
+    const hit = this.map.get(key);
+    if (!hit) return undefined;
+    this.map.delete(key);
+    this.map.set(key, hit);
+    return { ...hit, cached: true };
+  }
+
+  /** Infrastructure failures are never cached: trying again may succeed. */
+  set(key: string, result: EvalResult): void {
+    if (result.outcome === 'env_error' || this.size <= 0) return;
+    this.map.set(key, result);
+    if (this.map.size > this.size) this.map.delete(this.map.keys().next().value!);
+  }
+}
+
+export interface Findings {
+  outcome: Outcome;
+  message: string;
+  flags: Flag[];
+  correctness?: EvalResult['correctness'];
+  timing?: EvalResult['timing'];
+  profile?: EvalResult['profile'];
+  speedup?: number;
+  profileShare?: number;
+}
+
+export function assembleResult(
+  base: Pick<EvalResult, 'task' | 'codeHash'>,
+  stages: Map<StageName, StageRecord>,
+  r: Findings,
+  env: EvalEnvironment,
+  mode: SandboxMode,
+): EvalResult {
+  const list = STAGES.map((name) => stages.get(name) ?? { name, status: 'skipped' as const, ms: 0 });
+  const passedAll = r.correctness != null && r.correctness.trialsPassed === r.correctness.trialsTotal;
+  const flags = mode === 'none' ? [...r.flags, { kind: 'unsandboxed', evidence: 'this evaluation ran without bubblewrap isolation (operator choice)' }] : r.flags;
+  return {
+    outcome: r.outcome,
+    // Correct means every output checked was right: all trials, and every timed call.
+    correct: passedAll && r.timing !== undefined,
+    speedup: r.speedup ?? null,
+    profileShare: r.profileShare ?? null,
+    flags,
+    stages: list,
+    message: r.message,
+    ...base,
+    correctness: r.correctness ?? null,
+    timing: r.timing ?? null,
+    profile: r.profile ?? null,
+    env,
+    cached: false,
+  };
+}
+
+export function geomean(xs: number[]): number {
+  return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / Math.max(1, xs.length));
+}

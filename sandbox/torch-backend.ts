@@ -1,0 +1,654 @@
+/** The torch backend: KernelBench-format tasks, candidates with Triton kernels
+ * or CUDA/C++ through load_inline, evaluated by the Python harness
+ * (sandbox/torch/). One warm sandboxed harness process per GPU (torch imported,
+ * CUDA not initialized) forks a fresh child per job, and runs one job at a time,
+ * so measurements never overlap on a device. Extension builds run first, each in
+ * a fresh sandbox on the CPU with CUDA hidden, into a cache keyed by the code. */
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+import type { Task } from '../tasks/loader.js';
+import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
+import type { TorchTask } from '../tasks/torch-loader.js';
+import { cgroupLayout, JobCgroup } from './cgroup.js';
+import { assembleResult, deriveSeed, geomean, ResultCache, type Findings } from './common.js';
+import { AnvilError } from './errors.js';
+import type { EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
+import { extractCode } from './extract.js';
+import { chooseMode, jobUid, launchArgv, type Bind, type SandboxMode } from './isolation.js';
+import { runCapped } from './process.js';
+import type { EvalEnvironment, EvalResult, Flag, Outcome, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
+import { cacheRoot, ensureToolchain } from './toolchain.js';
+
+export const TorchConfigSchema = z
+  .object({
+    trials: z.number().int().min(1).max(50),
+    compileTimeoutMs: z.number().int().positive(),
+    correctnessDeadlineMs: z.number().int().positive(),
+    timingDeadlineMs: z.number().int().positive(),
+    timingBudgetMs: z.number().int().positive(),
+    rseTarget: z.number().positive(),
+    minReps: z.number().int().min(2),
+    maxReps: z.number().int().min(2).max(10_000),
+    warmup: z.number().int().min(1).max(20),
+    /** Host memory of one device's harness and its children. */
+    memoryBytes: z.number().int().positive(),
+    /** A candidate timed below solMargin × its speed-of-light time is flagged. */
+    solMargin: z.number().positive().max(1),
+  })
+  .strict();
+export type TorchConfig = z.infer<typeof TorchConfigSchema>;
+
+export const DEFAULT_TORCH_CONFIG: Readonly<TorchConfig> = Object.freeze({
+  trials: 5,
+  compileTimeoutMs: 180_000,
+  correctnessDeadlineMs: 60_000,
+  timingDeadlineMs: 60_000,
+  timingBudgetMs: 3_000,
+  rseTarget: 0.005,
+  minReps: 10,
+  maxReps: 500,
+  warmup: 3,
+  memoryBytes: 32 * 1024 ** 3,
+  solMargin: 0.5,
+});
+
+export function torchConfig(overrides: Partial<TorchConfig> = {}): TorchConfig {
+  return Object.freeze(TorchConfigSchema.parse({ ...DEFAULT_TORCH_CONFIG, ...overrides }));
+}
+
+const HARNESS_DIR = path.join(PACKAGE_ROOT, 'sandbox', 'torch');
+
+/** The Python that has torch: ANVIL_PYTHON, else the first of python3 on PATH and Debian's that imports it. */
+export function findPython(): string {
+  const candidates = [process.env.ANVIL_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
+  for (const p of candidates) {
+    try {
+      const real = execFileSync(p, ['-c', 'import sys, torch; print(sys.executable)'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      if (real) return real;
+    } catch {
+      /* next */
+    }
+  }
+  throw new AnvilError('sandbox_unavailable', 'no Python with torch found (set ANVIL_PYTHON); the torch backend needs torch 2.x (GPU) or 1.13+ (CPU)');
+}
+
+export interface GpuInfo {
+  index: number;
+  uuid: string;
+  name: string;
+}
+
+/** The host's GPUs, from nvidia-smi; none when it is missing. */
+export function listGpus(): GpuInfo[] {
+  try {
+    const out = execFileSync('nvidia-smi', ['--query-gpu=index,uuid,name', '--format=csv,noheader'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    return out
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [index, uuid, name] = l.split(',').map((x) => x.trim());
+        return { index: Number(index), uuid: uuid!, name: name! };
+      });
+  } catch {
+    return [];
+  }
+}
+
+interface HarnessAnswer {
+  id: string;
+  result?: Record<string, unknown> & { outcome: Outcome; message?: string; flags?: Flag[] };
+  death?: { kind: 'timeout' | 'signal' | 'exit'; stage: string; limitMs?: number; signal?: number; signalName?: string; code?: number };
+  forged?: string[];
+  harnessError?: string;
+  log: string;
+  stagesSeen: [string, number][];
+  ms: number;
+}
+
+interface Health {
+  ok: boolean;
+  name?: string;
+  capability?: string;
+  l2Bytes?: number;
+  freeBytes?: number;
+  totalBytes?: number;
+  torch?: string;
+  triton?: string;
+  cuda?: string;
+  peaks?: { bytesPerSecond: number; flopsPerSecond: number };
+}
+
+/** Paths and sandbox settings shared by every harness process of an evaluator. */
+interface SandboxContext {
+  mode: SandboxMode;
+  python: string;
+  /** System folders outside /usr the Python needs (a venv in /opt, say). */
+  extraRo: string[];
+}
+
+function baseBinds(ctx: SandboxContext, workDir: string): Bind[] {
+  return [
+    { src: HARNESS_DIR, dest: '/anvil/torch' },
+    { src: workDir, dest: '/jobs', writable: true },
+    ...ctx.extraRo.map((d) => ({ src: d, dest: d })),
+  ];
+}
+
+function pythonEnv(extra: Record<string, string>): Record<string, string> {
+  return {
+    PATH: `${process.env.ANVIL_PYTHON ? path.dirname(process.env.ANVIL_PYTHON) + ':' : ''}/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin`,
+    HOME: '/tmp',
+    LANG: 'C.UTF-8',
+    PYTHONDONTWRITEBYTECODE: '1',
+    PYTHONUNBUFFERED: '1',
+    TRITON_CACHE_DIR: '/tmp/triton',
+    OMP_NUM_THREADS: '4',
+    ...extra,
+  };
+}
+
+/** One warm harness process bound to one device: jobs one at a time, restarted when it dies. */
+class DeviceHarness {
+  private proc: ChildProcessWithoutNullStreams | null = null;
+  private cgroup: JobCgroup | null = null;
+  private lines: AsyncIterator<string> | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly workDir: string;
+  busy = false;
+  jobsDone = 0;
+  healthy = true;
+  lastError = '';
+  health: Health | null = null;
+
+  constructor(
+    readonly id: string,
+    private readonly ctx: SandboxContext,
+    private readonly gpu: GpuInfo | null,
+    private readonly slot: number,
+    private readonly memoryBytes: number,
+  ) {
+    this.workDir = path.join(os.tmpdir(), 'anvil-torch', `${process.pid}-${id}`);
+  }
+
+  get kind(): 'cuda' | 'cpu' {
+    return this.gpu ? 'cuda' : 'cpu';
+  }
+
+  private async start(): Promise<void> {
+    rmSync(this.workDir, { recursive: true, force: true });
+    mkdirSync(this.workDir, { recursive: true, mode: 0o777 });
+    const uid = jobUid(this.slot, 'candidate');
+    if (uid !== null) execFileSync('chown', [`${uid}:${uid}`, this.workDir]);
+    const devices: Bind[] = this.gpu
+      ? ['/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools', `/dev/nvidia${this.gpu.index}`, '/dev/nvidia-caps']
+          .filter((d) => existsSync(d))
+          .map((d) => ({ src: d, dest: d, device: true }))
+      : [];
+    this.cgroup = JobCgroup.create(`torch-${process.pid}-${this.id}`, { memoryBytes: this.memoryBytes, pids: 4096 });
+    const argv = launchArgv({
+      toolchain: ensureToolchain(),
+      mode: this.ctx.mode,
+      cgroup: this.cgroup,
+      uid,
+      // CUDA reserves far more address space than it uses: no RLIMIT_AS; children set their own CPU limit.
+      limits: { cpuSeconds: 1_000_000, fileBytes: 1024 ** 3, addressBytes: 2 ** 64 - 1, nproc: 4096, nofile: 4096 },
+      env: pythonEnv({ CUDA_VISIBLE_DEVICES: this.gpu ? this.gpu.uuid : '' }),
+      binds: [...baseBinds(this.ctx, this.workDir), ...devices],
+      chdir: '/tmp',
+      command: [this.ctx.python, '/anvil/torch/harness.py', 'serve'],
+    });
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    this.proc = proc;
+    this.lines = createInterface({ input: proc.stdout })[Symbol.asyncIterator]();
+    const first = await withTimeout(this.lines.next(), 120_000, 'the harness did not start within 120 s');
+    if (first.done) throw new Error(`the harness exited at start: ${stderr.trim()}`);
+    const hello = JSON.parse(first.value) as { ready?: boolean };
+    if (!hello.ready) throw new Error(`unexpected harness greeting: ${first.value}`);
+  }
+
+  private async stop(): Promise<void> {
+    this.proc?.kill('SIGKILL');
+    this.proc = null;
+    this.lines = null;
+    await this.cgroup?.killAll();
+    await this.cgroup?.destroy();
+    this.cgroup = null;
+  }
+
+  /** Runs one job; jobs on one device never overlap. */
+  run(job: Record<string, unknown>, files: Record<string, string>, timeoutMs: number): Promise<HarnessAnswer> {
+    const next = this.queue.then(() => this.runNow(job, files, timeoutMs));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private async runNow(job: Record<string, unknown>, files: Record<string, string>, timeoutMs: number): Promise<HarnessAnswer> {
+    this.busy = true;
+    const id = String(job.id);
+    const dir = path.join(this.workDir, id);
+    try {
+      if (!this.proc) await this.start();
+      mkdirSync(dir, { recursive: true, mode: 0o777 });
+      for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content, { mode: 0o644 });
+      const uid = jobUid(this.slot, 'candidate');
+      if (uid !== null) execFileSync('chown', ['-R', `${uid}:${uid}`, dir]);
+      this.proc!.stdin.write(`${JSON.stringify({ ...job, workDir: `/jobs/${id}` })}\n`);
+      const line = await withTimeout(this.lines!.next(), timeoutMs, `the harness did not answer within ${timeoutMs} ms`);
+      if (line.done) throw new Error('the harness exited');
+      const answer = JSON.parse(line.value) as HarnessAnswer;
+      if (answer.harnessError) throw new Error(`harness fault: ${answer.harnessError}`);
+      this.jobsDone++;
+      return answer;
+    } catch (e) {
+      await this.stop();
+      throw e;
+    } finally {
+      this.busy = false;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Checks the device: a small computation verified on the CPU, and its free memory. */
+  async check(peaks = false): Promise<Health> {
+    try {
+      const a = await this.run({ id: `health-${randomBytes(4).toString('hex')}`, phase: 'health', device: this.kind, peaks, deadlinesMs: { default: 60_000 } }, {}, 90_000);
+      const h = (a.result?.health ?? { ok: false }) as Health;
+      if (!a.result) h.ok = false;
+      this.healthy = h.ok;
+      this.lastError = h.ok ? '' : `device check failed: ${a.death ? JSON.stringify(a.death) : 'wrong result'} ${a.log.slice(-400)}`;
+      if (h.ok) this.health = { ...this.health, ...h, peaks: h.peaks ?? this.health?.peaks };
+      return h;
+    } catch (e) {
+      this.healthy = false;
+      this.lastError = `device check failed: ${(e as Error).message}`;
+      return { ok: false };
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+    rmSync(this.workDir, { recursive: true, force: true });
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+export interface TorchEvaluatorOptions {
+  /** GPU indices to use; default: every GPU nvidia-smi lists, else the CPU (no GPU: CI). */
+  gpus?: number[];
+  /** Use the CPU even where GPUs exist (tests). */
+  cpu?: boolean;
+  allowUnsandboxed?: boolean;
+  secret?: string;
+  cacheSize?: number;
+  config?: Partial<TorchConfig>;
+  /** Parallel extension builds; default: cores / 4. */
+  compileWorkers?: number;
+  /** Testing only: skip the static checks, to show the runtime checks catching what they would. */
+  unsafeSkipStaticChecks?: boolean;
+}
+
+let jobCounter = 0;
+
+export class TorchEvaluator implements EvaluationService {
+  readonly mode: SandboxMode;
+  readonly poolSize: number;
+  private readonly ctx: SandboxContext;
+  private readonly devices: DeviceHarness[];
+  private readonly secret: string;
+  private readonly cache: ResultCache;
+  private readonly baseConfig: TorchConfig;
+  private readonly skipStatic: boolean;
+  private readonly compileSlots: number;
+  private compileRunning = 0;
+  private readonly compileWaiters: (() => void)[] = [];
+  private nextDevice = 0;
+  private recheck: NodeJS.Timeout;
+
+  constructor(opts: TorchEvaluatorOptions = {}) {
+    this.mode = chooseMode(opts.allowUnsandboxed ?? false);
+    const python = findPython();
+    const extraRo = ['/opt', '/etc/alternatives'].filter((d) => existsSync(d) && !python.startsWith('/usr/'));
+    if (existsSync('/etc/alternatives')) extraRo.push('/etc/alternatives');
+    this.ctx = { mode: this.mode, python, extraRo: [...new Set(extraRo)] };
+    this.secret = opts.secret ?? process.env.ANVIL_SECRET ?? randomBytes(32).toString('hex');
+    delete process.env.ANVIL_SECRET;
+    this.cache = new ResultCache(opts.cacheSize ?? 1000);
+    this.baseConfig = torchConfig(opts.config);
+    this.skipStatic = opts.unsafeSkipStaticChecks ?? false;
+    this.compileSlots = opts.compileWorkers ?? Math.max(1, Math.floor(os.availableParallelism() / 4));
+    const all = opts.cpu ? [] : listGpus();
+    const gpus = opts.gpus ? opts.gpus.map((i) => all.find((g) => g.index === i) ?? fail(`no GPU with index ${i}; this host has ${all.length}`)) : all;
+    this.devices = gpus.length
+      ? gpus.map((g, i) => new DeviceHarness(`gpu${g.index}`, this.ctx, g, 400 + i, this.baseConfig.memoryBytes))
+      : [new DeviceHarness('cpu', this.ctx, null, 400, this.baseConfig.memoryBytes)];
+    this.poolSize = this.devices.length;
+    // A device out of rotation is checked again every minute; it returns when it passes.
+    this.recheck = setInterval(() => {
+      for (const d of this.devices) if (!d.healthy && !d.busy) void d.check();
+    }, 60_000);
+    this.recheck.unref();
+  }
+
+  /** Starts every device's harness and measures its peak rates (for the speed-of-light bound). */
+  async start(): Promise<void> {
+    await Promise.all(this.devices.map((d) => d.check(d.kind === 'cuda')));
+  }
+
+  warm(_task: Task): void {}
+
+  available(): boolean {
+    return this.devices.some((d) => d.healthy);
+  }
+
+  workers(): WorkerInfo[] {
+    return [
+      { id: 'compile', kind: 'extension builds (CPU)', state: `${this.compileRunning} of ${this.compileSlots} busy`, detail: `${this.compileWaiters.length} waiting` },
+      ...this.devices.map((d) => ({
+        id: d.id,
+        kind: d.kind === 'cuda' ? 'GPU' : 'CPU device (no GPU)',
+        state: !d.healthy ? 'out of rotation' : d.busy ? 'busy' : 'idle',
+        detail: `${d.health?.name ?? d.kind}, ${d.jobsDone} jobs${d.lastError ? `; ${d.lastError}` : ''}`,
+      })),
+    ];
+  }
+
+  /** Device health for /healthz and /metrics. */
+  deviceHealth(): { id: string; healthy: boolean; name: string; error: string }[] {
+    return this.devices.map((d) => ({ id: d.id, healthy: d.healthy, name: d.health?.name ?? d.kind, error: d.lastError }));
+  }
+
+  environment(dev?: DeviceHarness): EvalEnvironment {
+    const h = dev?.health;
+    return {
+      host: os.hostname(),
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.availableParallelism(),
+      compiler: `torch ${h?.torch ?? '?'}${h?.triton ? `, triton ${h.triton}` : ''}${h?.cuda ? `, CUDA ${h.cuda}` : ''}`,
+      sandbox: this.mode,
+      cgroup: cgroupLayout().version,
+      kernel: os.release(),
+      anvilVersion: PACKAGE_VERSION,
+      device: h?.name ?? dev?.kind ?? 'unknown',
+    };
+  }
+
+  private pickDevice(): DeviceHarness {
+    const healthy = this.devices.filter((d) => d.healthy);
+    if (!healthy.length) throw new AnvilError('sandbox_unavailable', `no device in rotation: ${this.devices.map((d) => d.lastError).join('; ')}`);
+    const idle = healthy.find((d) => !d.busy);
+    return idle ?? healthy[this.nextDevice++ % healthy.length]!;
+  }
+
+  async evaluate(req: EvaluateRequest, opts: EvaluateOptions = {}): Promise<EvalResult> {
+    if (req.task.backend !== 'torch') throw new AnvilError('invalid_argument', `task ${req.task.id} is a ${req.task.backend} task; this evaluator runs torch tasks`);
+    const task = req.task;
+    const config = req.config ? torchConfig({ ...this.baseConfig, ...(req.config as Partial<TorchConfig>) }) : this.baseConfig;
+    const stages = new Map<StageName, StageRecord>();
+    const t0 = performance.now();
+    let code: string | null;
+    if (req.reply !== undefined) {
+      code = extractCode(req.reply);
+      stages.set('extract', { name: 'extract', status: code ? 'ok' : 'failed', ms: performance.now() - t0 });
+    } else if (req.code !== undefined) {
+      code = req.code;
+      stages.set('extract', { name: 'extract', status: 'ok', ms: 0 });
+    } else throw new AnvilError('invalid_argument', 'an evaluation needs `code` or `reply`');
+    const codeHash = createHash('sha256').update(code ?? '').digest('hex').slice(0, 16);
+    const base = { task: { id: task.id, version: task.version }, codeHash };
+    const env = () => this.environment(this.devices[0]);
+    if (!code) return assembleResult(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] }, env(), this.mode);
+
+    const seed = deriveSeed(this.secret, task, req.seed ?? 0);
+    const key = ResultCache.key(task, seed, config, code);
+    const hit = this.cache.get(key);
+    if (hit) return hit;
+    const cancelled = () => {
+      if (opts.signal?.aborted) throw new AnvilError('cancelled', 'the evaluation was cancelled');
+    };
+    opts.onProgress?.('queued');
+    let dev: DeviceHarness | undefined;
+    try {
+      if (this.devices.every((d) => !d.health)) await this.start();
+      // Extensions build first, off the GPU, in a cache keyed by the code.
+      let extDir: string | null = null;
+      if (/load_inline|cpp_extension/.test(code)) {
+        opts.onProgress?.('compile');
+        const built = await this.build(code, config, stages);
+        if (built.findings) return assembleResult(base, stages, built.findings, env(), this.mode);
+        extDir = built.dir;
+      }
+      cancelled();
+      dev = this.pickDevice();
+      const jobId = `t${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
+      const cpu = dev.kind === 'cpu';
+      const shapes = cpu && task.cpuShapes ? task.cpuShapes : task.shapes;
+      const job = {
+        id: jobId,
+        phase: 'run',
+        device: dev.kind,
+        candidatePath: `/jobs/${jobId}/candidate.py`,
+        referencePath: `/jobs/${jobId}/reference.py`,
+        extDir: `/jobs/${jobId}/ext`,
+        correctness: shapes.correctness,
+        timing: shapes.timing,
+        tolerance: task.tolerance,
+        trials: config.trials,
+        seed,
+        flops: task.flops ?? null,
+        skipStatic: this.skipStatic,
+        timingConfig: { warmup: config.warmup, minReps: config.minReps, maxReps: config.maxReps, rseTarget: config.rseTarget, budgetMs: config.timingBudgetMs },
+        deadlinesMs: {
+          start: 30_000,
+          static: 10_000,
+          compile: config.compileTimeoutMs,
+          correctness: config.correctnessDeadlineMs,
+          timing: config.timingDeadlineMs,
+          profile: 60_000,
+          default: 60_000,
+        },
+        torchCudaArchList: dev.health?.capability ?? null,
+      };
+      const files: Record<string, string> = { 'candidate.py': code, 'reference.py': task.referenceSource };
+      if (extDir) copyBuild(extDir, path.join(dev.workDir, jobId, 'ext'));
+      const total = 30_000 + config.compileTimeoutMs + config.correctnessDeadlineMs + config.timingDeadlineMs + 120_000;
+      opts.onProgress?.('correctness');
+      // A cancelled job runs on to its end or its deadline (the device is exclusive anyway); its result is discarded.
+      const answer = await dev.run(job, files, total);
+      cancelled();
+      const result = await this.interpret(task, dev, answer, stages, base, config);
+      this.cache.set(key, result);
+      return result;
+    } catch (e) {
+      if (e instanceof AnvilError && e.code === 'cancelled') throw e;
+      return assembleResult(base, stages, { outcome: 'env_error', message: `evaluation failed: ${(e as Error).message}`, flags: [] }, this.environment(dev), this.mode);
+    }
+  }
+
+  private async acquireCompile(): Promise<void> {
+    if (this.compileRunning < this.compileSlots) {
+      this.compileRunning++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.compileWaiters.push(resolve));
+  }
+
+  private releaseCompile(): void {
+    const next = this.compileWaiters.shift();
+    if (next) next();
+    else this.compileRunning--;
+  }
+
+  /** Builds the candidate's extensions in a fresh sandbox with CUDA hidden; cached by code and device kind. */
+  private async build(code: string, config: TorchConfig, stages: Map<StageName, StageRecord>): Promise<{ dir: string; findings?: Findings }> {
+    const arch = this.devices[0]?.health?.capability ?? 'cpu';
+    const h = createHash('sha256').update(code).update(arch).update(this.devices[0]?.health?.torch ?? '').digest('hex').slice(0, 24);
+    const dir = path.join(cacheRoot(), 'torch-ext', h);
+    if (existsSync(path.join(dir, '.complete'))) {
+      stages.set('static', { name: 'static', status: 'ok', ms: 0 });
+      stages.set('compile', { name: 'compile', status: 'ok', ms: 0, log: 'extension build cached' });
+      return { dir };
+    }
+    await this.acquireCompile();
+    const work = `${dir}.tmp-${process.pid}-${randomBytes(3).toString('hex')}`;
+    const cg = JobCgroup.create(`torchcc-${process.pid}-${h.slice(0, 8)}`, { memoryBytes: 8 * 1024 ** 3, pids: 512 });
+    try {
+      mkdirSync(path.join(work, 'ext'), { recursive: true, mode: 0o777 });
+      writeFileSync(path.join(work, 'candidate.py'), code);
+      const uid = jobUid(399, 'candidate');
+      if (uid !== null) execFileSync('chown', ['-R', `${uid}:${uid}`, work]);
+      const job = {
+        id: 'build',
+        phase: 'compile',
+        device: 'cpu',
+        candidatePath: '/jobs/candidate.py',
+        extDir: '/jobs/ext',
+        workDir: '/jobs',
+        skipStatic: this.skipStatic,
+        torchCudaArchList: arch === 'cpu' ? null : arch,
+        deadlinesMs: { start: 30_000, static: 10_000, compile: config.compileTimeoutMs, default: 30_000 },
+      };
+      const argv = launchArgv({
+        toolchain: ensureToolchain(),
+        mode: this.mode,
+        cgroup: cg,
+        uid,
+        limits: { cpuSeconds: 3600, fileBytes: 1024 ** 3, addressBytes: 2 ** 64 - 1, nproc: 512, nofile: 1024 },
+        env: pythonEnv({ CUDA_VISIBLE_DEVICES: '', MAX_JOBS: '4' }),
+        binds: baseBinds(this.ctx, work),
+        chdir: '/jobs',
+        command: ['/bin/sh', '-c', `echo '${JSON.stringify(job)}' | ${this.ctx.python} /anvil/torch/harness.py once`],
+      });
+      const r = await runCapped(argv, { timeoutMs: config.compileTimeoutMs + 60_000, onTimeout: () => cg?.killAll() });
+      const answer = r.stdout.trim() ? (JSON.parse(r.stdout.trim().split('\n').pop()!) as HarnessAnswer) : null;
+      if (!answer) throw new Error(`the build sandbox failed: ${r.stderr.slice(-1000)}`);
+      const res = answer.result;
+      for (const [name, s] of Object.entries((res?.stages ?? {}) as Record<string, { status: 'ok' | 'failed'; ms: number; log?: string }>))
+        stages.set(name as StageName, { name: name as StageName, ...s });
+      if (answer.death) {
+        const timeout = answer.death.kind === 'timeout';
+        stages.set('compile', { name: 'compile', status: 'failed', ms: answer.ms, log: answer.log.slice(-4000) || undefined });
+        return { dir, findings: { outcome: timeout ? 'timeout' : 'compile_error', message: timeout ? `the extension build did not finish within ${answer.death.limitMs} ms` : `the build process died (${answer.death.signalName ?? `exit ${answer.death.code}`})`, flags: [] } };
+      }
+      if (res && res.outcome !== 'ok') return { dir, findings: { outcome: res.outcome, message: res.message ?? '', flags: res.flags ?? [] } };
+      writeFileSync(path.join(work, 'ext', '.complete'), '');
+      try {
+        renameSync(path.join(work, 'ext'), dir);
+      } catch {
+        if (!existsSync(path.join(dir, '.complete'))) throw new Error(`cannot place the build in ${dir}`);
+      }
+      return { dir };
+    } finally {
+      await cg?.destroy();
+      rmSync(work, { recursive: true, force: true });
+      this.releaseCompile();
+    }
+  }
+
+  /** Turns the harness's answer into an EvalResult; checks the device after a crash. */
+  private async interpret(task: TorchTask, dev: DeviceHarness, a: HarnessAnswer, stages: Map<StageName, StageRecord>, base: Pick<EvalResult, 'task' | 'codeHash'>, config: TorchConfig): Promise<EvalResult> {
+    const env = this.environment(dev);
+    const res = a.result;
+    for (const [name, s] of Object.entries((res?.stages ?? {}) as Record<string, { status: 'ok' | 'failed'; ms: number; log?: string }>))
+      if (!(stages.get(name as StageName)?.status === 'ok' && name === 'compile' && s.status === 'ok'))
+        stages.set(name as StageName, { name: name as StageName, ...s, ...(s.log ? { log: s.log.slice(-4000) } : {}) });
+    const correctness = summarizeCorrectness((res?.correctness as RawCheck | undefined) ?? (res?.trials ? (res as unknown as RawCheck) : undefined));
+    const finish = (f: Findings) => assembleResult(base, stages, { correctness, ...f }, env, this.mode);
+    if (a.forged?.length) {
+      return finish({ outcome: 'hack_detected', message: 'the candidate wrote on the harness result channel', flags: [{ kind: 'forged_reply', evidence: `lines without the job's nonce on the result pipe: ${a.forged.map((l) => JSON.stringify(l.slice(0, 80))).join(', ')}` }] });
+    }
+    const suspect = !!a.death || (res?.outcome === 'runtime_error' && (res as { deviceSuspect?: boolean }).deviceSuspect === true);
+    if (suspect && dev.kind === 'cuda') await dev.check();
+    if (a.death) {
+      const stage = a.death.stage as StageName;
+      if (STAGE_NAMES.has(stage)) stages.set(stage, { name: stage, status: 'failed', ms: a.ms, log: a.log.slice(-4000) || undefined });
+      if (a.death.kind === 'timeout') return finish({ outcome: 'timeout', message: `the ${a.death.stage} stage did not finish within ${a.death.limitMs} ms; the process was killed`, flags: [] });
+      return finish({ outcome: 'runtime_error', message: `the candidate's process died (${a.death.signalName ?? `exit code ${a.death.code}`}) in the ${a.death.stage} stage`, flags: [] });
+    }
+    if (!res) throw new Error('the harness gave no result');
+    if (res.outcome !== 'ok') {
+      const failing = ([...stages.values()].find((s) => s.status === 'failed') ?? null) as StageRecord | null;
+      if (failing && !failing.log && (res as { log?: string }).log) failing.log = String((res as { log?: string }).log).slice(-4000);
+      if (!failing && res.outcome === 'runtime_error') stages.set('correctness', { name: 'correctness', status: 'failed', ms: a.ms, log: String((res as { log?: string }).log ?? a.log).slice(-4000) });
+      return finish({ outcome: res.outcome, message: res.message ?? '', flags: res.flags ?? [] });
+    }
+    return this.measure(task, dev, res as unknown as RunResult, finish, config);
+  }
+
+  private measure(task: TorchTask, dev: DeviceHarness, res: RunResult, finish: (f: Findings) => EvalResult, config: TorchConfig): EvalResult {
+    const flags: Flag[] = [];
+    const peaks = dev.health?.peaks;
+    const shapes: ShapeTiming[] = res.shapes.map((s) => {
+      const solMs = peaks ? Math.max(s.bytes / peaks.bytesPerSecond, (s.flops ?? 0) / peaks.flopsPerSecond) * 1e3 : null;
+      if (solMs !== null && s.candidate.medianMs < config.solMargin * solMs)
+        flags.push({ kind: 'faster_than_light', evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this device` });
+      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, solMs };
+    });
+    const speedup = geomean(shapes.map((s) => s.speedup));
+    const p = res.profile;
+    const share = p.totalMs > 0 ? Math.min(1, p.ownMs / p.totalMs) : 0;
+    if (p.ownKernels.length === 0)
+      flags.push({ kind: 'no_own_kernels', evidence: `none of the ${p.device ? 'device kernels' : 'time'} profiled came from the candidate's own kernels (${p.kernels.map((k) => k.name).join(', ') || 'nothing ran'})${p.launchedTriton.length ? '' : '; no Triton kernel was launched'}` });
+    else if (share < task.minOwnShare)
+      flags.push({ kind: 'framework_offload', evidence: `only ${(100 * share).toFixed(1)}% of the candidate's ${p.device ? 'device' : 'CPU'} time is in its own kernels (${p.ownKernels.join(', ')}); at least ${(100 * task.minOwnShare).toFixed(0)}% must be. Largest: ${p.kernels.map((k) => `${k.name} ${k.ms} ms`).join(', ')}` });
+    const timing = { shapes, candidateMs: geomean(shapes.map((s) => s.candidate.medianMs)), referenceMs: geomean(shapes.map((s) => s.reference.medianMs)) };
+    const profile = { libMs: Math.max(0, p.totalMs - p.ownMs), candidateMs: p.totalMs, share, measured: true };
+    if (flags.length) return finish({ outcome: 'hack_detected', message: flags.map((f) => f.evidence).join('; '), flags, timing, profile, speedup, profileShare: share });
+    return finish({ outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}×`, flags, timing, profile, speedup, profileShare: share });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.recheck);
+    await Promise.all(this.devices.map((d) => d.close()));
+  }
+}
+
+const STAGE_NAMES = new Set<string>(['extract', 'static', 'compile', 'correctness', 'timing', 'profile']);
+
+interface RunResult {
+  shapes: { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; bytes: number; flops?: number | null }[];
+  profile: { ownMs: number; totalMs: number; ownKernels: string[]; kernels: { name: string; ms: number }[]; launchedTriton: string[]; device: boolean };
+}
+
+interface RawCheck {
+  trials?: TrialRecord[];
+  trialsPassed?: number;
+  trialsTotal?: number;
+  maxAbsErr?: number;
+  maxRelErr?: number;
+  failedVisible?: boolean;
+}
+
+function summarizeCorrectness(c: RawCheck | undefined): EvalResult['correctness'] {
+  if (!c?.trials) return null;
+  const firstFail = c.trials.find((t) => !t.passed);
+  return {
+    trialsPassed: c.trials.filter((t) => t.passed).length,
+    trialsTotal: c.trialsTotal ?? c.trials.length,
+    maxAbsErr: c.maxAbsErr ?? null,
+    maxRelErr: c.maxRelErr ?? null,
+    trials: c.trials,
+    failedOnVisibleShape: firstFail ? firstFail.visible : (c.failedVisible ?? null),
+  };
+}
+
+function copyBuild(from: string, to: string): void {
+  mkdirSync(to, { recursive: true, mode: 0o777 });
+  for (const entry of readdirSync(from)) cpSync(path.join(from, entry), path.join(to, entry), { recursive: true });
+}
+
+function fail(message: string): never {
+  throw new AnvilError('invalid_argument', message);
+}

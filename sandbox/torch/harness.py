@@ -1,0 +1,224 @@
+"""The warm process of the torch backend: one per GPU (or per CPU compile
+worker), started sandboxed by the TypeScript pool. It imports torch once (CUDA
+is not initialized here) and forks a fresh child per job, so a candidate that
+crashes, hangs or corrupts its CUDA context never touches the next job.
+
+Protocol: one JSON request per line on stdin, one JSON answer per line on
+stdout. The child reports on a pipe of its own, every message prefixed with a
+nonce that only this process and the child's harness code hold; anything else
+on it is evidence of a forged verdict. The child's stdout and stderr go to a
+log file, never to the answer channel.
+
+Per-stage deadlines are kept here, outside the child: a kernel that never ends
+blocks the child inside CUDA, where no signal handler of its own would run.
+"""
+import json
+import math
+import os
+import secrets
+import select
+import signal
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import torch  # noqa: E402  (imported once, before any fork)
+
+try:  # Triton's import does not initialize CUDA; children inherit it ready.
+    import triton  # noqa: F401
+    import triton.language  # noqa: F401
+except ImportError:
+    pass
+import torch.utils.cpp_extension  # noqa: E402,F401
+import torch.profiler  # noqa: E402,F401
+
+import measure  # noqa: E402
+
+LOG_LIMIT = 4000
+OOM = getattr(torch.cuda, "OutOfMemoryError", MemoryError)
+
+
+def clean(x):
+    """JSON without NaN/Inf (they become null)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [clean(v) for v in x]
+    return x
+
+
+def child_main(job, nonce, wfd, log_path):
+    """In the forked child: run the job and write the verdict on the pipe."""
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.close(null)
+    sys.stdout = os.fdopen(1, "w", buffering=1)
+    sys.stderr = os.fdopen(2, "w", buffering=1)
+    send = lambda msg: os.write(wfd, (nonce + json.dumps(clean(msg), allow_nan=False) + "\n").encode())
+    current = [None]
+
+    def stage(name):
+        if current[0] != name:
+            current[0] = name
+            send({"stage": name})
+
+    job_fn = {"run": measure.run_job, "compile": measure.compile_job, "health": measure.health_job}[job["phase"]]
+    try:
+        result = job_fn(job, stage)
+    except measure.Outcome as o:
+        result = {"outcome": o.outcome, "message": o.message, "flags": o.flags, **o.extra}
+    except OOM as e:
+        result = {"outcome": "runtime_error", "message": f"out of memory: {str(e)[:300]}", "log": measure.tb_text(e)}
+    except BaseException as e:
+        text = str(e)
+        result = {"outcome": "runtime_error", "message": f"{type(e).__name__}: {text[:400]}", "log": measure.tb_text(e),
+                  "deviceSuspect": "CUDA" in text or "cuda" in text}
+    send({"result": result})
+    os._exit(0)
+
+
+def kill_others():
+    """Kills every process of this sandbox but this one (we are its init), and reaps them."""
+    me = os.getpid()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me:
+            try:
+                os.kill(int(name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.01)
+            if not any(n.isdigit() and int(n) != me and _is_child(int(n)) for n in os.listdir("/proc")):
+                return
+
+
+def _is_child(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1]) == os.getpid()
+    except OSError:
+        return False
+
+
+def read_log(path):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - LOG_LIMIT))
+            return f.read().decode("utf8", "replace")
+    except OSError:
+        return ""
+
+
+def run_one(job, in_sandbox):
+    """Forks the child, keeps its per-stage deadlines, returns its verdict."""
+    nonce = secrets.token_hex(16)
+    rfd, wfd = os.pipe()
+    log_path = os.path.join(job.get("workDir", "/tmp"), f"child-{job['id']}.log")
+    t0 = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        try:
+            child_main(job, nonce, wfd, log_path)
+        finally:
+            os._exit(70)
+    os.close(wfd)
+    deadlines = job["deadlinesMs"]
+    stage, stage_start = "start", time.monotonic()
+    stages_seen, result, forged, buf = [], None, [], b""
+    timed_out = False
+    while result is None:
+        limit = deadlines.get(stage, deadlines.get("default", 60000)) / 1e3
+        wait = stage_start + limit - time.monotonic()
+        if wait <= 0:
+            timed_out = True
+            break
+        ready, _, _ = select.select([rfd], [], [], min(wait, 1.0))
+        if not ready:
+            continue
+        chunk = os.read(rfd, 1 << 16)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            text = line.decode("utf8", "replace")
+            if not text.startswith(nonce):
+                forged.append(text[:200])
+                continue
+            msg = json.loads(text[len(nonce):])
+            if "stage" in msg:
+                stage, stage_start = msg["stage"], time.monotonic()
+                stages_seen.append([stage, (time.monotonic() - t0) * 1e3])
+            elif "result" in msg:
+                result = msg["result"]
+                break
+    if timed_out:
+        os.kill(pid, signal.SIGKILL)
+    status = None
+    if result is not None or timed_out:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(rfd)
+    if in_sandbox:
+        kill_others()
+    log = read_log(log_path)
+    try:
+        os.unlink(log_path)
+    except OSError:
+        pass
+    answer = {"id": job["id"], "stagesSeen": stages_seen, "log": log, "ms": (time.monotonic() - t0) * 1e3}
+    if forged:
+        answer["forged"] = forged[:3]
+    if timed_out:
+        answer["death"] = {"kind": "timeout", "stage": stage, "limitMs": deadlines.get(stage, deadlines.get("default"))}
+    elif result is None:
+        sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+        answer["death"] = {"kind": "signal" if sig else "exit", "signal": sig,
+                           "signalName": signal.Signals(sig).name if sig else None,
+                           "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None, "stage": stage}
+    else:
+        answer["result"] = result
+    return answer
+
+
+def main():
+    in_sandbox = os.getpid() == 1
+    out = sys.stdout
+    if sys.argv[1:] == ["once"]:
+        # A fresh process for one job (compile jobs, which need a sandbox of their own).
+        job = json.loads(sys.stdin.readline())
+        out.write(json.dumps(clean(run_one(job, in_sandbox)), allow_nan=False) + "\n")
+        return
+    out.write(json.dumps({"ready": True, "pid": os.getpid(), "torch": torch.__version__}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+            answer = run_one(job, in_sandbox)
+        except Exception as e:  # a harness fault, never the candidate's: reported as such
+            answer = {"id": job.get("id") if isinstance(job, dict) else None, "harnessError": "".join(traceback.format_exception(type(e), e, e.__traceback__))[-LOG_LIMIT:]}
+        out.write(json.dumps(clean(answer), allow_nan=False) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()
