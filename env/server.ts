@@ -10,6 +10,7 @@ import os from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
+import { createEvaluator } from '../sandbox/factory.js';
 import { Evaluator, type EvaluationService } from '../sandbox/evaluator.js';
 import { QueueEvaluator } from '../sandbox/queue.js';
 import { AnvilError } from '../sandbox/errors.js';
@@ -61,12 +62,10 @@ export class AnvilServer {
       };
       this.evaluator = q;
     } else {
-      this.evaluator = new Evaluator({
-        poolSize: this.config.poolSize,
-        allowUnsandboxed: this.config.allowUnsandboxed,
-        cacheSize: this.config.cacheSize,
-        config: this.config.eval,
-      });
+      this.evaluator =
+        set.manifest.backend === 'torch'
+          ? createEvaluator('torch', { allowUnsandboxed: this.config.allowUnsandboxed })
+          : new Evaluator({ poolSize: this.config.poolSize, allowUnsandboxed: this.config.allowUnsandboxed, cacheSize: this.config.cacheSize, config: this.config.eval });
     }
     for (const t of set.tasks.values()) this.evaluator.warm(t);
     this.log = new TurnLog(this.config.logDir, this.config.logRotateBytes);

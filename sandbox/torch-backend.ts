@@ -140,9 +140,10 @@ function baseBinds(ctx: SandboxContext, workDir: string): Bind[] {
   ];
 }
 
-function pythonEnv(extra: Record<string, string>): Record<string, string> {
+function pythonEnv(ctx: SandboxContext, extra: Record<string, string>): Record<string, string> {
   return {
-    PATH: `${process.env.ANVIL_PYTHON ? path.dirname(process.env.ANVIL_PYTHON) + ':' : ''}/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin`,
+    // The Python's own folder first: a venv keeps ninja there.
+    PATH: `${path.dirname(ctx.python)}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin`,
     HOME: '/tmp',
     LANG: 'C.UTF-8',
     PYTHONDONTWRITEBYTECODE: '1',
@@ -172,8 +173,10 @@ class DeviceHarness {
     private readonly gpu: GpuInfo | null,
     private readonly slot: number,
     private readonly memoryBytes: number,
+    private readonly fresh = false,
   ) {
-    this.workDir = path.join(os.tmpdir(), 'anvil-torch', `${process.pid}-${id}`);
+    // Unique per instance: two evaluators in one process must not share (or wipe) a folder.
+    this.workDir = path.join(os.tmpdir(), 'anvil-torch', `${process.pid}-${id}-${randomBytes(3).toString('hex')}`);
   }
 
   get kind(): 'cuda' | 'cpu' {
@@ -185,10 +188,14 @@ class DeviceHarness {
     mkdirSync(this.workDir, { recursive: true, mode: 0o777 });
     const uid = jobUid(this.slot, 'candidate');
     if (uid !== null) execFileSync('chown', [`${uid}:${uid}`, this.workDir]);
+    // The driver reads the PCI topology under /sys; the GPU's nodes are bound, the others are not.
     const devices: Bind[] = this.gpu
-      ? ['/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools', `/dev/nvidia${this.gpu.index}`, '/dev/nvidia-caps']
-          .filter((d) => existsSync(d))
-          .map((d) => ({ src: d, dest: d, device: true }))
+      ? [
+          ...['/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools', '/dev/nvidia-modeset', `/dev/nvidia${this.gpu.index}`, '/dev/nvidia-caps']
+            .filter((d) => existsSync(d))
+            .map((d) => ({ src: d, dest: d, device: true })),
+          { src: '/sys', dest: '/sys' },
+        ]
       : [];
     this.cgroup = JobCgroup.create(`torch-${process.pid}-${this.id}`, { memoryBytes: this.memoryBytes, pids: 4096 });
     const argv = launchArgv({
@@ -198,7 +205,7 @@ class DeviceHarness {
       uid,
       // CUDA reserves far more address space than it uses: no RLIMIT_AS; children set their own CPU limit.
       limits: { cpuSeconds: 1_000_000, fileBytes: 1024 ** 3, addressBytes: 2 ** 64 - 1, nproc: 4096, nofile: 4096 },
-      env: pythonEnv({ CUDA_VISIBLE_DEVICES: this.gpu ? this.gpu.uuid : '' }),
+      env: pythonEnv(this.ctx, { CUDA_VISIBLE_DEVICES: this.gpu ? this.gpu.uuid : '' }),
       binds: [...baseBinds(this.ctx, this.workDir), ...devices],
       chdir: '/tmp',
       command: [this.ctx.python, '/anvil/torch/harness.py', 'serve'],
@@ -247,6 +254,7 @@ class DeviceHarness {
       const answer = JSON.parse(line.value) as HarnessAnswer;
       if (answer.harnessError) throw new Error(`harness fault: ${answer.harnessError}`);
       this.jobsDone++;
+      if (this.fresh) await this.stop();
       return answer;
     } catch (e) {
       await this.stop();
@@ -264,7 +272,7 @@ class DeviceHarness {
       const h = (a.result?.health ?? { ok: false }) as Health;
       if (!a.result) h.ok = false;
       this.healthy = h.ok;
-      this.lastError = h.ok ? '' : `device check failed: ${a.death ? JSON.stringify(a.death) : 'wrong result'} ${a.log.slice(-400)}`;
+      this.lastError = h.ok ? '' : `device check failed: ${a.death ? JSON.stringify(a.death) : a.result?.outcome === 'ok' ? 'wrong result' : `${a.result?.message ?? ''} ${String((a.result as { log?: string } | undefined)?.log ?? '').slice(-600)}`} ${a.log.slice(-400)}`;
       if (h.ok) this.health = { ...this.health, ...h, peaks: h.peaks ?? this.health?.peaks };
       return h;
     } catch (e) {
@@ -298,9 +306,13 @@ export interface TorchEvaluatorOptions {
   compileWorkers?: number;
   /** Testing only: skip the static checks, to show the runtime checks catching what they would. */
   unsafeSkipStaticChecks?: boolean;
+  /** A fresh interpreter per job instead of the warm fork (how KernelGYM runs; for comparison). */
+  freshProcessPerJob?: boolean;
 }
 
 let jobCounter = 0;
+/** Each evaluator's devices get their own uid slots (jobUid), so evaluators in one process never share a uid. */
+let slotBase = 400;
 
 export class TorchEvaluator implements EvaluationService {
   readonly mode: SandboxMode;
@@ -331,9 +343,11 @@ export class TorchEvaluator implements EvaluationService {
     this.compileSlots = opts.compileWorkers ?? Math.max(1, Math.floor(os.availableParallelism() / 4));
     const all = opts.cpu ? [] : listGpus();
     const gpus = opts.gpus ? opts.gpus.map((i) => all.find((g) => g.index === i) ?? fail(`no GPU with index ${i}; this host has ${all.length}`)) : all;
+    const base = slotBase;
+    slotBase += Math.max(1, gpus.length);
     this.devices = gpus.length
-      ? gpus.map((g, i) => new DeviceHarness(`gpu${g.index}`, this.ctx, g, 400 + i, this.baseConfig.memoryBytes))
-      : [new DeviceHarness('cpu', this.ctx, null, 400, this.baseConfig.memoryBytes)];
+      ? gpus.map((g, i) => new DeviceHarness(`gpu${g.index}`, this.ctx, g, base + i, this.baseConfig.memoryBytes, opts.freshProcessPerJob))
+      : [new DeviceHarness('cpu', this.ctx, null, base, this.baseConfig.memoryBytes, opts.freshProcessPerJob)];
     this.poolSize = this.devices.length;
     // A device out of rotation is checked again every minute; it returns when it passes.
     this.recheck = setInterval(() => {
@@ -526,7 +540,7 @@ export class TorchEvaluator implements EvaluationService {
         cgroup: cg,
         uid,
         limits: { cpuSeconds: 3600, fileBytes: 1024 ** 3, addressBytes: 2 ** 64 - 1, nproc: 512, nofile: 1024 },
-        env: pythonEnv({ CUDA_VISIBLE_DEVICES: '', MAX_JOBS: '4' }),
+        env: pythonEnv(this.ctx, { CUDA_VISIBLE_DEVICES: '', MAX_JOBS: '4' }),
         binds: baseBinds(this.ctx, work),
         chdir: '/jobs',
         command: ['/bin/sh', '-c', `echo '${JSON.stringify(job)}' | ${this.ctx.python} /anvil/torch/harness.py once`],

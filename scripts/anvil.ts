@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { AnvilError } from '../sandbox/errors.js';
+import { createEvaluator } from '../sandbox/factory.js';
 import { Evaluator } from '../sandbox/evaluator.js';
 import type { EvalResult } from '../sandbox/result.js';
 import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
@@ -70,7 +71,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   if (values.candidate && Buffer.byteLength(text) > MAX_SOURCE_BYTES)
     throw new AnvilError('code_too_large', `${file} is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_SOURCE_BYTES}`);
   const task = getTask(loadTaskSet(values.taskset!), values.task);
-  const evaluator = new Evaluator({ allowUnsandboxed: values.unsandboxed, poolSize: 1 });
+  const evaluator = createEvaluator(task.backend, { allowUnsandboxed: values.unsandboxed, poolSize: 1 });
   let result: EvalResult;
   try {
     const onProgress = values.json ? undefined : (stage: string) => process.stderr.write(`… ${stage}\n`);

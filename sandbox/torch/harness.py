@@ -27,13 +27,9 @@ sys.path.insert(0, HERE)
 
 import torch  # noqa: E402  (imported once, before any fork)
 
-try:  # Triton's import does not initialize CUDA; children inherit it ready.
-    import triton  # noqa: F401
-    import triton.language  # noqa: F401
-except ImportError:
-    pass
-import torch.utils.cpp_extension  # noqa: E402,F401
-import torch.profiler  # noqa: E402,F401
+# Nothing else is imported here: triton, torch.profiler and cpp_extension are
+# imported in the child, since some imports touch the CUDA driver, after which
+# a forked child cannot initialize CUDA.
 
 import measure  # noqa: E402
 
@@ -82,7 +78,10 @@ def child_main(job, nonce, wfd, log_path):
         text = str(e)
         result = {"outcome": "runtime_error", "message": f"{type(e).__name__}: {text[:400]}", "log": measure.tb_text(e),
                   "deviceSuspect": "CUDA" in text or "cuda" in text}
-    send({"result": result})
+    try:
+        send({"result": result})
+    except Exception as e:  # an unserializable result is the harness's fault: say what it was
+        send({"result": {"outcome": "runtime_error", "message": f"harness could not send the result: {e}", "log": measure.tb_text(e)}})
     os._exit(0)
 
 

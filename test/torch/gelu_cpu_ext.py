@@ -28,5 +28,5 @@ class ModelNew(nn.Module):
     def __init__(self):
         super().__init__()
 
-    def forward(self, x):
-        return _ext.gelu(x)
+    def forward(self, x0):
+        return _ext.gelu(x0)

@@ -9,8 +9,8 @@ class Model(nn.Module):
     def __init__(self):
         super().__init__()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.gelu(x, approximate="tanh")
+    def forward(self, x0):
+        return F.gelu(x0, approximate="tanh")
 
 
 rows = 8192

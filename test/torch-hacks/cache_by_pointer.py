@@ -1,0 +1,36 @@
+# task: gelu
+# expect: not_ok
+# unchecked: not_ok
+# Caches outputs by input address: a repeated address gets a stale answer.
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def gelu_kernel(x_ptr, out_ptr, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(x_ptr + offs, mask=mask)
+    u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+    t = 1.0 - 2.0 / (tl.exp(2.0 * u) + 1.0)
+    tl.store(out_ptr + offs, 0.5 * x * (1.0 + t), mask=mask)
+
+
+def gelu(x, out):
+    n = x.numel()
+    gelu_kernel[(triton.cdiv(n, 2048),)](x, out, n, BLOCK=2048)
+    return out
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.cache = {}
+
+    def forward(self, x0):
+        key = (x0.data_ptr(), tuple(x0.shape))
+        if key not in self.cache:
+            self.cache[key] = gelu(x0, torch.empty_like(x0))
+        return self.cache[key]

@@ -1,0 +1,87 @@
+/** The torch backend on the CPU (torch 1.13, no GPU): the harness's stages, its
+ * static checks and the runtime checks that need no CUDA. GPU paths are verified
+ * by bench/torch-gpu.ts on a GPU host. */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { getTask, loadTaskSet, solutionFiles } from '../tasks/loader.js';
+import { PACKAGE_ROOT } from '../tasks/paths.js';
+import { TorchEvaluator } from '../sandbox/torch-backend.js';
+
+const set = loadTaskSet('builtin-torch');
+const gelu = getTask(set, 'gelu');
+const fast = { timingBudgetMs: 300, minReps: 3, trials: 3 };
+const checked = new TorchEvaluator({ cpu: true, config: fast });
+const unchecked = new TorchEvaluator({ cpu: true, config: fast, unsafeSkipStaticChecks: true });
+t.teardown(async () => {
+  await checked.close();
+  await unchecked.close();
+});
+const hack = (name: string) => readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch-hacks', `${name}.py`), 'utf8');
+const cpuCandidate = (body: string) => `import torch\nimport torch.nn as nn\n\n\nclass ModelNew(nn.Module):\n    def forward(self, x0):\n${body}\n`;
+
+t.test('builtin-torch: 12 tasks in KernelBench format, each with an honest Triton solution', async (t) => {
+  t.ok(set.tasks.size >= 12);
+  t.equal(set.manifest.backend, 'torch');
+  for (const task of set.tasks.values()) {
+    t.match(task.referenceSource, /class Model\(/, task.id);
+    t.ok(solutionFiles(task).some((f) => f.endsWith('triton.py')), `${task.id} has a Triton solution`);
+    if (task.backend === 'torch') t.ok(task.shapes.correctness.some((c) => !c.visible), `${task.id} hides a shape`);
+  }
+  t.ok([...set.tasks.values()].filter((x) => solutionFiles(x).some((f) => f.endsWith('cuda.py'))).length >= 3, 'several CUDA solutions');
+});
+
+t.test('an honest C++ extension passes every stage on the CPU, unflagged', async (t) => {
+  const r = await checked.evaluate({ task: gelu, code: readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8') });
+  t.equal(r.outcome, 'ok', r.message);
+  t.same(r.flags, []);
+  t.equal(r.correctness?.trialsPassed, r.correctness?.trialsTotal);
+  t.ok(r.speedup! > 0 && r.profileShare! > 0.5, `speedup ${r.speedup}, share ${r.profileShare}`);
+  t.ok(r.stages.every((s) => s.status === 'ok'));
+});
+
+for (const [name, kind] of [
+  ['torch_ops', 'framework_compute'],
+  ['try_fallback', 'exception_fallback'],
+  ['subclass_model', 'reference_reuse'],
+  ['patch_synchronize', 'harness_patching'],
+  ['forged_result', 'forbidden_import'],
+  ['background_thread', 'forbidden_import'],
+] as const)
+  t.test(`static checks refuse ${name}`, async (t) => {
+    const task = getTask(set, hack(name).match(/^# task: (\w+)/m)![1]!);
+    const r = await checked.evaluate({ task, code: hack(name) });
+    t.equal(r.outcome, 'static_violation', r.message);
+    t.ok(r.flags.some((f) => f.kind === kind), JSON.stringify(r.flags));
+  });
+
+t.test('runtime checks catch what the static checks would have (CPU variants)', async (t) => {
+  const cases: [string, string, string, string | null][] = [
+    ['plain torch: no kernel of its own', cpuCandidate('        return torch.nn.functional.gelu(x0, approximate="tanh")'), 'hack_detected', 'no_own_kernels'],
+    ['input mutation', cpuCandidate('        return x0.mul_(0.5)'), 'hack_detected', 'input_mutation'],
+    ['unwritten output', cpuCandidate('        return torch.empty_like(x0)'), 'wrong_result', null],
+    ['lazy tensor subclass', `import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\nclass Lazy(torch.Tensor):\n    pass\n\n\nclass ModelNew(nn.Module):\n    def forward(self, x0):\n        return F.gelu(x0, approximate="tanh").as_subclass(Lazy)\n`, 'hack_detected', 'tensor_subclass'],
+    ['patched harness function', `import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\ntorch.allclose = lambda *a, **k: True\n\n\nclass ModelNew(nn.Module):\n    def forward(self, x0):\n        return F.gelu(x0, approximate="tanh")\n`, 'hack_detected', 'harness_patching'],
+    ['forged verdict on the result pipe', `import os\nimport torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'{"result": {"outcome": "ok"}}\\n')\n    except OSError:\n        pass\n\n\nclass ModelNew(nn.Module):\n    def forward(self, x0):\n        return F.gelu(x0, approximate="tanh")\n`, 'hack_detected', 'forged_reply'],
+    ['bf16 output where fp32 is asked', cpuCandidate('        return x0.to(torch.bfloat16)'), 'hack_detected', 'precision_downgrade'],
+  ];
+  for (const [what, code, outcome, flag] of cases) {
+    const r = await unchecked.evaluate({ task: gelu, code });
+    t.equal(r.outcome, outcome, `${what}: ${r.message}`);
+    if (flag) t.ok(r.flags.some((f) => f.kind === flag), `${what}: ${JSON.stringify(r.flags)}`);
+  }
+});
+
+t.test('a crashing candidate is a runtime error and the next job runs', async (t) => {
+  const r = await unchecked.evaluate({ task: gelu, code: cpuCandidate('        raise ValueError("boom")') });
+  t.equal(r.outcome, 'runtime_error');
+  t.match(r.message, /boom/);
+  const after = await checked.evaluate({ task: gelu, code: readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8'), seed: 9 });
+  t.equal(after.outcome, 'ok', after.message);
+});
+
+t.test('no code and KernelBench-loader errors are clear', async (t) => {
+  const r = await checked.evaluate({ task: gelu, reply: 'no code here' });
+  t.equal(r.outcome, 'no_code');
+  t.throws(() => loadTaskSet('kernelbench:/nonexistent/path'), { code: 'unknown_taskset' });
+});
