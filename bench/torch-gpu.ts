@@ -71,7 +71,7 @@ if (parts.has('hacks')) {
 if (parts.has('spread')) {
   say('\n## speedup spread: 5 evaluations of one candidate');
   const out: Record<string, unknown> = {};
-  for (const id of ['softmax', 'matmul', 'layernorm']) {
+  for (const id of ['softmax', 'matmul']) {
     const task = getTask(set, id);
     const code = readFileSync(solutionFiles(task).find((x) => x.endsWith('triton.py'))!, 'utf8');
     const speedups = [];

@@ -39,6 +39,8 @@ export interface LaunchSpec {
   chdir: string;
   /** The command, naming paths as the sandbox sees them (bind destinations). */
   command: string[];
+  /** GPU jobs: the filter variant that allows Unix sockets (the CUDA driver needs them). */
+  gpu?: boolean;
 }
 
 /** bubblewrap's path; ANVIL_BWRAP names another (a carried copy, say), and a
@@ -93,7 +95,7 @@ export function launchArgv(s: LaunchSpec): string[] {
     argv.push(...s.command.map(real));
     return argv;
   }
-  argv.push('--seccomp', s.toolchain.seccompFilter, '--', findBwrap()!);
+  argv.push('--seccomp', s.gpu ? s.toolchain.seccompFilterGpu : s.toolchain.seccompFilter, '--', findBwrap()!);
   // --as-pid-1: the program is the namespace's init. Without it bwrap adds an init
   // of its own that outlives its monitor and is left a zombie where the host's
   // init does not reap.

@@ -20,6 +20,8 @@ export interface Toolchain {
   judge: string;
   launch: string;
   seccompFilter: string;
+  /** The filter for GPU jobs: Unix sockets allowed, which the CUDA driver needs. */
+  seccompFilterGpu: string;
   calibrate: string;
   runnerObject: string;
   libObject: string;
@@ -76,6 +78,7 @@ export function ensureToolchain(): Toolchain {
     gcc(['-O2', '-Wall', '-o', 'anvil-launch', src('launch.c')], tmp);
     gcc(['-O2', '-o', 'seccomp_filter', src('seccomp_filter.c'), '-lseccomp'], tmp);
     execFileSync(path.join(tmp, 'seccomp_filter'), [path.join(tmp, 'filter.bpf')]);
+    execFileSync(path.join(tmp, 'seccomp_filter'), [path.join(tmp, 'filter-gpu.bpf'), '--unix-sockets']);
     gcc(['-O3', '-march=native', '-fopenmp', '-o', 'calibrate', src('calibrate.c')], tmp);
     gcc(['-O2', '-Wall', '-c', '-o', 'runner.o', src('runner.c')], tmp);
     gcc(['-O3', '-march=native', '-fopenmp', '-Wall', '-c', '-o', 'anvil_lib.o', src('anvil_lib.c')], tmp);
@@ -87,6 +90,7 @@ export function ensureToolchain(): Toolchain {
     judge: path.join(dir, 'judge'),
     launch: path.join(dir, 'anvil-launch'),
     seccompFilter: path.join(dir, 'filter.bpf'),
+    seccompFilterGpu: path.join(dir, 'filter-gpu.bpf'),
     calibrate: path.join(dir, 'calibrate'),
     runnerObject: path.join(dir, 'runner.o'),
     libObject: path.join(dir, 'anvil_lib.o'),

@@ -145,6 +145,9 @@ function pythonEnv(ctx: SandboxContext, extra: Record<string, string>): Record<s
     // The Python's own folder first: a venv keeps ninja there.
     PATH: `${path.dirname(ctx.python)}:/usr/local/cuda/bin:/usr/local/bin:/usr/bin:/bin`,
     HOME: '/tmp',
+    // The sandbox has no passwd entry for its uid; getpass (Triton, cpp_extension) reads these first.
+    USER: 'anvil',
+    LOGNAME: 'anvil',
     LANG: 'C.UTF-8',
     PYTHONDONTWRITEBYTECODE: '1',
     PYTHONUNBUFFERED: '1',
@@ -197,7 +200,8 @@ class DeviceHarness {
           { src: '/sys', dest: '/sys' },
         ]
       : [];
-    this.cgroup = JobCgroup.create(`torch-${process.pid}-${this.id}`, { memoryBytes: this.memoryBytes, pids: 4096 });
+    // Named after the instance's folder: evaluators in one process must not kill each other's harness.
+    this.cgroup = JobCgroup.create(`torch-${path.basename(this.workDir)}`, { memoryBytes: this.memoryBytes, pids: 4096 });
     const argv = launchArgv({
       toolchain: ensureToolchain(),
       mode: this.ctx.mode,
@@ -209,6 +213,7 @@ class DeviceHarness {
       binds: [...baseBinds(this.ctx, this.workDir), ...devices],
       chdir: '/tmp',
       command: [this.ctx.python, '/anvil/torch/harness.py', 'serve'],
+      gpu: this.gpu !== null,
     });
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';
@@ -243,6 +248,8 @@ class DeviceHarness {
     const id = String(job.id);
     const dir = path.join(this.workDir, id);
     try {
+      // A harness that died while idle never saw this job: start a new one and run it there.
+      if (this.proc && (this.proc.exitCode !== null || this.proc.signalCode !== null)) await this.stop();
       if (!this.proc) await this.start();
       mkdirSync(dir, { recursive: true, mode: 0o777 });
       for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content, { mode: 0o644 });
@@ -384,7 +391,7 @@ export class TorchEvaluator implements EvaluationService {
     return this.devices.map((d) => ({ id: d.id, healthy: d.healthy, name: d.health?.name ?? d.kind, error: d.lastError }));
   }
 
-  environment(dev?: DeviceHarness): EvalEnvironment {
+  environment(dev: DeviceHarness | undefined = this.devices[0]): EvalEnvironment {
     const h = dev?.health;
     return {
       host: os.hostname(),

@@ -1,14 +1,21 @@
 /* Writes the seccomp filter (classic BPF) that bwrap installs in front of every
  * sandboxed program. Denied calls fail with EPERM rather than killing the
- * process, so a candidate that tries one gets an ordinary, visible error. */
+ * process, so a candidate that tries one gets an ordinary, visible error.
+ * Names after OUT are left out of the deny list. `--unix-sockets` (the variant
+ * for GPU jobs: the CUDA driver needs Unix sockets to initialize) allows sockets
+ * of AF_UNIX only; in the sandbox's own network and mount namespaces they reach
+ * nothing outside it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <seccomp.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-  if (argc != 2) { fprintf(stderr, "usage: seccomp_filter OUT\n"); return 2; }
+  if (argc < 2) { fprintf(stderr, "usage: seccomp_filter OUT [--unix-sockets] [ALLOWED_SYSCALL...]\n"); return 2; }
+  int unix_sockets = argc > 2 && strcmp(argv[2], "--unix-sockets") == 0;
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
   if (!ctx) return 1;
   const int denied[] = {
@@ -25,8 +32,21 @@ int main(int argc, char **argv) {
     SCMP_SYS(acct), SCMP_SYS(settimeofday), SCMP_SYS(clock_settime), SCMP_SYS(adjtimex),
     SCMP_SYS(clock_adjtime), SCMP_SYS(syslog), SCMP_SYS(vhangup), SCMP_SYS(quotactl),
   };
-  for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++)
-    if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0) != 0) return 1;
+  for (size_t i = 0; i < sizeof denied / sizeof denied[0]; i++) {
+    int allowed = 0;
+    for (int a = 2; a < argc; a++) allowed |= seccomp_syscall_resolve_name(argv[a]) == denied[i];
+    if (unix_sockets && denied[i] != SCMP_SYS(socket)) {
+      /* Every other socket call needs a descriptor that only socket() or socketpair() can give. */
+      const int unix_ok[] = {SCMP_SYS(socketpair), SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(listen), SCMP_SYS(accept),
+                             SCMP_SYS(accept4), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg)};
+      for (size_t k = 0; k < sizeof unix_ok / sizeof unix_ok[0]; k++) allowed |= unix_ok[k] == denied[i];
+    }
+    if (unix_sockets && denied[i] == SCMP_SYS(socket)) {
+      if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_NE, AF_UNIX)) != 0) return 1;
+      continue;
+    }
+    if (!allowed && seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), denied[i], 0) != 0) return 1;
+  }
   /* clone may make threads and processes, never new namespaces. */
   const unsigned long ns_flags = 0x00020000ul | 0x02000000ul | 0x04000000ul | 0x08000000ul |
                                  0x10000000ul | 0x20000000ul | 0x40000000ul | 0x00000080ul;

@@ -27,9 +27,13 @@ sys.path.insert(0, HERE)
 
 import torch  # noqa: E402  (imported once, before any fork)
 
-# Nothing else is imported here: triton, torch.profiler and cpp_extension are
-# imported in the child, since some imports touch the CUDA driver, after which
-# a forked child cannot initialize CUDA.
+try:  # Triton's import leaves CUDA alone (checked on an H100 host); children inherit it.
+    import triton  # noqa: F401
+    import triton.language  # noqa: F401
+except ImportError:
+    pass
+# Not torch.utils.cpp_extension: importing it here initializes the CUDA driver,
+# after which a forked child cannot use CUDA. Children import it themselves.
 
 import measure  # noqa: E402
 

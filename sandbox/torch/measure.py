@@ -27,6 +27,8 @@ import checks
 
 LOG_LIMIT = 4000
 CHUNK = 1 << 24
+POISON_SPARE = 1 << 30
+OOM_ERRORS = (MemoryError, getattr(torch.cuda, "OutOfMemoryError", MemoryError))
 
 
 class Outcome(Exception):
@@ -118,8 +120,17 @@ class Device:
         return 4 * 1024 ** 3
 
 
+_file_values = {}
+
+
 def set_shape(module, shape):
+    """Sets a shape's names on the reference module; names it does not set keep the file's own values."""
+    saved = _file_values.setdefault(id(module), {})
+    for k, v in saved.items():
+        setattr(module, k, v)
     for k, v in shape.items():
+        if k not in saved:
+            saved[k] = getattr(module, k)
         setattr(module, k, v)
 
 
@@ -148,13 +159,19 @@ def build_models(ref_mod, cand_mod, dev, seed):
 
 
 def poison(dev, inputs):
-    """Fills memory the candidate's outputs may be given with NaN, so unwritten elements fail."""
+    """Fills memory the candidate's outputs may be given with NaN, so unwritten elements fail:
+    blocks the size of the inputs, and up to POISON_SPARE of the allocator's cached free memory."""
     sizes = [x.numel() for x in inputs if isinstance(x, torch.Tensor) and x.is_floating_point()]
-    blocks = [torch.full((n,), float("nan"), device=dev.torch_device) for n in sizes[:4]]
     if dev.cuda:
-        spare = torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
+        spare = min(torch.cuda.memory_reserved() - torch.cuda.memory_allocated(), POISON_SPARE)
         if spare > 1 << 20:
-            blocks.append(torch.full((spare // 4 - (1 << 18),), float("nan"), device=dev.torch_device))
+            sizes.append(spare // 4 - (1 << 18))
+    blocks = []
+    for n in sizes[:5]:
+        try:
+            blocks.append(torch.full((n,), float("nan"), device=dev.torch_device))
+        except OOM_ERRORS:  # poisoning is best effort, never a verdict
+            break
     del blocks
 
 
@@ -388,24 +405,109 @@ def own_kernel_names(ext_dir):
 
 
 def profile(job, ref_mod, cand_mod, dev, launched, ext_dir):
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    """The share of the candidate's device time spent in its own kernels.
+
+    Triton-only candidates on a GPU are measured with events around each launch
+    (the launch hooks), which costs milliseconds; the CUDA profiler (CUPTI) costs
+    about 4 s to start in every fresh process, so it runs only where the events
+    cannot answer: a built extension (its kernels are known by name only), or no
+    Triton launch seen at all (a kernel never launched, or replayed from a graph)."""
     shape = job["timing"][0]
     set_shape(ref_mod, shape)
     _, cand = build_models(ref_mod, cand_mod, dev, trial_seed(job["seed"], "profile-init"))
     xs = make_inputs(ref_mod, dev, trial_seed(job["seed"], "profile"))
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.cuda else [])
-    launched.clear()
+    has_ext = bool(glob.glob(os.path.join(ext_dir, "**", "*.so"), recursive=True))
     with torch.no_grad():
         cand(*xs)
         dev.sync()
-        h0 = time.perf_counter()
-        with torch_profile(activities=acts) as prof:
-            for _ in range(3):
-                cand(*xs)
-            dev.sync()
-        wall_ms = (time.perf_counter() - h0) * 1e3
+        if dev.cuda and not has_ext:
+            fast = profile_by_launch_events(cand, xs)
+            if fast and fast["ownKernels"]:
+                return fast
+        return profile_with_profiler(cand, xs, dev, launched, ext_dir, has_ext)
+
+
+def profile_by_launch_events(cand, xs):
+    """Events around every Triton launch, and around each whole call. The device is
+    first kept busy (torch.cuda._sleep) while the call is queued, so the call's span
+    holds its kernels back to back, without the host's launch gaps."""
+    try:
+        import triton.knobs as knobs
+    except ImportError:
+        return None
+    spans = []
+
+    def enter(metadata):
+        start = torch.cuda.Event(enable_timing=True)
+        start.record()
+        spans.append([launch_name(metadata), start, None])
+
+    def leave(_metadata):
+        if spans and spans[-1][2] is None:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            spans[-1][2] = end
+
+    h0 = time.perf_counter()
+    cand(*xs)
+    torch.cuda.synchronize()
+    host_ms = (time.perf_counter() - h0) * 1e3
+    cycles_per_ms = sleep_cycles_per_ms()
+    saved = (knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook)
+    knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook = enter, leave
+    calls = []
+    try:
+        for _ in range(3):
+            torch.cuda._sleep(int(cycles_per_ms * max(2.0, 3 * host_ms)))
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            cand(*xs)
+            end.record()
+            calls.append((start, end))
+        torch.cuda.synchronize()
+    finally:
+        knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook = saved
+    if any(end is None for _, _, end in spans):
+        return None
+    total = sum(s.elapsed_time(e) for s, e in calls)
+    by_name = {}
+    for name, s, e in spans:
+        by_name[name] = by_name.get(name, 0.0) + s.elapsed_time(e)
+    own = sum(by_name.values())
+    kernels = sorted(by_name.items(), key=lambda kv: -kv[1])[:6]
+    if total > own:
+        kernels.append(("everything else in the call", total - own))
+    return {"ownMs": own, "totalMs": max(total, own), "ownKernels": sorted(by_name), "method": "launch events",
+            "kernels": [{"name": n[:80], "ms": round(ms, 4)} for n, ms in kernels], "launchedTriton": sorted(by_name), "device": True}
+
+
+_cycles_per_ms = []
+
+
+def sleep_cycles_per_ms():
+    """How many torch.cuda._sleep cycles make a millisecond on this device."""
+    if not _cycles_per_ms:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(1_000_000)
+        end.record()
+        torch.cuda.synchronize()
+        _cycles_per_ms.append(1_000_000 / max(start.elapsed_time(end), 1e-3))
+    return _cycles_per_ms[0]
+
+
+def profile_with_profiler(cand, xs, dev, launched, ext_dir, has_ext):
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+    # On a GPU only device activity is recorded: it is what the share counts, and CPU tracing costs seconds.
+    acts = [ProfilerActivity.CUDA] if dev.cuda else [ProfilerActivity.CPU]
+    launched.clear()
+    h0 = time.perf_counter()
+    with torch_profile(activities=acts) as prof:
+        for _ in range(3):
+            cand(*xs)
+        dev.sync()
+    wall_ms = (time.perf_counter() - h0) * 1e3
     events = prof.events()
-    has_ext = bool(glob.glob(os.path.join(ext_dir, "**", "*.so"), recursive=True))
     if dev.cuda:
         own_names = set(launched) | own_kernel_names(ext_dir)
         kernels = [e for e in events if e.device_type.name == "CUDA"]
@@ -417,12 +519,12 @@ def profile(job, ref_mod, cand_mod, dev, launched, ext_dir):
         for e in kernels:
             by_name[e.name[:80]] = by_name.get(e.name[:80], 0) + t(e) / 1e3
         top = sorted(by_name.items(), key=lambda kv: -kv[1])[:6]
-        return {"ownMs": own_ms, "totalMs": total, "ownKernels": sorted({e.name[:80] for e in own}),
+        return {"ownMs": own_ms, "totalMs": total, "ownKernels": sorted({e.name[:80] for e in own}), "method": "profiler",
                 "kernels": [{"name": n, "ms": round(ms, 4)} for n, ms in top], "launchedTriton": sorted(set(launched)), "device": True}
     # CPU: the candidate's own code is its extension; framework time is the top-level aten ops.
     fw = sum(e.cpu_time_total for e in events if e.cpu_parent is None and e.name.startswith("aten::")) / 1e3
     own_ms = max(0.0, wall_ms - fw) if has_ext else 0.0
-    return {"ownMs": own_ms, "totalMs": wall_ms, "ownKernels": ["extension"] if has_ext and own_ms > 0 else [],
+    return {"ownMs": own_ms, "totalMs": wall_ms, "ownKernels": ["extension"] if has_ext and own_ms > 0 else [], "method": "profiler",
             "kernels": [{"name": "framework ops", "ms": round(fw, 4)}], "launchedTriton": [], "device": False}
 
 
@@ -441,13 +543,18 @@ def install_load_inline_recorder(build_errors):
     ce.load_inline = load_inline
 
 
+def launch_name(metadata):
+    """The kernel's name from a Triton launch hook's argument (a LazyDict)."""
+    return metadata.data.get("name") if hasattr(metadata, "data") else metadata.get().get("name")
+
+
 def install_triton_hook(launched):
     try:
         import triton.knobs as knobs
     except ImportError:
         return
     def hook(metadata):
-        name = metadata.data.get("name") if hasattr(metadata, "data") else metadata.get().get("name")
+        name = launch_name(metadata)
         if name:
             launched.append(name)
     knobs.runtime.launch_enter_hook = hook

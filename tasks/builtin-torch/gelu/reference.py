@@ -13,7 +13,7 @@ class Model(nn.Module):
         return F.gelu(x0, approximate="tanh")
 
 
-rows = 8192
+rows = 16384
 cols = 16384
 
 
