@@ -2,6 +2,8 @@
  * and the assembly of an EvalResult from stages and findings. */
 import { createHash } from 'node:crypto';
 import type { Task } from '../tasks/loader.js';
+import { AnvilError } from './errors.js';
+import { extractCode } from './extract.js';
 import type { SandboxMode } from './isolation.js';
 import type { EvalEnvironment, EvalResult, Flag, Outcome, StageName, StageRecord } from './result.js';
 import { STAGES } from './result.js';
@@ -78,4 +80,25 @@ export function assembleResult(
 
 export function geomean(xs: number[]): number {
   return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / Math.max(1, xs.length));
+}
+
+/** The extract stage, the same for every backend: the code given, or the kernel
+ * found in the model's reply (null when the reply holds none), and its hash. */
+export function takeCode(
+  req: { code?: string; reply?: string; task: Task },
+  stages: Map<StageName, StageRecord>,
+): { code: string | null; base: Pick<EvalResult, 'task' | 'codeHash'> } {
+  const t0 = performance.now();
+  let code: string | null;
+  if (req.reply !== undefined) {
+    code = extractCode(req.reply);
+    stages.set('extract', { name: 'extract', status: code ? 'ok' : 'failed', ms: performance.now() - t0 });
+  } else if (req.code !== undefined) {
+    code = req.code;
+    stages.set('extract', { name: 'extract', status: 'ok', ms: 0 });
+  } else {
+    throw new AnvilError('invalid_argument', 'an evaluation needs `code` or `reply`');
+  }
+  const codeHash = createHash('sha256').update(code ?? '').digest('hex').slice(0, 16);
+  return { code, base: { task: { id: req.task.id, version: req.task.version }, codeHash } };
 }

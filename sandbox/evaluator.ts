@@ -2,7 +2,7 @@
  * pool, keeps timing exclusive on the machine, caches verdicts, and assembles
  * the EvalResult. Compile and correctness work of several jobs may overlap;
  * a timing phase never overlaps anything else that this evaluator runs. */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import { cTask, type CTask, type Task } from '../tasks/loader.js';
@@ -12,11 +12,10 @@ import type { JobRef, JudgeOutput, PrepareResult, TimeResult } from './c-backend
 import { cgroupLayout, JobCgroup } from './cgroup.js';
 import { evalConfig, type EvalConfig } from './config.js';
 import { AnvilError } from './errors.js';
-import { extractCode } from './extract.js';
 import { chooseMode, type SandboxMode } from './isolation.js';
 import { RwLock } from './rwlock.js';
 import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
-import { assembleResult, deriveSeed, geomean, ResultCache, type Findings } from './common.js';
+import { assembleResult, deriveSeed, geomean, ResultCache, takeCode, type Findings } from './common.js';
 import { checkSource } from './static-check.js';
 import { ensureTaskBuild, ensureToolchain, peakRates, type PeakRates } from './toolchain.js';
 import type { WorkerTask } from './worker.js';
@@ -133,20 +132,8 @@ export class Evaluator implements EvaluationService {
     const task = cTask(req.task);
     const config = req.config ? evalConfig({ ...this.baseConfig, ...req.config }) : this.baseConfig;
     const stages = new Map<StageName, StageRecord>();
-    const t0 = performance.now();
-    let code: string | null;
-    if (req.reply !== undefined) {
-      code = extractCode(req.reply);
-      stages.set('extract', { name: 'extract', status: code ? 'ok' : 'failed', ms: performance.now() - t0 });
-    } else if (req.code !== undefined) {
-      code = req.code;
-      stages.set('extract', { name: 'extract', status: 'ok', ms: 0 });
-    } else {
-      throw new AnvilError('invalid_argument', 'an evaluation needs `code` or `reply`');
-    }
+    const { code, base } = takeCode(req, stages);
     const seed = deriveSeed(this.secret, task, req.seed ?? 0);
-    const codeHash = createHash('sha256').update(code ?? '').digest('hex').slice(0, 16);
-    const base = { task: { id: req.task.id, version: req.task.version }, codeHash };
     if (!code) return this.finish(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] });
 
     const t1 = performance.now();

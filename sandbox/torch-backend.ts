@@ -15,10 +15,9 @@ import type { Task } from '../tasks/loader.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
 import type { TorchTask } from '../tasks/torch-loader.js';
 import { cgroupLayout, JobCgroup } from './cgroup.js';
-import { assembleResult, deriveSeed, geomean, ResultCache, type Findings } from './common.js';
+import { assembleResult, deriveSeed, geomean, ResultCache, takeCode, type Findings } from './common.js';
 import { AnvilError } from './errors.js';
 import type { EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
-import { extractCode } from './extract.js';
 import { chooseMode, jobUid, launchArgv, type Bind, type SandboxMode } from './isolation.js';
 import { runCapped } from './process.js';
 import type { EvalEnvironment, EvalResult, Flag, Outcome, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
@@ -339,9 +338,9 @@ export class TorchEvaluator implements EvaluationService {
   constructor(opts: TorchEvaluatorOptions = {}) {
     this.mode = chooseMode(opts.allowUnsandboxed ?? false);
     const python = findPython();
-    const extraRo = ['/opt', '/etc/alternatives'].filter((d) => existsSync(d) && !python.startsWith('/usr/'));
-    if (existsSync('/etc/alternatives')) extraRo.push('/etc/alternatives');
-    this.ctx = { mode: this.mode, python, extraRo: [...new Set(extraRo)] };
+    // A Python outside /usr (a venv in /opt) needs its folder; alternatives links point anywhere.
+    const extraRo = [...(python.startsWith('/usr/') ? [] : ['/opt']), '/etc/alternatives'].filter((d) => existsSync(d));
+    this.ctx = { mode: this.mode, python, extraRo };
     this.secret = opts.secret ?? process.env.ANVIL_SECRET ?? randomBytes(32).toString('hex');
     delete process.env.ANVIL_SECRET;
     this.cache = new ResultCache(opts.cacheSize ?? 1000);
@@ -418,18 +417,8 @@ export class TorchEvaluator implements EvaluationService {
     const task = req.task;
     const config = req.config ? torchConfig({ ...this.baseConfig, ...(req.config as Partial<TorchConfig>) }) : this.baseConfig;
     const stages = new Map<StageName, StageRecord>();
-    const t0 = performance.now();
-    let code: string | null;
-    if (req.reply !== undefined) {
-      code = extractCode(req.reply);
-      stages.set('extract', { name: 'extract', status: code ? 'ok' : 'failed', ms: performance.now() - t0 });
-    } else if (req.code !== undefined) {
-      code = req.code;
-      stages.set('extract', { name: 'extract', status: 'ok', ms: 0 });
-    } else throw new AnvilError('invalid_argument', 'an evaluation needs `code` or `reply`');
-    const codeHash = createHash('sha256').update(code ?? '').digest('hex').slice(0, 16);
-    const base = { task: { id: task.id, version: task.version }, codeHash };
-    const env = () => this.environment(this.devices[0]);
+    const { code, base } = takeCode(req, stages);
+    const env = () => this.environment();
     if (!code) return assembleResult(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] }, env(), this.mode);
 
     const seed = deriveSeed(this.secret, task, req.seed ?? 0);

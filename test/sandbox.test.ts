@@ -55,3 +55,37 @@ t.test('a program in the sandbox reaches nothing it should not', async (t) => {
   t.notOk(r.stdout.includes('allocate_4g allowed'));
   t.ok(r.code === 137 || r.signal === 'SIGKILL', `exit ${r.code} ${r.signal}`);
 });
+
+t.test('the GPU filter allows Unix sockets (the CUDA driver needs them) and still refuses every other family', async (t) => {
+  const script = [
+    'import socket',
+    'for name, fam in (("unix", socket.AF_UNIX), ("inet", socket.AF_INET), ("inet6", socket.AF_INET6), ("netlink", socket.AF_NETLINK)):',
+    '    try:',
+    '        socket.socket(fam, socket.SOCK_STREAM if fam != socket.AF_NETLINK else socket.SOCK_RAW).close()',
+    '        print(name, "allowed")',
+    '    except OSError:',
+    '        print(name, "denied")',
+    'try:',
+    '    a, b = socket.socketpair(); a.send(b"x"); print("socketpair", "allowed" if b.recv(1) == b"x" else "broken")',
+    'except OSError:',
+    '    print("socketpair denied")',
+  ].join('\n');
+  const run = async (gpu: boolean) => {
+    const argv = launchArgv({
+      toolchain: ensureToolchain(),
+      mode: 'bwrap',
+      cgroup: null,
+      uid: jobUid(201, 'candidate'),
+      limits: { cpuSeconds: 20, fileBytes: 1 << 20, addressBytes: 16 * 1024 ** 3, nproc: 64, nofile: 64 },
+      env: { PATH: '/usr/bin' },
+      binds: [],
+      chdir: '/tmp',
+      command: ['/usr/bin/python3', '-c', script],
+      gpu,
+    });
+    const r = await runCapped(argv, { timeoutMs: 20_000 });
+    return Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')));
+  };
+  t.same(await run(true), { unix: 'allowed', inet: 'denied', inet6: 'denied', netlink: 'denied', socketpair: 'allowed' });
+  t.same(await run(false), { unix: 'denied', inet: 'denied', inet6: 'denied', netlink: 'denied', socketpair: 'denied' });
+});
