@@ -60,7 +60,7 @@ if (parts.has('hacks')) {
       const caught = expect === 'not_ok' ? r.outcome !== 'ok' : expect.includes('/') ? r.outcome === expect.split('/')[0] && r.flags.some((fl) => fl.kind === expect.split('/')[1]) : r.outcome === expect;
       verdicts.push({ which, outcome: r.outcome, flags: r.flags.map((fl) => fl.kind), expect, caught, message: r.message.slice(0, 300), stages: stageMs(r) });
     }
-    const health = ev.deviceHealth()[0]!;
+    const health = ev.devices()[0]!;
     say(`${file.padEnd(26)} ${verdicts.map((v) => `${v.caught ? 'caught' : 'MISSED'} ${v.outcome}${v.flags.length ? `/${v.flags.join(',')}` : ''}`.padEnd(46)).join(' | ')}${health.healthy ? '' : '  DEVICE OUT OF ROTATION'}`);
     rows.push({ file, verdicts, deviceHealthy: health.healthy });
   }
@@ -163,6 +163,6 @@ class ModelNew(nn.Module):
   report.kernelbench = rows;
 }
 
-report.devices = ev.deviceHealth();
+report.devices = ev.devices();
 await ev.close();
 if (values.out) writeFileSync(values.out, JSON.stringify(report, null, 2));

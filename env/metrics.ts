@@ -33,6 +33,8 @@ export class Metrics {
   readonly queueJobs = new Gauge({ name: 'anvil_queue_jobs', help: 'Evaluation jobs in the distributed queue, by state', labelNames: ['state'], registers: [this.registry] });
   readonly workerJobs = new Counter({ name: 'anvil_worker_jobs_total', help: 'Evaluation jobs finished, by queue worker', labelNames: ['worker'], registers: [this.registry] });
 
+  readonly deviceHealthy = new Gauge({ name: 'anvil_device_healthy', help: 'Accelerators: 1 while in rotation, 0 once a device check failed', labelNames: ['device', 'name'], registers: [this.registry] });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

@@ -136,6 +136,7 @@ export class AnvilServer {
       episodes: this.gym.episodes.size,
       pendingSteps: this.gym.pendingSteps,
       ...(this.config.redis ? { queue: { reachable: this.evaluator.available() } } : {}),
+      ...(this.evaluator.devices ? { devices: this.evaluator.devices() } : {}),
       logFile: this.log.currentFile || null,
       memory: process.memoryUsage(),
     };
@@ -147,6 +148,7 @@ export class AnvilServer {
       if (this.evaluator instanceof QueueEvaluator && this.evaluator.available()) {
         for (const [state, n] of Object.entries(await this.evaluator.counts().catch(() => ({})))) this.metrics.queueJobs.set({ state }, n);
       }
+      for (const d of this.evaluator.devices?.() ?? []) this.metrics.deviceHealthy.set({ device: d.id, name: d.name }, d.healthy ? 1 : 0);
       reply.header('content-type', this.metrics.registry.contentType);
       return this.metrics.registry.metrics();
     });

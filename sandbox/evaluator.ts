@@ -64,7 +64,17 @@ export interface EvaluationService {
   /** False while evaluation cannot take work (its queue is unreachable). */
   available(): boolean;
   workers(): WorkerInfo[] | Promise<WorkerInfo[]>;
+  /** Accelerators and whether each is in rotation (the torch backend); absent where there are none. */
+  devices?(): DeviceHealth[];
   close(): Promise<void>;
+}
+
+export interface DeviceHealth {
+  id: string;
+  healthy: boolean;
+  name: string;
+  /** Why the device left rotation; empty while it is healthy. */
+  error: string;
 }
 
 export interface EvaluateOptions {

@@ -17,7 +17,7 @@ import type { TorchTask } from '../tasks/torch-loader.js';
 import { cgroupLayout, JobCgroup } from './cgroup.js';
 import { assembleResult, deriveSeed, geomean, ResultCache, takeCode, type Findings } from './common.js';
 import { AnvilError } from './errors.js';
-import type { EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
+import type { DeviceHealth, EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
 import { chooseMode, jobUid, launchArgv, type Bind, type SandboxMode } from './isolation.js';
 import { runCapped } from './process.js';
 import type { EvalEnvironment, EvalResult, Flag, Outcome, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
@@ -324,7 +324,7 @@ export class TorchEvaluator implements EvaluationService {
   readonly mode: SandboxMode;
   readonly poolSize: number;
   private readonly ctx: SandboxContext;
-  private readonly devices: DeviceHarness[];
+  private readonly harnesses: DeviceHarness[];
   private readonly secret: string;
   private readonly cache: ResultCache;
   private readonly baseConfig: TorchConfig;
@@ -351,32 +351,32 @@ export class TorchEvaluator implements EvaluationService {
     const gpus = opts.gpus ? opts.gpus.map((i) => all.find((g) => g.index === i) ?? fail(`no GPU with index ${i}; this host has ${all.length}`)) : all;
     const base = slotBase;
     slotBase += Math.max(1, gpus.length);
-    this.devices = gpus.length
+    this.harnesses = gpus.length
       ? gpus.map((g, i) => new DeviceHarness(`gpu${g.index}`, this.ctx, g, base + i, this.baseConfig.memoryBytes, opts.freshProcessPerJob))
       : [new DeviceHarness('cpu', this.ctx, null, base, this.baseConfig.memoryBytes, opts.freshProcessPerJob)];
-    this.poolSize = this.devices.length;
+    this.poolSize = this.harnesses.length;
     // A device out of rotation is checked again every minute; it returns when it passes.
     this.recheck = setInterval(() => {
-      for (const d of this.devices) if (!d.healthy && !d.busy) void d.check();
+      for (const d of this.harnesses) if (!d.healthy && !d.busy) void d.check();
     }, 60_000);
     this.recheck.unref();
   }
 
   /** Starts every device's harness and measures its peak rates (for the speed-of-light bound). */
   async start(): Promise<void> {
-    await Promise.all(this.devices.map((d) => d.check(d.kind === 'cuda')));
+    await Promise.all(this.harnesses.map((d) => d.check(d.kind === 'cuda')));
   }
 
   warm(_task: Task): void {}
 
   available(): boolean {
-    return this.devices.some((d) => d.healthy);
+    return this.harnesses.some((d) => d.healthy);
   }
 
   workers(): WorkerInfo[] {
     return [
       { id: 'compile', kind: 'extension builds (CPU)', state: `${this.compileRunning} of ${this.compileSlots} busy`, detail: `${this.compileWaiters.length} waiting` },
-      ...this.devices.map((d) => ({
+      ...this.harnesses.map((d) => ({
         id: d.id,
         kind: d.kind === 'cuda' ? 'GPU' : 'CPU device (no GPU)',
         state: !d.healthy ? 'out of rotation' : d.busy ? 'busy' : 'idle',
@@ -386,11 +386,11 @@ export class TorchEvaluator implements EvaluationService {
   }
 
   /** Device health for /healthz and /metrics. */
-  deviceHealth(): { id: string; healthy: boolean; name: string; error: string }[] {
-    return this.devices.map((d) => ({ id: d.id, healthy: d.healthy, name: d.health?.name ?? d.kind, error: d.lastError }));
+  devices(): DeviceHealth[] {
+    return this.harnesses.map((d) => ({ id: d.id, healthy: d.healthy, name: d.health?.name ?? d.kind, error: d.lastError }));
   }
 
-  environment(dev: DeviceHarness | undefined = this.devices[0]): EvalEnvironment {
+  environment(dev: DeviceHarness | undefined = this.harnesses[0]): EvalEnvironment {
     const h = dev?.health;
     return {
       host: os.hostname(),
@@ -406,8 +406,8 @@ export class TorchEvaluator implements EvaluationService {
   }
 
   private pickDevice(): DeviceHarness {
-    const healthy = this.devices.filter((d) => d.healthy);
-    if (!healthy.length) throw new AnvilError('sandbox_unavailable', `no device in rotation: ${this.devices.map((d) => d.lastError).join('; ')}`);
+    const healthy = this.harnesses.filter((d) => d.healthy);
+    if (!healthy.length) throw new AnvilError('sandbox_unavailable', `no device in rotation: ${this.harnesses.map((d) => d.lastError).join('; ')}`);
     const idle = healthy.find((d) => !d.busy);
     return idle ?? healthy[this.nextDevice++ % healthy.length]!;
   }
@@ -431,7 +431,7 @@ export class TorchEvaluator implements EvaluationService {
     opts.onProgress?.('queued');
     let dev: DeviceHarness | undefined;
     try {
-      if (this.devices.every((d) => !d.health)) await this.start();
+      if (this.harnesses.every((d) => !d.health)) await this.start();
       // Extensions build first, off the GPU, in a cache keyed by the code.
       let extDir: string | null = null;
       if (/load_inline|cpp_extension/.test(code)) {
@@ -503,8 +503,8 @@ export class TorchEvaluator implements EvaluationService {
 
   /** Builds the candidate's extensions in a fresh sandbox with CUDA hidden; cached by code and device kind. */
   private async build(code: string, config: TorchConfig, stages: Map<StageName, StageRecord>): Promise<{ dir: string; findings?: Findings }> {
-    const arch = this.devices[0]?.health?.capability ?? 'cpu';
-    const h = createHash('sha256').update(code).update(arch).update(this.devices[0]?.health?.torch ?? '').digest('hex').slice(0, 24);
+    const arch = this.harnesses[0]?.health?.capability ?? 'cpu';
+    const h = createHash('sha256').update(code).update(arch).update(this.harnesses[0]?.health?.torch ?? '').digest('hex').slice(0, 24);
     const dir = path.join(cacheRoot(), 'torch-ext', h);
     if (existsSync(path.join(dir, '.complete'))) {
       stages.set('static', { name: 'static', status: 'ok', ms: 0 });
@@ -621,7 +621,7 @@ export class TorchEvaluator implements EvaluationService {
 
   async close(): Promise<void> {
     clearInterval(this.recheck);
-    await Promise.all(this.devices.map((d) => d.close()));
+    await Promise.all(this.harnesses.map((d) => d.close()));
   }
 }
 

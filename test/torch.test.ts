@@ -1,12 +1,14 @@
 /** The torch backend on the CPU (torch 1.13, no GPU): the harness's stages, its
  * static checks and the runtime checks that need no CUDA. GPU paths are verified
  * by bench/torch-gpu.ts on a GPU host. */
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { getTask, loadTaskSet, solutionFiles } from '../tasks/loader.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 import { TorchEvaluator } from '../sandbox/torch-backend.js';
+import { startServer, Wire } from './wire.js';
 
 const set = loadTaskSet('builtin-torch');
 const gelu = getTask(set, 'gelu');
@@ -84,4 +86,40 @@ t.test('no code and KernelBench-loader errors are clear', async (t) => {
   const r = await checked.evaluate({ task: gelu, reply: 'no code here' });
   t.equal(r.outcome, 'no_code');
   t.throws(() => loadTaskSet('kernelbench:/nonexistent/path'), { code: 'unknown_taskset' });
+});
+
+t.test('a server on builtin-torch plays an episode and reports its device in /healthz and /metrics', async (t) => {
+  const { server, url } = await startServer({ taskset: 'builtin-torch' });
+  t.teardown(() => server.close());
+  const w = await Wire.open(url);
+  t.teardown(() => w.close());
+  await w.call({ id: 1, op: 'hello', protocol: 1 });
+  const ep = (await w.call({ id: 2, op: 'reset', task: 'gelu' })).episodes[0];
+  t.match(ep.observation.messages[1].content, /class Model\(nn\.Module\)/, 'the prompt shows the reference program');
+  const code = readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8');
+  const r = await w.call({ id: 3, op: 'step', episode: ep.episode, action: `\`\`\`python\n${code}\`\`\`` });
+  t.equal(r.info.outcome, 'ok', JSON.stringify(r.info).slice(0, 600));
+  t.ok(r.reward > 0);
+  const health = (await (await fetch(`http://127.0.0.1:${server.port}/healthz`)).json()) as { devices: { id: string; healthy: boolean }[] };
+  t.same(health.devices.map((d) => [d.id, d.healthy]), [['cpu', true]]);
+  const metrics = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+  t.match(metrics, /anvil_device_healthy\{device="cpu",name="[^"]+"\} 1/);
+});
+
+t.test("a shape that sets nothing runs at the file's own sizes, even after a hidden shape changed them", async (t) => {
+  // The same reference timed at the file's own shape ({}: 256 x 4096) and at the hidden one (37 x 301).
+  const timeAt = async (timing: Record<string, number>) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-torch-set-'));
+    cpSync(gelu.dir, path.join(dir, 'gelu'), { recursive: true });
+    writeFileSync(path.join(dir, 'gelu', 'reference.py'), gelu.referenceSource.replace('rows = 16384', 'rows = 256').replace('cols = 16384', 'cols = 4096'));
+    const shapes = { correctness: [{ set: {}, visible: true }, { set: { rows: 37, cols: 301 } }], timing: [timing] };
+    writeFileSync(path.join(dir, 'gelu', 'task.json'), JSON.stringify({ ...JSON.parse(readFileSync(path.join(gelu.dir, 'task.json'), 'utf8')), shapes, cpuShapes: shapes }));
+    writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ id: 'one', backend: 'torch', splits: { train: ['gelu'], eval: [] } }));
+    const r = await checked.evaluate({ task: getTask(loadTaskSet(dir), 'gelu'), code: readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8') });
+    t.equal(r.outcome, 'ok', r.message);
+    return r.timing!.referenceMs;
+  };
+  const own = await timeAt({});
+  const hidden = await timeAt({ rows: 37, cols: 301 });
+  t.ok(own > 10 * hidden, `reference ${own.toFixed(4)} ms at the file's own shape, ${hidden.toFixed(4)} ms at the hidden one`);
 });
