@@ -42,6 +42,8 @@ export const ServerConfigSchema = z
     cacheSize: z.number().int().min(0),
     /** redis://host:port: evaluate through the queue and `anvil worker`s instead of in this process. */
     redis: z.string().nullable(),
+    /** With redis and a torch task set: the queue's device kind, matching the workers' --device-kind. */
+    deviceKind: z.string().regex(/^[a-z0-9_-]+$/),
     /** Evaluation settings (deadlines, timing budget, limits), over sandbox/config.ts's defaults. */
     eval: EvalConfigSchema.partial(),
   })
@@ -70,5 +72,6 @@ export const DEFAULT_SERVER_CONFIG: Readonly<Omit<ServerConfig, 'poolSize'>> = O
   allowUnsandboxed: false,
   cacheSize: 10_000,
   redis: null,
+  deviceKind: 'gpu',
   eval: {},
 });

@@ -55,7 +55,7 @@ export class AnvilServer {
     sets.set(this.config.taskset, set);
     if (set.manifest.id !== this.config.taskset) sets.set(set.manifest.id, set);
     if (this.config.redis) {
-      const q = new QueueEvaluator(this.config.redis, this.config.taskset, { poolSize: this.config.poolSize });
+      const q = new QueueEvaluator(this.config.redis, this.config.taskset, { poolSize: this.config.poolSize, backend: set.manifest.backend, deviceKind: this.config.deviceKind });
       q.onFinished = (worker, waitedMs) => {
         this.metrics.queueWait.observe(waitedMs / 1000);
         this.metrics.workerJobs.inc({ worker });

@@ -11,11 +11,13 @@ import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { EvalConfig } from './config.js';
 import { AnvilError } from './errors.js';
-import { Evaluator, type EvaluateOptions, type EvaluateRequest, type EvaluationService, type WorkerInfo } from './evaluator.js';
+import type { EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
 import type { EvalResult } from './result.js';
 import { getTask, loadTaskSet, type Task, type TaskSet } from '../tasks/loader.js';
 
-export const queueName = (backend: string) => `anvil-eval-${backend}`;
+/** One queue per backend, and per device kind for the torch backend: C jobs never
+ * wait behind GPU jobs, and a worker takes only jobs for the devices it has. */
+export const queueName = (backend: string, deviceKind = 'gpu') => (backend === 'c' ? 'anvil-eval-c' : `anvil-eval-${backend}-${deviceKind}`);
 /** Where servers announce cancelled jobs; the worker that holds one aborts it. */
 const CANCEL_CHANNEL = 'anvil:cancel';
 
@@ -69,17 +71,19 @@ export class QueueEvaluator implements EvaluationService {
   private readonly queue: Queue;
   private readonly events: QueueEvents;
   private readonly conn: Redis;
+  private readonly name: string;
   /** Called with each finished job: which worker ran it, and how long it waited. */
   onFinished?: (worker: string, waitedMs: number) => void;
 
   constructor(
     redisUrl: string,
     private readonly tasksetRef: string,
-    opts: { poolSize?: number } = {},
+    opts: { poolSize?: number; backend?: string; deviceKind?: string } = {},
   ) {
     this.conn = redisConnection(redisUrl);
-    this.queue = new Queue(queueName('c'), { connection: this.conn });
-    this.events = new QueueEvents(queueName('c'), { connection: redisConnection(redisUrl) });
+    this.name = queueName(opts.backend ?? 'c', opts.deviceKind);
+    this.queue = new Queue(this.name, { connection: this.conn });
+    this.events = new QueueEvents(this.name, { connection: redisConnection(redisUrl) });
     this.queue.on('error', () => undefined);
     this.events.on('error', () => undefined);
     this.poolSize = opts.poolSize ?? 8;
@@ -175,7 +179,7 @@ export class QueueEvaluator implements EvaluationService {
     if (!this.available()) return [{ id: 'redis', kind: 'queue', state: 'unreachable', detail: 'new steps are refused with busy until it returns' }];
     const [clients, counts] = await Promise.all([this.queue.getWorkers(), this.queue.getJobCounts('waiting', 'active', 'completed', 'failed')]);
     return [
-      { id: 'queue', kind: queueName('c'), state: `${counts.waiting} waiting, ${counts.active} active`, detail: `${counts.completed} completed, ${counts.failed} failed` },
+      { id: 'queue', kind: this.name, state: `${counts.waiting} waiting, ${counts.active} active`, detail: `${counts.completed} completed, ${counts.failed} failed` },
       ...clients.map((c) => ({ id: String(c.rawname ?? c.name ?? c.id), kind: 'queue worker', state: 'connected', detail: `${c.addr} age ${c.age}s` })),
     ];
   }
@@ -205,7 +209,7 @@ function envError(task: Task, message: string): EvalResult {
   };
 }
 
-/** The worker's side: takes jobs of one backend and runs them in a local Evaluator. */
+/** The worker's side: takes jobs of one backend (and device kind) and runs them in a local evaluator. */
 export class QueueWorker {
   readonly id = `${os.hostname()}-${process.pid}`;
   private readonly worker: Worker;
@@ -214,11 +218,11 @@ export class QueueWorker {
 
   constructor(
     redisUrl: string,
-    readonly evaluator: Evaluator,
-    opts: { backend: string; concurrency: number; lease?: LeaseOptions },
+    readonly evaluator: EvaluationService,
+    opts: { backend: string; deviceKind?: string; concurrency: number; lease?: LeaseOptions },
   ) {
     const lease = opts.lease ?? DEFAULT_LEASE;
-    this.worker = new Worker(queueName(opts.backend), (job: Job<QueueJob>, _token?: string, signal?: AbortSignal) => this.run(job, signal), {
+    this.worker = new Worker(queueName(opts.backend, opts.deviceKind), (job: Job<QueueJob>, _token?: string, signal?: AbortSignal) => this.run(job, signal), {
       connection: redisConnection(redisUrl),
       concurrency: opts.concurrency,
       lockDuration: lease.lockDurationMs,

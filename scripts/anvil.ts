@@ -5,6 +5,7 @@ import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { AnvilError } from '../sandbox/errors.js';
 import { createEvaluator } from '../sandbox/factory.js';
+import { listGpus } from '../sandbox/torch-backend.js';
 import { Evaluator } from '../sandbox/evaluator.js';
 import type { EvalResult } from '../sandbox/result.js';
 import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
@@ -16,13 +17,17 @@ import { formatResult } from './format.js';
 const USAGE = `usage: anvil <command> [options]
 
 commands:
-  tasks [--taskset ID]                       list the tasks of a task set (default builtin-c)
+  tasks [--taskset ID]                       list the tasks of a task set (default builtin-c; also builtin-torch,
+                                             kernelbench:PATH)
   eval --task ID (--candidate FILE | --reply FILE) [--json] [--seed N] [--taskset ID] [--unsandboxed]
                                              evaluate one candidate and print its EvalResult
   serve [--host H] [--port P] [--taskset ID] [--token T] [--log-dir DIR] [--config FILE] [--unsandboxed]
-        [--redis redis://HOST:PORT]          run the WebSocket gym server (with --redis, evaluate through the queue)
-  worker --redis URL [--backend c] [--concurrency N] [--lock-ms MS --stalled-ms MS --max-stalled N]
-                                             take evaluation jobs from the queue
+        [--redis redis://HOST:PORT [--device-kind K]]
+                                             run the WebSocket gym server (with --redis, evaluate through the queue;
+                                             torch jobs go to the workers of device kind K, default gpu)
+  worker --redis URL [--backend c|torch] [--gpus 0,1,…] [--device-kind K] [--concurrency N]
+         [--lock-ms MS --stalled-ms MS --max-stalled N]
+                                             take evaluation jobs from the queue (torch: one at a time per GPU)
   demo [--port P] [--log-dir DIR]            start a server and play scripted episodes against it
   export --logs DIR --out FILE [--format jsonl|parquet] [--gamma G] [--prs-tau T --prs-f F]
          [--filter correct|best|improved]... [--episodes]
@@ -95,6 +100,7 @@ async function cmdServe(argv: string[]): Promise<void> {
       config: { type: 'string' },
       unsandboxed: { type: 'boolean' },
       redis: { type: 'string' },
+      'device-kind': { type: 'string' },
     },
   });
   let fromFile: Record<string, unknown> = {};
@@ -115,6 +121,7 @@ async function cmdServe(argv: string[]): Promise<void> {
     ...(values['log-dir'] ? { logDir: values['log-dir'] } : {}),
     ...(values.unsandboxed ? { allowUnsandboxed: true } : {}),
     ...(values.redis ? { redis: values.redis } : {}),
+    ...(values['device-kind'] ? { deviceKind: values['device-kind'] } : {}),
   };
   const { AnvilServer } = await import('../env/server.js');
   let server;
@@ -226,6 +233,7 @@ async function cmdWorker(argv: string[]): Promise<void> {
       redis: { type: 'string' },
       backend: { type: 'string', default: 'c' },
       gpus: { type: 'string' },
+      'device-kind': { type: 'string' },
       concurrency: { type: 'string' },
       'lock-ms': { type: 'string' },
       'stalled-ms': { type: 'string' },
@@ -234,19 +242,38 @@ async function cmdWorker(argv: string[]): Promise<void> {
     },
   });
   if (!values.redis) fail('worker needs --redis redis://host:port');
-  if (values.backend !== 'c') throw new AnvilError('invalid_argument', `backend "${values.backend}" is not available: this build has the C backend only`);
-  if (values.gpus) throw new AnvilError('invalid_argument', '--gpus applies to GPU backends, which this build does not have');
+  const backend = values.backend;
+  if (backend !== 'c' && backend !== 'torch') throw new AnvilError('invalid_argument', `--backend takes c or torch, not "${backend}"`);
+  if (backend === 'c' && (values.gpus || values['device-kind'])) throw new AnvilError('invalid_argument', '--gpus and --device-kind apply to the torch backend');
   const { QueueWorker, DEFAULT_LEASE } = await import('../sandbox/queue.js');
-  const concurrency = Number(values.concurrency ?? os.availableParallelism());
+  let gpus: number[] | undefined;
+  if (values.gpus) {
+    gpus = values.gpus.split(',').map(Number);
+    if (gpus.some((g) => !Number.isInteger(g) || g < 0)) fail(`--gpus takes indices like 0,1, not ${values.gpus}`);
+  }
+  let deviceKind = values['device-kind'];
+  const gpuCount = backend === 'torch' ? listGpus().length : 0;
+  if (backend === 'torch') {
+    // A CPU-only worker must never take GPU jobs: without GPUs it serves only the queue it is told is for CPUs.
+    if (gpuCount === 0 && deviceKind !== 'cpu') throw new AnvilError('invalid_argument', 'this host has no GPU: a torch worker here takes only CPU jobs (--device-kind cpu)');
+    if (gpuCount > 0 && deviceKind === 'cpu') throw new AnvilError('invalid_argument', 'this host has GPUs: --device-kind cpu is for hosts without one');
+    deviceKind ??= 'gpu';
+  }
+  // Torch: one job at a time per device, the devices side by side.
+  const concurrency = Number(values.concurrency ?? (backend === 'torch' ? Math.max(1, gpus?.length ?? gpuCount) : os.availableParallelism()));
   const lease = {
     lockDurationMs: Number(values['lock-ms'] ?? DEFAULT_LEASE.lockDurationMs),
     stalledIntervalMs: Number(values['stalled-ms'] ?? DEFAULT_LEASE.stalledIntervalMs),
     maxStalled: Number(values['max-stalled'] ?? DEFAULT_LEASE.maxStalled),
   };
   for (const [k, v] of Object.entries({ concurrency, ...lease })) if (!Number.isInteger(v) || v < (k === 'maxStalled' ? 0 : 1)) fail(`bad value for ${k}: ${v}`);
-  const evaluator = new Evaluator({ poolSize: concurrency, allowUnsandboxed: values.unsandboxed });
-  const worker = new QueueWorker(values.redis, evaluator, { backend: 'c', concurrency, lease });
-  console.log(`anvil worker ${worker.id}: backend c, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
+  const evaluator =
+    backend === 'torch'
+      ? createEvaluator('torch', { allowUnsandboxed: values.unsandboxed, gpus })
+      : new Evaluator({ poolSize: concurrency, allowUnsandboxed: values.unsandboxed });
+  const worker = new QueueWorker(values.redis, evaluator, { backend, deviceKind, concurrency, lease });
+  const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
+  console.log(`anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
   const stop = async () => {
     await worker.close();
     process.exit(0);

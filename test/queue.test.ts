@@ -171,3 +171,41 @@ t.test('across everything: one log record per answered step', async (t) => {
   t.equal(new Set(keys).size, keys.length, 'no step logged twice');
   t.equal(recs.length, 8 + 6 + 1 + 5 + 1, 'no answered step missing from the logs');
 });
+
+t.test('torch jobs go to the torch workers of their device kind, never to C workers or to another kind', async (t) => {
+  const { Queue } = await import('bullmq');
+  const { queueName, redisConnection } = await import('../sandbox/queue.js');
+  await start(process.execPath, [CLI, 'worker', '--redis', redisUrl, '--backend', 'torch', '--device-kind', 'cpu'], /backend torch, device kind cpu/);
+  const serve = async (kind: string) => {
+    const s = await start(process.execPath, [CLI, 'serve', '--port', '0', '--redis', redisUrl, '--taskset', 'builtin-torch', '--device-kind', kind, '--log-dir', path.join(dir, `logs-torch-${kind}`)], /anvil serving/);
+    return /(ws:\/\/\S+\/v1\/ws)/.exec(s.line)![1]!;
+  };
+  const code = readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8');
+  const w = await Wire.open(await serve('cpu'));
+  t.teardown(() => w.close());
+  await w.call({ id: 1, op: 'hello', protocol: 1 });
+  const ep = (await w.call({ id: 2, op: 'reset', task: 'gelu' })).episodes[0].episode;
+  const [r] = await stepAll(w, [ep], () => `\`\`\`python\n${code}\`\`\``, 'torch');
+  t.equal(r!.info.outcome, 'ok', JSON.stringify(r!.info).slice(0, 400));
+
+  // A GPU job waits for a GPU worker: the CPU torch worker and the C workers leave it alone.
+  const gpuUrl = await serve('gpu');
+  const healthz = gpuUrl.replace('ws://', 'http://').replace('/v1/ws', '/healthz');
+  for (let i = 0; i < 100 && !((await (await fetch(healthz)).json()) as { queue?: { reachable: boolean } }).queue?.reachable; i++) await new Promise((res) => setTimeout(res, 100));
+  const g = await Wire.open(gpuUrl);
+  t.teardown(() => g.close());
+  await g.call({ id: 1, op: 'hello', protocol: 1 });
+  const gep = (await g.call({ id: 2, op: 'reset', task: 'gelu' })).episodes[0].episode;
+  g.send({ id: 3, op: 'step', episode: gep, action: `\`\`\`python\n${code.replace('gelu_cpu', 'gelu_cpu_gpu_queue')}\`\`\`` });
+  const conn = redisConnection(redisUrl);
+  const gpuQueue = new Queue(queueName('torch', 'gpu'), { connection: conn });
+  t.teardown(async () => {
+    await gpuQueue.close();
+    conn.disconnect(); // a connection passed in is left open by close()
+  });
+  const counts = () => gpuQueue.getJobCounts('waiting', 'active', 'completed');
+  for (let i = 0; i < 100 && (await counts()).waiting === 0; i++) await new Promise((res) => setTimeout(res, 100));
+  await new Promise((res) => setTimeout(res, 3000));
+  t.same(await counts(), { waiting: 1, active: 0, completed: 0 }, 'the GPU job is still waiting after 3 s');
+  await gpuQueue.obliterate({ force: true });
+});
