@@ -85,6 +85,8 @@ export class QueueEvaluator implements EvaluationService {
     this.queue = new Queue(this.name, { connection: this.conn });
     this.events = new QueueEvents(this.name, { connection: redisConnection(redisUrl) });
     this.queue.on('error', () => undefined);
+    // Every job awaited at once holds a listener until it finishes: many steps in flight are normal here.
+    this.queue.setMaxListeners(0);
     this.events.on('error', () => undefined);
     this.poolSize = opts.poolSize ?? 8;
   }

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d dist ] || { echo "device-pack: run npm run build first" >&2; exit 1; }
 rm -rf .carry && mkdir -p .carry
-(cd .carry && apt-get download bubblewrap libseccomp2 libseccomp-dev >/dev/null)
+(cd .carry && apt-get download bubblewrap libseccomp2 libseccomp-dev redis-server redis-tools libjemalloc2 liblzf1 >/dev/null)
 xz -T0 -6 -c "$(command -v node)" > .carry/node.xz
 tmp=$(mktemp -d)
 cp package.json package-lock.json "$tmp"/
