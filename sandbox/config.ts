@@ -2,33 +2,36 @@
 import os from 'node:os';
 import { z } from 'zod';
 
-export const EvalConfigSchema = z
-  .object({
-    /** Correctness trials per evaluation (at least one per correctness shape). */
-    trials: z.number().int().min(1).max(50),
-    /** Wall-clock limit of the compile stage. */
-    compileTimeoutMs: z.number().int().positive(),
-    /** Wall-clock limit of one call of the candidate. */
-    callTimeoutMs: z.number().int().positive(),
-    /** Wall-clock limits of the correctness and timing stages as a whole. */
-    correctnessDeadlineMs: z.number().int().positive(),
-    timingDeadlineMs: z.number().int().positive(),
-    /** Timing stops once both relative standard errors are under rseTarget, or this budget ends. */
-    timingBudgetMs: z.number().int().positive(),
-    rseTarget: z.number().positive(),
-    minReps: z.number().int().min(2),
-    maxReps: z.number().int().min(2).max(1000),
-    /** Memory, processes, CPU seconds, bytes written, per sandboxed job. */
-    memoryBytes: z.number().int().positive(),
-    pids: z.number().int().positive(),
-    cpuSeconds: z.number().int().positive(),
-    outputBytes: z.number().int().positive(),
-    /** OpenMP threads of candidate and reference. */
-    threads: z.number().int().positive(),
-    /** A candidate timed below solMargin × its speed-of-light time is flagged. */
-    solMargin: z.number().positive().max(1),
-  })
-  .strict();
+/** Settings both backends measure with, the same names and meanings. */
+export const MeasurementSchema = z.object({
+  /** Correctness trials per evaluation (at least one per correctness shape). */
+  trials: z.number().int().min(1).max(50),
+  /** Wall-clock limit of the compile stage. */
+  compileTimeoutMs: z.number().int().positive(),
+  /** Wall-clock limits of the correctness and timing stages as a whole. */
+  correctnessDeadlineMs: z.number().int().positive(),
+  timingDeadlineMs: z.number().int().positive(),
+  /** Timing stops once both relative standard errors are under rseTarget, or this budget ends. */
+  timingBudgetMs: z.number().int().positive(),
+  rseTarget: z.number().positive(),
+  minReps: z.number().int().min(2),
+  /** Memory of a sandboxed job (C) or of one device's harness and its children (torch). */
+  memoryBytes: z.number().int().positive(),
+  /** A candidate timed below solMargin × its speed-of-light time is flagged. */
+  solMargin: z.number().positive().max(1),
+});
+
+export const EvalConfigSchema = MeasurementSchema.extend({
+  /** Wall-clock limit of one call of the candidate. */
+  callTimeoutMs: z.number().int().positive(),
+  maxReps: z.number().int().min(2).max(1000),
+  /** Processes, CPU seconds, bytes written, per sandboxed job. */
+  pids: z.number().int().positive(),
+  cpuSeconds: z.number().int().positive(),
+  outputBytes: z.number().int().positive(),
+  /** OpenMP threads of candidate and reference. */
+  threads: z.number().int().positive(),
+}).strict();
 export type EvalConfig = z.infer<typeof EvalConfigSchema>;
 
 export const DEFAULT_EVAL_CONFIG: Readonly<EvalConfig> = Object.freeze({

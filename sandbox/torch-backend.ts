@@ -15,6 +15,7 @@ import type { Task } from '../tasks/loader.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
 import type { TorchTask } from '../tasks/torch-loader.js';
 import { cgroupLayout, JobCgroup } from './cgroup.js';
+import { MeasurementSchema } from './config.js';
 import { assembleResult, deriveSeed, geomean, ResultCache, takeCode, type Findings } from './common.js';
 import { AnvilError } from './errors.js';
 import type { DeviceHealth, EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
@@ -23,23 +24,11 @@ import { runCapped } from './process.js';
 import type { EvalEnvironment, EvalResult, Flag, Outcome, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
 import { cacheRoot, ensureToolchain } from './toolchain.js';
 
-export const TorchConfigSchema = z
-  .object({
-    trials: z.number().int().min(1).max(50),
-    compileTimeoutMs: z.number().int().positive(),
-    correctnessDeadlineMs: z.number().int().positive(),
-    timingDeadlineMs: z.number().int().positive(),
-    timingBudgetMs: z.number().int().positive(),
-    rseTarget: z.number().positive(),
-    minReps: z.number().int().min(2),
-    maxReps: z.number().int().min(2).max(10_000),
-    warmup: z.number().int().min(1).max(20),
-    /** Host memory of one device's harness and its children. */
-    memoryBytes: z.number().int().positive(),
-    /** A candidate timed below solMargin × its speed-of-light time is flagged. */
-    solMargin: z.number().positive().max(1),
-  })
-  .strict();
+export const TorchConfigSchema = MeasurementSchema.extend({
+  maxReps: z.number().int().min(2).max(10_000),
+  /** Calls of each model before timing (Triton's JIT and autotuning happen in the first). */
+  warmup: z.number().int().min(1).max(20),
+}).strict();
 export type TorchConfig = z.infer<typeof TorchConfigSchema>;
 
 export const DEFAULT_TORCH_CONFIG: Readonly<TorchConfig> = Object.freeze({

@@ -6,10 +6,26 @@ import { mkdtempSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { JobCgroup } from '../sandbox/cgroup.js';
-import { launchArgv, jobUid } from '../sandbox/isolation.js';
+import { launchArgv, jobUid, type LaunchSpec } from '../sandbox/isolation.js';
 import { runCapped } from '../sandbox/process.js';
 import { ensureToolchain } from '../sandbox/toolchain.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
+
+/** A sandboxed command as Anvil starts candidates: bwrap, the limits of a small job, a bare PATH. */
+function sandboxed(command: string[], spec: Partial<LaunchSpec>): string[] {
+  return launchArgv({
+    toolchain: ensureToolchain(),
+    mode: 'bwrap',
+    cgroup: null,
+    uid: null,
+    limits: { cpuSeconds: 20, fileBytes: 1 << 20, addressBytes: 16 * 1024 ** 3, nproc: 64, nofile: 64 },
+    env: { PATH: '/usr/bin' },
+    binds: [],
+    chdir: '/tmp',
+    command,
+    ...spec,
+  });
+}
 
 t.test('a program in the sandbox reaches nothing it should not', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-probe-'));
@@ -18,17 +34,7 @@ t.test('a program in the sandbox reaches nothing it should not', async (t) => {
   const cg = JobCgroup.create(`probe-${process.pid}`, { memoryBytes: 256 * 1024 ** 2, pids: 64 });
   t.ok(cg, 'this host offers cgroups');
   process.env.ANVIL_SECRET = 'hunter2';
-  const argv = launchArgv({
-    toolchain: ensureToolchain(),
-    mode: 'bwrap',
-    cgroup: cg,
-    uid: jobUid(200, 'candidate'),
-    limits: { cpuSeconds: 20, fileBytes: 1 << 20, addressBytes: 16 * 1024 ** 3, nproc: 64, nofile: 64 },
-    env: { PATH: '/usr/bin' },
-    binds: [{ src: dir, dest: '/job' }],
-    chdir: '/job',
-    command: ['/job/probe', path.join(PACKAGE_ROOT, 'package.json')],
-  });
+  const argv = sandboxed(['/job/probe', path.join(PACKAGE_ROOT, 'package.json')], { cgroup: cg, uid: jobUid(200, 'candidate'), binds: [{ src: dir, dest: '/job' }], chdir: '/job' });
   const r = await runCapped(argv, { timeoutMs: 20_000, onTimeout: () => cg?.killAll() });
   delete process.env.ANVIL_SECRET;
   await cg?.destroy();
@@ -71,18 +77,7 @@ t.test('the GPU filter allows Unix sockets (the CUDA driver needs them) and stil
     '    print("socketpair denied")',
   ].join('\n');
   const run = async (gpu: boolean) => {
-    const argv = launchArgv({
-      toolchain: ensureToolchain(),
-      mode: 'bwrap',
-      cgroup: null,
-      uid: jobUid(201, 'candidate'),
-      limits: { cpuSeconds: 20, fileBytes: 1 << 20, addressBytes: 16 * 1024 ** 3, nproc: 64, nofile: 64 },
-      env: { PATH: '/usr/bin' },
-      binds: [],
-      chdir: '/tmp',
-      command: ['/usr/bin/python3', '-c', script],
-      gpu,
-    });
+    const argv = sandboxed(['/usr/bin/python3', '-c', script], { uid: jobUid(201, 'candidate'), gpu });
     const r = await runCapped(argv, { timeoutMs: 20_000 });
     return Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')));
   };
