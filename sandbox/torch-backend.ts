@@ -151,7 +151,7 @@ class DeviceHarness {
   private cgroup: JobCgroup | null = null;
   private lines: AsyncIterator<string> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
-  readonly workDir: string;
+  private readonly workDir: string;
   busy = false;
   jobsDone = 0;
   healthy = true;
@@ -224,14 +224,14 @@ class DeviceHarness {
     this.cgroup = null;
   }
 
-  /** Runs one job; jobs on one device never overlap. */
-  run(job: Record<string, unknown>, files: Record<string, string>, timeoutMs: number): Promise<HarnessAnswer> {
-    const next = this.queue.then(() => this.runNow(job, files, timeoutMs));
+  /** Runs one job with its files (and a built extension, copied to its `ext/`); jobs on one device never overlap. */
+  run(job: Record<string, unknown>, files: Record<string, string>, timeoutMs: number, extFrom: string | null = null): Promise<HarnessAnswer> {
+    const next = this.queue.then(() => this.runNow(job, files, timeoutMs, extFrom));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async runNow(job: Record<string, unknown>, files: Record<string, string>, timeoutMs: number): Promise<HarnessAnswer> {
+  private async runNow(job: Record<string, unknown>, files: Record<string, string>, timeoutMs: number, extFrom: string | null): Promise<HarnessAnswer> {
     this.busy = true;
     const id = String(job.id);
     const dir = path.join(this.workDir, id);
@@ -241,6 +241,8 @@ class DeviceHarness {
       if (!this.proc) await this.start();
       mkdirSync(dir, { recursive: true, mode: 0o777 });
       for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content, { mode: 0o644 });
+      // Copied after start(), which empties the folder.
+      if (extFrom) copyBuild(extFrom, path.join(dir, 'ext'));
       const uid = jobUid(this.slot, 'candidate');
       if (uid !== null) execFileSync('chown', ['-R', `${uid}:${uid}`, dir]);
       this.proc!.stdin.write(`${JSON.stringify({ ...job, workDir: `/jobs/${id}` })}\n`);
@@ -461,11 +463,10 @@ export class TorchEvaluator implements EvaluationService {
         torchCudaArchList: dev.health?.capability ?? null,
       };
       const files: Record<string, string> = { 'candidate.py': code, 'reference.py': task.referenceSource };
-      if (extDir) copyBuild(extDir, path.join(dev.workDir, jobId, 'ext'));
       const total = 30_000 + config.compileTimeoutMs + config.correctnessDeadlineMs + config.timingDeadlineMs + 120_000;
       opts.onProgress?.('correctness');
       // A cancelled job runs on to its end or its deadline (the device is exclusive anyway); its result is discarded.
-      const answer = await dev.run(job, files, total);
+      const answer = await dev.run(job, files, total, extDir);
       cancelled();
       const result = await this.interpret(task, dev, answer, stages, base, config);
       this.cache.set(key, result);
