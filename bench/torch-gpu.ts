@@ -14,7 +14,10 @@ import { PACKAGE_ROOT } from '../tasks/paths.js';
 import type { EvalResult } from '../sandbox/result.js';
 import { TorchEvaluator } from '../sandbox/torch-backend.js';
 
-const { values } = parseArgs({ options: { kernelbench: { type: 'string' }, out: { type: 'string' }, only: { type: 'string' } } });
+const { values } = parseArgs({ options: { kernelbench: { type: 'string' }, out: { type: 'string' }, only: { type: 'string' }, tasks: { type: 'string' }, solutions: { type: 'string' } } });
+/** --tasks a,b and --solutions triton,cuda narrow the honest-solution table (a quick check on the device). */
+const taskFilter = values.tasks ? new Set(values.tasks.split(',')) : null;
+const solutionFilter = values.solutions ? new Set(values.solutions.split(',')) : null;
 const parts = new Set((values.only ?? 'tasks,hacks,spread,fork,kernelbench').split(','));
 const report: Record<string, unknown> = {};
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -32,7 +35,8 @@ if (parts.has('tasks')) {
   say('task               solution   verdict          speedup  ref ms   cand ms  share  stages (ms)');
   const rows = [];
   for (const task of set.tasks.values()) {
-    for (const file of solutionFiles(task)) {
+    if (taskFilter && !taskFilter.has(task.id)) continue;
+    for (const file of solutionFiles(task).filter((x) => !solutionFilter || solutionFilter.has(path.basename(x, '.py')))) {
       const t0 = performance.now();
       const r = await ev.evaluate({ task, code: readFileSync(file, 'utf8'), seed: 1 });
       const name = path.basename(file, '.py');

@@ -41,6 +41,8 @@ export interface LaunchSpec {
   command: string[];
   /** GPU jobs: the filter variant that allows Unix sockets (the CUDA driver needs them). */
   gpu?: boolean;
+  /** A size cap for the sandbox's /tmp (a tmpfs); none by default. */
+  tmpBytes?: number;
 }
 
 /** bubblewrap's path; ANVIL_BWRAP names another (a carried copy, say), and a
@@ -103,7 +105,7 @@ export function launchArgv(s: LaunchSpec): string[] {
   argv.push('--ro-bind', '/usr', '/usr', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64');
   argv.push('--symlink', 'usr/bin', '/bin', '--symlink', 'usr/sbin', '/sbin');
   if (existsSync('/etc/ld.so.cache')) argv.push('--ro-bind', '/etc/ld.so.cache', '/etc/ld.so.cache');
-  argv.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp');
+  argv.push('--proc', '/proc', '--dev', '/dev', ...(s.tmpBytes ? ['--size', String(s.tmpBytes)] : []), '--tmpfs', '/tmp');
   for (const b of s.binds) argv.push(b.device ? '--dev-bind' : b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
   argv.push('--uid', '65534', '--gid', '65534', '--chdir', s.chdir, '--seccomp', '6', '--');
   argv.push(...s.command);

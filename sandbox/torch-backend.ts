@@ -6,7 +6,7 @@
  * a fresh sandbox on the CPU with CUDA hidden, into a cache keyed by the code. */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -50,6 +50,10 @@ export function torchConfig(overrides: Partial<TorchConfig> = {}): TorchConfig {
 }
 
 const HARNESS_DIR = path.join(PACKAGE_ROOT, 'sandbox', 'torch');
+/** The sandbox's /tmp, where each job's scratch folder lives (wiped after every job). */
+const HARNESS_TMP_BYTES = 4 * 1024 ** 3;
+/** The extension build cache keeps shared objects only, up to this many bytes (least recently used go first). */
+const BUILD_CACHE_BYTES = 2 * 1024 ** 3;
 
 /** The Python that has torch: ANVIL_PYTHON, else the first of python3 on PATH and Debian's that imports it. */
 export function findPython(): string {
@@ -120,10 +124,12 @@ interface SandboxContext {
   extraRo: string[];
 }
 
-function baseBinds(ctx: SandboxContext, workDir: string): Bind[] {
+/** The job folder is read-only to a device harness (the candidate writes only to its tmpfs) and
+ * writable to a build sandbox (the build's output goes there). */
+function baseBinds(ctx: SandboxContext, workDir: string, writable: boolean): Bind[] {
   return [
     { src: HARNESS_DIR, dest: '/anvil/torch' },
-    { src: workDir, dest: '/jobs', writable: true },
+    { src: workDir, dest: '/jobs', writable },
     ...ctx.extraRo.map((d) => ({ src: d, dest: d })),
   ];
 }
@@ -198,7 +204,8 @@ class DeviceHarness {
       // CUDA reserves far more address space than it uses: no RLIMIT_AS; children set their own CPU limit.
       limits: { cpuSeconds: 1_000_000, fileBytes: 1024 ** 3, addressBytes: 2 ** 64 - 1, nproc: 4096, nofile: 4096 },
       env: pythonEnv(this.ctx, { CUDA_VISIBLE_DEVICES: this.gpu ? this.gpu.uuid : '' }),
-      binds: [...baseBinds(this.ctx, this.workDir), ...devices],
+      binds: [...baseBinds(this.ctx, this.workDir, false), ...devices],
+      tmpBytes: HARNESS_TMP_BYTES,
       chdir: '/tmp',
       command: [this.ctx.python, '/anvil/torch/harness.py', 'serve'],
       gpu: this.gpu !== null,
@@ -245,7 +252,7 @@ class DeviceHarness {
       if (extFrom) copyBuild(extFrom, path.join(dir, 'ext'));
       const uid = jobUid(this.slot, 'candidate');
       if (uid !== null) execFileSync('chown', ['-R', `${uid}:${uid}`, dir]);
-      this.proc!.stdin.write(`${JSON.stringify({ ...job, workDir: `/jobs/${id}` })}\n`);
+      this.proc!.stdin.write(`${JSON.stringify(job)}\n`);
       const line = await withTimeout(this.lines!.next(), timeoutMs, `the harness did not answer within ${timeoutMs} ms`);
       if (line.done) throw new Error('the harness exited');
       const answer = JSON.parse(line.value) as HarnessAnswer;
@@ -441,7 +448,8 @@ export class TorchEvaluator implements EvaluationService {
         phase: 'run',
         device: dev.kind,
         candidatePath: `/jobs/${jobId}/candidate.py`,
-        referencePath: `/jobs/${jobId}/reference.py`,
+        // Given to the judge alone, as text: no file of it where the candidate could change it.
+        referenceSource: task.referenceSource,
         extDir: `/jobs/${jobId}/ext`,
         correctness: shapes.correctness,
         timing: shapes.timing,
@@ -462,7 +470,7 @@ export class TorchEvaluator implements EvaluationService {
         },
         torchCudaArchList: dev.health?.capability ?? null,
       };
-      const files: Record<string, string> = { 'candidate.py': code, 'reference.py': task.referenceSource };
+      const files: Record<string, string> = { 'candidate.py': code };
       const total = 30_000 + config.compileTimeoutMs + config.correctnessDeadlineMs + config.timingDeadlineMs + 120_000;
       opts.onProgress?.('correctness');
       // A cancelled job runs on to its end or its deadline (the device is exclusive anyway); its result is discarded.
@@ -497,6 +505,8 @@ export class TorchEvaluator implements EvaluationService {
     const h = createHash('sha256').update(code).update(arch).update(this.harnesses[0]?.health?.torch ?? '').digest('hex').slice(0, 24);
     const dir = path.join(cacheRoot(), 'torch-ext', h);
     if (existsSync(path.join(dir, '.complete'))) {
+      const now = new Date();
+      utimesSync(dir, now, now); // recently used: evicted last
       stages.set('static', { name: 'static', status: 'ok', ms: 0 });
       stages.set('compile', { name: 'compile', status: 'ok', ms: 0, log: 'extension build cached' });
       return { dir };
@@ -527,7 +537,8 @@ export class TorchEvaluator implements EvaluationService {
         uid,
         limits: { cpuSeconds: 3600, fileBytes: 1024 ** 3, addressBytes: 2 ** 64 - 1, nproc: 512, nofile: 1024 },
         env: pythonEnv(this.ctx, { CUDA_VISIBLE_DEVICES: '', MAX_JOBS: '4' }),
-        binds: baseBinds(this.ctx, work),
+        binds: baseBinds(this.ctx, work, true),
+        tmpBytes: HARNESS_TMP_BYTES,
         chdir: '/jobs',
         command: ['/bin/sh', '-c', `echo '${JSON.stringify(job)}' | ${this.ctx.python} /anvil/torch/harness.py once`],
       });
@@ -543,12 +554,16 @@ export class TorchEvaluator implements EvaluationService {
         return { dir, findings: { outcome: timeout ? 'timeout' : 'compile_error', message: timeout ? `the extension build did not finish within ${answer.death.limitMs} ms` : `the build process died (${answer.death.signalName ?? `exit ${answer.death.code}`})`, flags: [] } };
       }
       if (res && res.outcome !== 'ok') return { dir, findings: { outcome: res.outcome, message: res.message ?? '', flags: res.flags ?? [] } };
-      writeFileSync(path.join(work, 'ext', '.complete'), '');
+      // Only the shared objects are kept: nothing else the build (or the candidate's code in it) wrote.
+      const kept = path.join(work, 'kept');
+      keepSharedObjects(path.join(work, 'ext'), kept);
+      writeFileSync(path.join(kept, '.complete'), '');
       try {
-        renameSync(path.join(work, 'ext'), dir);
+        renameSync(kept, dir);
       } catch {
         if (!existsSync(path.join(dir, '.complete'))) throw new Error(`cannot place the build in ${dir}`);
       }
+      evictBuilds(path.dirname(dir), BUILD_CACHE_BYTES);
       return { dir };
     } finally {
       await cg?.destroy();
@@ -642,6 +657,36 @@ function summarizeCorrectness(c: RawCheck | undefined): EvalResult['correctness'
     trials: c.trials,
     failedOnVisibleShape: firstFail ? firstFail.visible : (c.failedVisible ?? null),
   };
+}
+
+/** Copies `<name>/<name>.so` files (what load_inline imports) from a build folder, and nothing else. */
+function keepSharedObjects(from: string, to: string): void {
+  mkdirSync(to, { recursive: true, mode: 0o755 });
+  for (const name of existsSync(from) ? readdirSync(from) : []) {
+    const so = path.join(from, name, `${name}.so`);
+    if (!/^[\w.-]+$/.test(name) || !lstatSync(path.join(from, name)).isDirectory() || !existsSync(so) || !lstatSync(so).isFile()) continue;
+    mkdirSync(path.join(to, name), { mode: 0o755 });
+    copyFileSync(so, path.join(to, name, `${name}.so`));
+  }
+}
+
+/** Removes the least recently used builds until the cache holds at most `cap` bytes. */
+function evictBuilds(root: string, cap: number): void {
+  const builds = readdirSync(root)
+    .filter((d) => !d.includes('.tmp-'))
+    .map((d) => {
+      const dir = path.join(root, d);
+      const bytes = readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .reduce((n, e) => n + statSync(path.join(e.parentPath ?? e.path, e.name)).size, 0);
+      return { dir, bytes, used: statSync(dir).mtimeMs };
+    })
+    .sort((a, b) => b.used - a.used);
+  let total = 0;
+  for (const b of builds) {
+    total += b.bytes;
+    if (total > cap) rmSync(b.dir, { recursive: true, force: true });
+  }
 }
 
 function copyBuild(from: string, to: string): void {

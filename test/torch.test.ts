@@ -123,3 +123,13 @@ t.test("a shape that sets nothing runs at the file's own sizes, even after a hid
   const hidden = await timeAt({ rows: 37, cols: 301 });
   t.ok(own > 10 * hidden, `reference ${own.toFixed(4)} ms at the file's own shape, ${hidden.toFixed(4)} ms at the hidden one`);
 });
+
+t.test('a second job sees nothing the first wrote: not its /tmp, its folder, nor /dev/shm', async (t) => {
+  const paths = "['/tmp/anvil-left-behind', '/dev/shm/anvil-left-behind', 'anvil-left-behind']";
+  const writer = cpuCandidate(`        import os\n        for p in ${paths}:\n            try:\n                open(p, "w").write("x")\n            except OSError:\n                pass\n        raise ValueError("wrote")`);
+  const reader = cpuCandidate(`        import os, glob\n        seen = [p for p in ${paths} + glob.glob("/tmp/*/*/anvil-left-behind") if os.path.exists(p)]\n        raise ValueError(f"seen {seen}")`);
+  const first = await unchecked.evaluate({ task: gelu, code: writer, seed: 31 });
+  t.match(first.message, /wrote/);
+  const second = await unchecked.evaluate({ task: gelu, code: reader, seed: 32 });
+  t.match(second.message, /seen \[\]/, second.message);
+});

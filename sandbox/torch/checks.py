@@ -1,10 +1,10 @@
-"""Static checks of a torch-backend candidate, on its syntax tree (DESIGN section 7).
+"""Static checks of a torch-backend candidate, on its syntax tree.
 
-The candidate runs in the same process as the measurement, so these checks keep
-it away from what could reach the harness: the interpreter's internals, other
-modules, files, threads and processes. They also refuse the known shortcuts that
-are visible in the source: handlers that fall back to other code, reuse of the
-reference model, and framework compute ops in the forward pass.
+They are early, friendly refusals, not the wall: the judge runs in another
+process, so nothing here decides a verdict alone. They keep the candidate away
+from the interpreter's internals, other modules, files, threads and processes,
+and refuse the shortcuts visible in the source: handlers that fall back to other
+code, reuse of the reference model, and framework compute ops in the forward pass.
 """
 import ast
 
@@ -77,6 +77,15 @@ def _dotted(node):
 def _is_triton_jit(fn):
     return any("jit" in _dotted(d.func if isinstance(d, ast.Call) else d) or "autotune" in _dotted(d.func if isinstance(d, ast.Call) else d)
                for d in fn.decorator_list)
+
+
+def kernel_names(source):
+    """Names of the Triton kernels the source defines: the judge's list of what counts as the candidate's own."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    return {fn.name for fn in ast.walk(tree) if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_triton_jit(fn)}
 
 
 def check(source, filename="candidate.py"):

@@ -1,22 +1,29 @@
 """The warm process of the torch backend: one per GPU (or per CPU compile
 worker), started sandboxed by the TypeScript pool. It imports torch once (CUDA
-is not initialized here) and forks a fresh child per job, so a candidate that
-crashes, hangs or corrupts its CUDA context never touches the next job.
+is not initialized here) and forks a fresh judge per job (judge.py), which forks
+the candidate's runner and a reference runner before it starts CUDA. This
+process never runs candidate code; a candidate that crashes, hangs or corrupts
+its CUDA context never touches the next job.
 
 Protocol: one JSON request per line on stdin, one JSON answer per line on
-stdout. The child reports on a pipe of its own, every message prefixed with a
-nonce that only this process and the child's harness code hold; anything else
-on it is evidence of a forged verdict. The child's stdout and stderr go to a
-log file, never to the answer channel.
+stdout. The judge reports on a pipe of its own, every message prefixed with a
+nonce; anything else on it is evidence of a forged verdict (the candidate has no
+descriptor of it, so this is defence in depth). Logs go to files on the job's
+scratch folder, never to the answer channel.
 
-Per-stage deadlines are kept here, outside the child: a kernel that never ends
-blocks the child inside CUDA, where no signal handler of its own would run.
+Each job gets a scratch folder on the sandbox's /tmp (a tmpfs with a size cap);
+after the job every process but this one is killed and /tmp and /dev/shm are
+emptied, so the next job sees nothing the last one wrote.
+
+Per-stage deadlines are kept here, outside the judge: a kernel that never ends
+blocks a process inside CUDA, where no signal handler of its own would run.
 """
 import json
 import math
 import os
 import secrets
 import select
+import shutil
 import signal
 import sys
 import time
@@ -35,6 +42,7 @@ except ImportError:
 # Not torch.utils.cpp_extension: importing it here initializes the CUDA driver,
 # after which a forked child cannot use CUDA. Children import it themselves.
 
+import judge  # noqa: E402
 import measure  # noqa: E402
 
 LOG_LIMIT = 4000
@@ -71,7 +79,7 @@ def child_main(job, nonce, wfd, log_path):
             current[0] = name
             send({"stage": name})
 
-    job_fn = {"run": measure.run_job, "compile": measure.compile_job, "health": measure.health_job}[job["phase"]]
+    job_fn = {"run": judge.run_job, "compile": measure.compile_job, "health": measure.health_job}[job["phase"]]
     try:
         result = job_fn(job, stage)
     except measure.Outcome as o:
@@ -80,7 +88,10 @@ def child_main(job, nonce, wfd, log_path):
         result = {"outcome": "runtime_error", "message": f"out of memory: {str(e)[:300]}", "log": measure.tb_text(e)}
     except BaseException as e:
         text = str(e)
-        result = {"outcome": "runtime_error", "message": f"{type(e).__name__}: {text[:400]}", "log": measure.tb_text(e),
+        # The judge never runs candidate code: its own failure is the environment's, never the model's.
+        # (The build and device-check phases do run the candidate's import or the device, as before.)
+        outcome = "env_error" if job["phase"] == "run" else "runtime_error"
+        result = {"outcome": outcome, "message": f"{type(e).__name__}: {text[:400]}", "log": measure.tb_text(e),
                   "deviceSuspect": "CUDA" in text or "cuda" in text}
     try:
         send({"result": result})
@@ -128,11 +139,30 @@ def read_log(path):
         return ""
 
 
+def wipe(folder):
+    """Empties a folder the sandbox owns (its /tmp, its /dev/shm)."""
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for name in entries:
+        path = os.path.join(folder, name)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
 def run_one(job, in_sandbox):
-    """Forks the child, keeps its per-stage deadlines, returns its verdict."""
+    """Forks the judge, keeps its per-stage deadlines, returns its verdict."""
     nonce = secrets.token_hex(16)
     rfd, wfd = os.pipe()
-    log_path = os.path.join(job.get("workDir", "/tmp"), f"child-{job['id']}.log")
+    scratch = job.setdefault("scratchDir", os.path.join(job.get("scratchRoot", "/tmp"), f"job-{job['id']}"))
+    os.makedirs(scratch, exist_ok=True)
+    log_path = os.path.join(scratch, "judge.log")
     t0 = time.monotonic()
     pid = os.fork()
     if pid == 0:
@@ -181,11 +211,12 @@ def run_one(job, in_sandbox):
     os.close(rfd)
     if in_sandbox:
         kill_others()
-    log = read_log(log_path)
-    try:
-        os.unlink(log_path)
-    except OSError:
-        pass
+    log = (read_log(log_path) + read_log(os.path.join(scratch, "candidate.log")))[-LOG_LIMIT:]
+    if in_sandbox:
+        wipe("/tmp")
+        wipe("/dev/shm")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)
     answer = {"id": job["id"], "stagesSeen": stages_seen, "log": log, "ms": (time.monotonic() - t0) * 1e3}
     if forged:
         answer["forged"] = forged[:3]

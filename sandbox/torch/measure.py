@@ -1,23 +1,19 @@
-"""One torch-backend job, run in a fresh child of the warm harness process:
-load the reference and the candidate, check correctness, time both interleaved,
-profile the candidate (DESIGN sections 6 and 7). Returns plain data; the
-harness sends it on the result pipe.
+"""Measurement pieces of the torch backend shared by the judge (judge.py) and
+the runner processes (runner.py): inputs, poisoning, the comparison, statistics,
+the profile (run in the candidate's own process), the extension build job and
+the device check.
 
 Works on CUDA (torch 2.x, Triton 3.x) and, for everything that needs no GPU, on
 CPU with torch 1.13: there the candidate's own code is a C++ extension and the
 profile counts time outside framework ops.
 """
-import builtins
 import glob
 import hashlib
-import importlib.util
-import json
 import math
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import traceback
 
@@ -49,59 +45,6 @@ def flag(kind, evidence):
 def trial_seed(seed, *parts):
     h = hashlib.sha256(("/".join([str(seed), *map(str, parts)])).encode()).digest()
     return int.from_bytes(h[:8], "little") & ((1 << 63) - 1)
-
-
-def load_module(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-# What the candidate must not replace: checked by identity after every phase.
-def harness_identity():
-    ids = {
-        "time.perf_counter": time.perf_counter,
-        "torch.allclose": torch.allclose,
-        "torch.equal": torch.equal,
-        "torch.isfinite": torch.isfinite,
-        "torch.manual_seed": torch.manual_seed,
-        "torch.Tensor.clone": torch.Tensor.clone,
-        "torch.Tensor.__eq__": torch.Tensor.__eq__,
-        "torch.Tensor.copy_": torch.Tensor.copy_,
-        "builtins.type": builtins.type,
-        "builtins.isinstance": builtins.isinstance,
-        "json.dumps": json.dumps,
-        "os.write": os.write,
-        "measure.compare": compare,
-        "measure.run_job": run_job,
-    }
-    if torch.cuda.is_available():
-        ids.update({
-            "torch.cuda.synchronize": torch.cuda.synchronize,
-            "torch.cuda.Event": torch.cuda.Event,
-            "torch.cuda.Event.record": torch.cuda.Event.record,
-            "torch.cuda.Event.elapsed_time": torch.cuda.Event.elapsed_time,
-        })
-    return ids
-
-
-def precision_state():
-    s = {"float32_matmul_precision": torch.get_float32_matmul_precision() if hasattr(torch, "get_float32_matmul_precision") else "n/a"}
-    s["cuda.matmul.allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
-    s["cudnn.allow_tf32"] = torch.backends.cudnn.allow_tf32
-    return s
-
-
-def check_integrity(identity, precision, when):
-    changed = [k for k, v in harness_identity().items() if v is not identity.get(k)]
-    if changed:
-        raise Outcome("hack_detected", f"harness functions were replaced {when}", [flag("harness_patching", f"replaced {when}: {', '.join(changed)}")])
-    now = precision_state()
-    if now != precision:
-        diff = ", ".join(f"{k}: {precision[k]} → {now[k]}" for k in now if now[k] != precision.get(k))
-        raise Outcome("hack_detected", f"precision settings changed {when}", [flag("precision_change", f"changed {when}: {diff}")])
 
 
 class Device:
@@ -143,19 +86,6 @@ def make_inputs(ref_mod, dev, seed):
     else:
         xs = ref_mod.get_inputs()
     return [x.to(dev.torch_device) if isinstance(x, torch.Tensor) else x for x in xs]
-
-
-def build_models(ref_mod, cand_mod, dev, seed):
-    init = ref_mod.get_init_inputs()
-    torch.manual_seed(seed)
-    ref = ref_mod.Model(*init).to(dev.torch_device).eval()
-    torch.manual_seed(seed)
-    cand = cand_mod.ModelNew(*init).to(dev.torch_device).eval()
-    # Where the candidate holds the same parameters as the reference, it gets the reference's values.
-    ref_state, cand_state = ref.state_dict(), cand.state_dict()
-    if ref_state and ref_state.keys() == cand_state.keys() and all(ref_state[k].shape == cand_state[k].shape for k in ref_state):
-        cand.load_state_dict(ref_state)
-    return ref, cand
 
 
 def poison(dev, inputs):
@@ -211,71 +141,6 @@ def compare(got, want, atol, rtol):
     return {"ok": True, **worst}
 
 
-def clone_all(xs):
-    return [x.clone() if isinstance(x, torch.Tensor) else x for x in xs]
-
-
-def inputs_equal(a, b):
-    return all(not isinstance(x, torch.Tensor) or torch.equal(x, y) for x, y in zip(a, b))
-
-
-def correctness(job, ref_mod, cand_mod, dev, stage):
-    shapes = job["correctness"]
-    tol = job["tolerance"]
-    trials = []
-    worst_abs, worst_rel = 0.0, 0.0
-    models = {}
-    n = max(job["trials"], len(shapes))
-    for t in range(n):
-        si = t % len(shapes)
-        shape = shapes[si]
-        set_shape(ref_mod, shape["set"])
-        if si not in models:
-            models.clear()
-            models[si] = build_models(ref_mod, cand_mod, dev, trial_seed(job["seed"], "init", si))
-        ref, cand = models[si]
-        inputs = make_inputs(ref_mod, dev, trial_seed(job["seed"], "trial", t))
-        saved = clone_all(inputs)
-        poison(dev, inputs)
-        with torch.no_grad():
-            stage("correctness")
-            out_c = cand(*inputs)
-            dev.sync()
-        if not inputs_equal(inputs, saved):
-            raise Outcome("hack_detected", "the candidate modified its inputs", [flag("input_mutation", f"trial {t}: an input differs from its saved copy after the candidate ran")])
-        with torch.no_grad():
-            out_r = ref(*saved)
-            dev.sync()
-        rec = {"shape": si, "visible": shape["visible"], "passed": False, "runsAgree": True, "maxAbsErr": None, "maxRelErr": None}
-        c = compare(out_c, out_r, tol["atol"], tol["rtol"])
-        if c.get("maxAbsErr") is not None:
-            rec["maxAbsErr"], rec["maxRelErr"] = c["maxAbsErr"], c["maxRelErr"]
-            worst_abs, worst_rel = max(worst_abs, c["maxAbsErr"]), max(worst_rel, c["maxRelErr"])
-        if not c.get("ok"):
-            if "index" in c:
-                rec["mismatch"] = {"arg": c.get("arg", 0), "index": c["index"], "got": c.get("got"), "want": c.get("want")}
-            trials.append(rec)
-            flags = [flag(c["hack"], f"trial {t}: {c['reason']}")] if c.get("hack") else []
-            raise Outcome("hack_detected" if flags else "wrong_result", f"trial {t + 1} of {n}: {c['reason']}", flags,
-                          trials=trials, failedVisible=shape["visible"], maxAbsErr=worst_abs, maxRelErr=worst_rel)
-        # A second run on the same inputs, into memory poisoned again, must agree.
-        del out_r
-        poison(dev, inputs)
-        with torch.no_grad():
-            out_c2 = cand(*inputs)
-            dev.sync()
-        again = compare(out_c2, out_c, tol["atol"], tol["rtol"])
-        if not again.get("ok"):
-            rec["runsAgree"] = False
-            trials.append(rec)
-            raise Outcome("wrong_result", f"trial {t + 1}: a second run on the same inputs disagrees with the first ({again['reason']})",
-                          trials=trials, failedVisible=shape["visible"], maxAbsErr=worst_abs, maxRelErr=worst_rel)
-        rec["passed"] = True
-        trials.append(rec)
-        del out_c, out_c2, inputs, saved
-    return {"trials": trials, "trialsPassed": len(trials), "trialsTotal": n, "maxAbsErr": worst_abs, "maxRelErr": worst_rel}
-
-
 def robust_rse(xs):
     if len(xs) < 2:
         return float("inf")
@@ -295,100 +160,6 @@ def tensor_bytes(xs):
     return sum(x.numel() * x.element_size() for x in as_list(xs) if isinstance(x, torch.Tensor))
 
 
-class Timer:
-    """Times one call: device events on the current stream, plus the host's clock
-    around the call and a device-wide synchronize (work the events miss shows there)."""
-
-    def __init__(self, dev, l2_bytes):
-        self.dev = dev
-        self.flush = torch.empty(max(1, 2 * l2_bytes // 4), dtype=torch.float32, device=dev.torch_device) if dev.cuda else None
-
-    def __call__(self, fn, inputs):
-        dev = self.dev
-        if dev.cuda:
-            self.flush.zero_()
-            torch.cuda.synchronize()
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            h0 = time.perf_counter()
-            start.record()
-            out = fn(*inputs)
-            end.record()
-            torch.cuda.synchronize()
-            host = (time.perf_counter() - h0) * 1e3
-            return out, start.elapsed_time(end), host
-        h0 = time.perf_counter()
-        out = fn(*inputs)
-        host = (time.perf_counter() - h0) * 1e3
-        return out, host, host
-
-
-def timing(job, ref_mod, cand_mod, dev, stage, l2_bytes):
-    cfg = job["timingConfig"]
-    tol = job["tolerance"]
-    timer = Timer(dev, l2_bytes)
-    results = []
-    threads_before = set(threading.enumerate())
-    for si, shape in enumerate(job["timing"]):
-        set_shape(ref_mod, shape)
-        ref, cand = build_models(ref_mod, cand_mod, dev, trial_seed(job["seed"], "time-init", si))
-        first = make_inputs(ref_mod, dev, trial_seed(job["seed"], "time", si, -1))
-        set_bytes = max(1, tensor_bytes(first))
-        with torch.no_grad():
-            for _ in range(cfg["warmup"]):
-                out_probe = ref(*first)
-                cand(*first)
-            dev.sync()
-        out_bytes = tensor_bytes(out_probe)
-        del out_probe
-        # Rotating input sets: as many as fit in a third of the free memory, at most 4.
-        k = int(max(1, min(4, dev.free_bytes() // 3 // set_bytes)))
-        sets = [first] + [None] * (k - 1)
-        cand_ms, ref_ms, ratios, host_gap = [], [], [], []
-        t_start = time.perf_counter()
-        stage("timing")
-        r = 0
-        while True:
-            slot = r % k
-            if r > 0 or sets[slot] is None:
-                sets[slot] = None
-                sets[slot] = make_inputs(ref_mod, dev, trial_seed(job["seed"], "time", si, r))
-            xs = sets[slot]
-            order = [("ref", ref), ("cand", cand)] if r % 2 == 0 else [("cand", cand), ("ref", ref)]
-            got = {}
-            with torch.no_grad():
-                for name, m in order:
-                    got[name] = timer(m, xs)
-            _, c_ms, c_host = got["cand"]
-            _, r_ms, _ = got["ref"]
-            c = compare(got["cand"][0], got["ref"][0], tol["atol"], tol["rtol"])
-            if not c.get("ok"):
-                flags = [flag("timed_output_mismatch", f"timing shape {si}, repetition {r}: {c['reason']} (correct in the checks, wrong while timed)")]
-                raise Outcome("hack_detected", "an output computed while timed differs from the reference", flags)
-            del got
-            cand_ms.append(c_ms)
-            ref_ms.append(r_ms)
-            ratios.append(r_ms / c_ms if c_ms > 0 else float("inf"))
-            host_gap.append(c_host - c_ms)
-            r += 1
-            elapsed = (time.perf_counter() - t_start) * 1e3
-            done = r >= cfg["minReps"] and robust_rse(cand_ms) < cfg["rseTarget"] and robust_rse(ref_ms) < cfg["rseTarget"]
-            if r >= cfg["maxReps"] or (r >= cfg["minReps"] and (done or elapsed > cfg["budgetMs"])):
-                break
-        sets = None
-        cs, rs = stats(cand_ms), stats(ref_ms)
-        gap = statistics.median(host_gap)
-        if dev.cuda and gap > max(0.2, 1.0 * cs["medianMs"]):
-            raise Outcome("hack_detected", "the candidate's work continues after its call returns",
-                          [flag("unsynchronized_work", f"timing shape {si}: the device was busy {gap:.3f} ms (median) after the timed stream's end event, beside a measured {cs['medianMs']:.3f} ms: work on another stream or thread that the timer does not see")])
-        flops = eval(job["flops"], {"__builtins__": {}}, dict(vars(ref_mod))) if job.get("flops") else None  # a trusted task file's expression
-        results.append({"shape": si, "candidate": cs, "reference": rs, "pairedSpeedup": statistics.median(ratios),
-                        "bytes": set_bytes + out_bytes, "flops": flops, "buffers": k})
-    extra = [t for t in threading.enumerate() if t not in threads_before]
-    if extra:
-        raise Outcome("hack_detected", "the candidate left threads running", [flag("background_thread", f"threads started during timing: {', '.join(t.name for t in extra)}")])
-    return results
-
-
 def own_kernel_names(ext_dir):
     """Kernel names of the candidate's built extensions, as the profiler shows them."""
     names = set()
@@ -404,27 +175,23 @@ def own_kernel_names(ext_dir):
     return names
 
 
-def profile(job, ref_mod, cand_mod, dev, launched, ext_dir):
-    """The share of the candidate's device time spent in its own kernels.
+def profile(cand, xs, dev, launched, ext_dir):
+    """The candidate's device time by kernel name (run in the candidate's own process).
 
     Triton-only candidates on a GPU are measured with events around each launch
     (the launch hooks), which costs milliseconds; the CUDA profiler (CUPTI) costs
     about 4 s to start in every fresh process, so it runs only where the events
     cannot answer: a built extension (its kernels are known by name only), or no
-    Triton launch seen at all (a kernel never launched, or replayed from a graph)."""
-    shape = job["timing"][0]
-    set_shape(ref_mod, shape)
-    _, cand = build_models(ref_mod, cand_mod, dev, trial_seed(job["seed"], "profile-init"))
-    xs = make_inputs(ref_mod, dev, trial_seed(job["seed"], "profile"))
+    Triton launch seen at all (a kernel never launched, or replayed from a graph).
+    The judge decides which names are the candidate's own."""
     has_ext = bool(glob.glob(os.path.join(ext_dir, "**", "*.so"), recursive=True))
-    with torch.no_grad():
-        cand(*xs)
-        dev.sync()
-        if dev.cuda and not has_ext:
-            fast = profile_by_launch_events(cand, xs)
-            if fast and fast["ownKernels"]:
-                return fast
-        return profile_with_profiler(cand, xs, dev, launched, ext_dir, has_ext)
+    cand(*xs)
+    dev.sync()
+    if dev.cuda and not has_ext:
+        fast = profile_by_launch_events(cand, xs)
+        if fast and fast["byName"]:
+            return fast
+    return profile_with_profiler(cand, xs, dev, launched)
 
 
 def profile_by_launch_events(cand, xs):
@@ -473,12 +240,9 @@ def profile_by_launch_events(cand, xs):
     by_name = {}
     for name, s, e in spans:
         by_name[name] = by_name.get(name, 0.0) + s.elapsed_time(e)
-    own = sum(by_name.values())
-    kernels = sorted(by_name.items(), key=lambda kv: -kv[1])[:6]
-    if total > own:
-        kernels.append(("everything else in the call", total - own))
-    return {"ownMs": own, "totalMs": max(total, own), "ownKernels": sorted(by_name), "method": "launch events",
-            "kernels": [{"name": n[:80], "ms": round(ms, 4)} for n, ms in kernels], "launchedTriton": sorted(by_name), "device": True}
+    # Time in the call outside every Triton launch is framework (or other) work.
+    rest = max(0.0, total - sum(by_name.values()))
+    return {"method": "launch events", "byName": by_name, "otherMs": rest, "launchedTriton": sorted(by_name), "device": True}
 
 
 _cycles_per_ms = []
@@ -496,7 +260,7 @@ def sleep_cycles_per_ms():
     return _cycles_per_ms[0]
 
 
-def profile_with_profiler(cand, xs, dev, launched, ext_dir, has_ext):
+def profile_with_profiler(cand, xs, dev, launched):
     from torch.profiler import ProfilerActivity, profile as torch_profile
     # On a GPU only device activity is recorded: it is what the share counts, and CPU tracing costs seconds.
     acts = [ProfilerActivity.CUDA] if dev.cuda else [ProfilerActivity.CPU]
@@ -509,31 +273,54 @@ def profile_with_profiler(cand, xs, dev, launched, ext_dir, has_ext):
     wall_ms = (time.perf_counter() - h0) * 1e3
     events = prof.events()
     if dev.cuda:
-        own_names = set(launched) | own_kernel_names(ext_dir)
-        kernels = [e for e in events if e.device_type.name == "CUDA"]
-        t = lambda e: getattr(e, "device_time_total", None) or e.cuda_time_total
-        total = sum(t(e) for e in kernels) / 1e3
-        own = [e for e in kernels if e.name in own_names or e.name.split("(")[0] in own_names]
-        own_ms = sum(t(e) for e in own) / 1e3
         by_name = {}
-        for e in kernels:
-            by_name[e.name[:80]] = by_name.get(e.name[:80], 0) + t(e) / 1e3
-        top = sorted(by_name.items(), key=lambda kv: -kv[1])[:6]
-        return {"ownMs": own_ms, "totalMs": total, "ownKernels": sorted({e.name[:80] for e in own}), "method": "profiler",
-                "kernels": [{"name": n, "ms": round(ms, 4)} for n, ms in top], "launchedTriton": sorted(set(launched)), "device": True}
-    # CPU: the candidate's own code is its extension; framework time is the top-level aten ops.
-    fw = sum(e.cpu_time_total for e in events if e.cpu_parent is None and e.name.startswith("aten::")) / 1e3
-    own_ms = max(0.0, wall_ms - fw) if has_ext else 0.0
-    return {"ownMs": own_ms, "totalMs": wall_ms, "ownKernels": ["extension"] if has_ext and own_ms > 0 else [], "method": "profiler",
-            "kernels": [{"name": "framework ops", "ms": round(fw, 4)}], "launchedTriton": [], "device": False}
+        t = lambda e: getattr(e, "device_time_total", None) or e.cuda_time_total
+        for e in events:
+            if e.device_type.name == "CUDA":
+                by_name[e.name[:200]] = by_name.get(e.name[:200], 0.0) + t(e) / 1e3
+        return {"method": "profiler", "byName": by_name, "otherMs": 0.0, "launchedTriton": sorted(set(launched)), "device": True}
+    # CPU: the candidate's own code is its extension; framework time is every aten op at any depth
+    # (one called from inside the extension, under a scope of its own, counts too), overlaps merged.
+    fw = union_ms([(e.time_range.start, e.time_range.end) for e in events if e.name.startswith("aten::")])
+    return {"method": "profiler", "byName": {"extension": max(0.0, wall_ms - fw), "framework ops": fw}, "otherMs": 0.0,
+            "launchedTriton": [], "device": False}
 
 
-def install_load_inline_recorder(build_errors):
-    """Records extension build failures, so a compile error is told apart from other import errors."""
+def union_ms(ranges_us):
+    """The length of the union of [start, end) ranges given in microseconds, in milliseconds."""
+    total, end = 0.0, None
+    for a, b in sorted(ranges_us):
+        if end is None or a > end:
+            total += b - a
+            end = b
+        elif b > end:
+            total += b - end
+            end = b
+    return total / 1e3
+
+
+def watched_functions():
+    """Functions a naive candidate replaces; replacing them is reported (it can no longer fool the judge)."""
+    w = {"torch.allclose": torch.allclose, "torch.equal": torch.equal, "torch.isfinite": torch.isfinite,
+         "torch.Tensor.clone": torch.Tensor.clone, "torch.Tensor.copy_": torch.Tensor.copy_,
+         "torch.manual_seed": torch.manual_seed, "time.perf_counter": time.perf_counter}
+    if torch.cuda.is_available():
+        w.update({"torch.cuda.synchronize": torch.cuda.synchronize, "torch.cuda.Event": torch.cuda.Event})
+    return w
+
+
+def install_load_inline_shim(build_errors, ext_dir):
+    """load_inline in the candidate's process: an extension built ahead (in the build sandbox, kept
+    in the cache as its shared object alone) is imported from there; anything else builds as usual,
+    into the job's own folder. Build failures are recorded, to tell a compile error from others."""
     import torch.utils.cpp_extension as ce
     real = ce.load_inline
 
     def load_inline(*args, **kwargs):
+        name = kwargs.get("name", args[0] if args else None)
+        built = os.path.join(ext_dir, str(name), f"{name}.so")
+        if isinstance(name, str) and os.path.isfile(built):
+            return ce._import_module_from_library(name, os.path.dirname(built), True)
         kwargs.setdefault("verbose", False)
         try:
             return real(*args, **kwargs)
@@ -560,78 +347,20 @@ def install_triton_hook(launched):
     knobs.runtime.launch_enter_hook = hook
 
 
-def job_environment(job):
-    os.environ["TORCH_EXTENSIONS_DIR"] = job["extDir"]
-    if job.get("torchCudaArchList"):
-        os.environ["TORCH_CUDA_ARCH_LIST"] = job["torchCudaArchList"]
-
-
-def run_job(job, stage):
-    """The 'run' phase: everything after compilation. Returns the result dict."""
-    job_environment(job)
-    dev = Device(job["device"])
-    stages = {}
-    t0 = time.perf_counter()
-    def mark(name, status="ok", log=None):
-        nonlocal t0
-        now = time.perf_counter()
-        stages[name] = {"status": status, "ms": (now - t0) * 1e3, **({"log": log} if log else {})}
-        t0 = now
-
-    if dev.cuda:
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-        torch.set_float32_matmul_precision("highest")
-        torch.cuda.init()
-    build_errors, launched = [], []
-    install_load_inline_recorder(build_errors)
-    install_triton_hook(launched)
-    stage("static")
-    if not job.get("skipStatic"):
-        try:
-            checks.check(read(job["candidatePath"]))
-        except checks.Finding as f:
-            mark("static", "failed")
-            raise Outcome("static_violation", f.evidence, [] if f.kind in ("syntax_error", "no_model") else [flag(f.kind, f.evidence)], stages=stages)
-    mark("static")
-    ref_mod = load_module("anvil_reference", job["referencePath"])
-    identity, precision = harness_identity(), precision_state()
-    stage("compile")
-    try:
-        cand_mod = load_module("anvil_candidate", job["candidatePath"])
-    except Exception as e:
-        if build_errors:
-            mark("compile", "failed", build_errors[-1])
-            raise Outcome("compile_error", "the CUDA/C++ extension did not build", stages=stages)
-        mark("compile", "failed", tb_text(e))
-        raise Outcome("compile_error" if isinstance(e, SyntaxError) else "runtime_error", f"importing the candidate failed: {type(e).__name__}: {str(e)[:300]}", stages=stages)
-    mark("compile")
-    check_integrity(identity, precision, "while the candidate was imported")
-    if not hasattr(cand_mod, "ModelNew"):
-        raise Outcome("runtime_error", "the candidate module defines no ModelNew", stages=stages)
-    if isinstance(cand_mod.ModelNew, type) and issubclass(cand_mod.ModelNew, ref_mod.Model):
-        raise Outcome("hack_detected", "ModelNew subclasses the reference", [flag("reference_reuse", "ModelNew is a subclass of the reference Model")], stages=stages)
-    try:
-        check = correctness(job, ref_mod, cand_mod, dev, stage)
-    except Outcome as o:
-        mark("correctness", "failed")
-        o.extra.setdefault("stages", stages)
-        raise
-    mark("correctness")
-    check_integrity(identity, precision, "during the correctness checks")
-    l2 = torch.cuda.get_device_properties(0).L2_cache_size if dev.cuda else 0
-    try:
-        shapes = timing(job, ref_mod, cand_mod, dev, stage, l2)
-    except Outcome as o:
-        mark("timing", "failed")
-        o.extra.update(stages=stages, correctness=check)
-        raise
-    mark("timing")
-    check_integrity(identity, precision, "while timed")
-    stage("profile")
-    prof = profile(job, ref_mod, cand_mod, dev, launched, job["extDir"])
-    mark("profile")
-    return {"outcome": "ok", "stages": stages, "correctness": check, "shapes": shapes, "profile": prof, "flags": []}
+def load_module(name, path=None, source=None):
+    """A module from a file, or (the reference, given to the judge as text) from source."""
+    import importlib.util
+    import types
+    if source is not None:
+        mod = types.ModuleType(name)
+        sys.modules[name] = mod
+        exec(compile(source, f"<{name}>", "exec"), mod.__dict__)
+        return mod
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def read(path):
@@ -645,7 +374,6 @@ def tb_text(e):
 
 def compile_job(job, stage):
     """The 'compile' phase, on a CPU worker: static checks, then build the candidate's extensions into the cache."""
-    job_environment(job)
     stages = {}
     t0 = time.perf_counter()
     stage("static")
@@ -659,7 +387,10 @@ def compile_job(job, stage):
     t1 = time.perf_counter()
     stage("compile")
     build_errors = []
-    install_load_inline_recorder(build_errors)
+    os.environ["TORCH_EXTENSIONS_DIR"] = job["extDir"]
+    if job.get("torchCudaArchList"):
+        os.environ["TORCH_CUDA_ARCH_LIST"] = job["torchCudaArchList"]
+    install_load_inline_shim(build_errors, "/nonexistent")
     try:
         load_module("anvil_candidate", job["candidatePath"])
     except Exception as e:

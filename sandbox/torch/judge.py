@@ -1,0 +1,724 @@
+"""The judge of a torch-backend job: the trusted process that decides the verdict.
+
+It never imports the candidate. It makes the inputs, builds and runs the
+reference, compares, keeps the clock and writes the result; the candidate's code
+runs in a runner process of its own (runner.py), confined (guard.py), which gets
+its inputs in memory the judge writes and returns outputs the judge reads from
+memory (share.py). A second runner, trusted, runs the reference through the very
+same path: what that path costs (measured on the reference, beside every
+candidate call) is taken off the candidate's time, so the split does not move
+speedups.
+
+Timing, per repetition (fresh input contents every time, the L2 flushed):
+  GPU: the judge's stream sleeps (so the runner has queued its work before the
+       clock starts), writes the inputs into the runner's own buffers, flushes,
+       records its start event and the interprocess gate event; the runner's
+       stream waits on the gate, runs the model, records the done event; the
+       judge's stream waits on done and records its end event, then compares the
+       output right there: a kernel left running on another stream is caught
+       unfinished. An idle probe after it shows work still queued.
+  CPU: the judge writes the inputs while the candidate is stopped, resumes it,
+       and times request to reply on its own clock; then stops it again, checks
+       that it used no CPU after replying, and reads the outputs.
+The candidate's session is stopped (SIGSTOP) whenever it is not being called,
+so nothing of it runs while the reference is timed.
+"""
+import os
+import statistics
+import time
+
+import torch
+
+import checks
+import guard
+import measure
+import runner as runner_mod
+import share
+from measure import Outcome, flag, trial_seed
+from wire import Channel, ChannelError
+
+TRANSFORMS = ("negated", "both signs", "doubled", "zeros and extremes")
+
+
+class RunnerDied(Exception):
+    pass
+
+
+class Proc:
+    """A runner process as the judge sees it."""
+
+    def __init__(self, role, pid, chan, log_path):
+        self.role, self.pid, self.chan, self.log_path = role, pid, chan, log_path
+        self.buffers = []  # the judge's views of this runner's input buffers
+        self.done = None
+        self.mem_fd = None
+        self.handles = set()
+        self.stopped = False
+
+    def resume(self):
+        if self.stopped:
+            guard.resume_session(self.pid)
+            self.stopped = False
+
+    def ask(self, msg, timeout_s, expect=("ok",)):
+        self.resume()  # a stopped process cannot answer
+        try:
+            self.chan.send(msg)
+            reply = self.chan.recv(timeout_s)
+        except (ChannelError, BrokenPipeError) as e:
+            raise self.failure(e)
+        if reply.get("error"):
+            raise RunnerError(self.role, reply)
+        if any(k not in reply for k in expect):
+            raise self.forged(f"an answer to {msg['op']} without {', '.join(k for k in expect if k not in reply)}")
+        return reply
+
+    def failure(self, e):
+        kind = getattr(e, "kind", "closed")
+        if kind == "garbage":
+            return self.forged(str(e))
+        if kind == "timeout":
+            return Outcome("timeout", f"the {self.role}'s process did not answer within its deadline")
+        status = self.reap()
+        if self.role != "candidate":
+            return RunnerDied(f"the reference runner died ({status})")
+        return Outcome("runtime_error", f"the candidate's process died ({status})", deviceSuspect=True)
+
+    def forged(self, what):
+        if self.role != "candidate":
+            return RunnerDied(f"the reference runner broke the protocol: {what}")
+        return Outcome("hack_detected", "the candidate wrote on its answer channel", [flag("forged_reply", what[:300])])
+
+    def reap(self):
+        import signal
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == 0:
+                os.kill(self.pid, signal.SIGKILL)
+                _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            return "gone"
+        if os.WIFSIGNALED(status):
+            return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
+        return f"exit code {os.WEXITSTATUS(status)}"
+
+
+class RunnerError(Exception):
+    def __init__(self, role, reply):
+        super().__init__(reply.get("message", ""))
+        self.role, self.reply = role, reply
+
+    def outcome(self, what):
+        r = self.reply
+        if self.role != "candidate":
+            return RunnerDied(f"the reference failed while {what}: {r.get('type')}: {r.get('message')}")
+        if r.get("oom"):
+            return Outcome("runtime_error", f"out of memory while {what}: {str(r.get('message'))[:300]}", log=r.get("log"))
+        if r.get("error") == "share":
+            return Outcome("runtime_error", f"the candidate's outputs could not be read: {r.get('message')}")
+        return Outcome("runtime_error", f"{r.get('type')}: {str(r.get('message'))[:400]} (while {what})", log=r.get("log"),
+                       deviceSuspect=bool(r.get("deviceSuspect")))
+
+
+def fork_runner(role, job, work_root):
+    """A runner process, forked before this process starts CUDA (a forked child could not)."""
+    p2c_r, p2c_w = os.pipe()
+    c2p_r, c2p_w = os.pipe()
+    work = os.path.join(work_root, role)
+    log_path = os.path.join(work_root, f"{role}.log")
+    pid = os.fork()
+    if pid == 0:
+        try:
+            keep = {p2c_r, c2p_w}
+            for fd in map(int, os.listdir("/proc/self/fd")):
+                if fd > 2 and fd not in keep:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            if role == "candidate":
+                guard.confine_candidate()
+            else:
+                os.setsid()
+                guard.protect_judge()  # the candidate must not reach into the reference's memory either
+            runner_mod.runner_main(p2c_r, c2p_w, job["device"], job["extDir"], role, log_path, work)
+        except BaseException as e:  # the runner could not start: say why in its log
+            with open(log_path, "a") as f:
+                f.write(runner_mod.tb_text(e))
+        finally:
+            os._exit(0)
+    os.close(p2c_r)
+    os.close(c2p_w)
+    return Proc(role, pid, Channel(c2p_r, p2c_w), log_path)
+
+
+class Judge:
+    def __init__(self, job, stage):
+        self.job, self.stage_cb = job, stage
+        self.dev = measure.Device(job["device"])
+        self.cuda = self.dev.cuda
+        self.tol = job["tolerance"]
+        self.stages, self.t0 = {}, time.perf_counter()
+        self.root = job["scratchDir"]
+        self.shm = os.path.join(self.root, "shm")
+        os.makedirs(self.shm, exist_ok=True)
+        self.cand = fork_runner("candidate", job, self.root)
+        self.twin = fork_runner("reference", job, self.root)
+        guard.protect_judge()
+        self.threads = torch.get_num_threads()
+        self.opened = None
+        self.models = 0
+
+    # --- bookkeeping -----------------------------------------------------------------------
+    def deadline(self, name):
+        d = self.job["deadlinesMs"]
+        return 0.9 * d.get(name, d.get("default", 60000)) / 1e3
+
+    def stage(self, name):
+        self.current = name
+        self.stage_cb(name)
+
+    def mark(self, name, status="ok", log=None):
+        now = time.perf_counter()
+        self.stages[name] = {"status": status, "ms": (now - self.t0) * 1e3, **({"log": log} if log else {})}
+        self.t0 = now
+
+    def restore(self):
+        """The judge's own state before every reference call: threads and precision as they were set."""
+        if torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        if self.cuda:
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+
+    def close(self):
+        for p in (self.cand, self.twin):
+            guard.kill_session(p.pid)
+            p.reap()
+            p.chan.close()
+        if self.opened:
+            self.opened.close()
+
+    # --- set-up ------------------------------------------------------------------------------
+    def start(self):
+        job = self.job
+        if self.cuda:
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            torch.set_float32_matmul_precision("highest")
+            torch.cuda.init()
+            torch.zeros(1, device="cuda")
+            self.opened = share.OpenedHandles()
+            self.gate, gate_handle = share.ipc_event()
+            self.cycles_per_ms = measure.sleep_cycles_per_ms()
+            l2 = torch.cuda.get_device_properties(0).L2_cache_size
+            self.flush = torch.empty(max(1, 2 * l2 // 4), dtype=torch.float32, device="cuda")
+        for p in (self.cand, self.twin):
+            hello = p.ask({"op": "hello", **({"gate": gate_handle} if self.cuda else {})}, self.deadline("start"))
+            if self.cuda:
+                try:
+                    p.done = share.open_event(hello.get("done"))
+                except (share.ShareError, RuntimeError, TypeError) as e:
+                    raise p.forged(f"an unusable done event: {e}")
+        self.cand.mem_fd = None if self.cuda else os.open(f"/proc/{self.cand.pid}/mem", os.O_RDONLY)
+        self.ref_mod = measure.load_module("anvil_reference", source=job["referenceSource"])
+        self.baselines()
+        self.stage("static")
+        source = measure.read(job["candidatePath"])
+        self.own_names = checks.kernel_names(source)
+        if not job.get("skipStatic"):
+            try:
+                checks.check(source)
+            except checks.Finding as f:
+                self.mark("static", "failed")
+                raise Outcome("static_violation", f.evidence, [] if f.kind in ("syntax_error", "no_model") else [flag(f.kind, f.evidence)])
+        self.mark("static")
+        self.stage("compile")
+        load = {"op": "load", "buildDir": os.path.join(self.root, "build"), "torchCudaArchList": job.get("torchCudaArchList")}
+        self.twin.ask({**load, "name": "anvil_reference", "path": None, "source": job["referenceSource"], "cls": "Model"}, self.deadline("compile"))
+        try:
+            loaded = self.cand.ask({**load, "name": "anvil_candidate", "path": job["candidatePath"], "cls": "ModelNew"}, self.deadline("compile"), ("ok", "patched", "hasModel"))
+        except RunnerError as e:
+            r = e.reply
+            if r.get("buildError"):
+                self.mark("compile", "failed", str(r["buildError"])[-4000:])
+                raise Outcome("compile_error", "the CUDA/C++ extension did not build")
+            self.mark("compile", "failed", r.get("log"))
+            raise Outcome("compile_error" if r.get("syntax") else "runtime_error", f"importing the candidate failed: {r.get('type')}: {str(r.get('message'))[:300]}")
+        self.mark("compile")
+        if loaded["patched"]:
+            names = ", ".join(str(x)[:60] for x in loaded["patched"][:8])
+            raise Outcome("hack_detected", "the candidate replaced framework functions", [flag("harness_patching", f"replaced while imported: {names}")])
+        if not loaded["hasModel"]:
+            raise Outcome("runtime_error", "the candidate module defines no ModelNew")
+
+    def baselines(self):
+        """Idle-device figures taken before any candidate code runs: the flush's time and the idle probe's."""
+        if not self.cuda:
+            return
+        flush_ms, probe_ms = [], []
+        for _ in range(10):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            self.flush.zero_()
+            b.record()
+            torch.cuda.synchronize()
+            flush_ms.append(a.elapsed_time(b))
+            probe_ms.append(self.probe())
+        self.flush_base = statistics.median(flush_ms)
+        self.probe_base = statistics.median(probe_ms)
+
+    def probe(self):
+        """Host time for a tiny kernel on an idle device; another process's queued work makes it wait."""
+        h0 = time.perf_counter()
+        torch.cuda._sleep(10)
+        torch.cuda.synchronize()
+        return (time.perf_counter() - h0) * 1e3
+
+    # --- models and buffers ------------------------------------------------------------------
+    def build(self, seed):
+        """The reference here, and the same model in both runners, with the reference's parameters."""
+        torch.manual_seed(seed)
+        init = self.ref_mod.get_init_inputs()
+        ref = self.ref_mod.Model(*init).to(self.dev.torch_device).eval()
+        state = []
+        for name, t in ref.state_dict().items():
+            state.append({"name": name, "desc": self.publish(t, f"state-{self.models}-{len(state)}")})
+        self.models += 1
+        for p, cls in ((self.cand, "ModelNew"), (self.twin, "Model")):
+            try:
+                p.ask({"op": "model", "id": self.models, "cls": cls, "init": jsonable(init), "seed": seed, "state": state}, self.deadline(self.current))
+            except RunnerError as e:
+                raise e.outcome("building the model")
+        return ref
+
+    def publish(self, t, name):
+        """A read-only copy of the judge's tensor for the runners: a dedicated device buffer, or a file."""
+        t = t.detach().contiguous()
+        nbytes = t.numel() * t.element_size()
+        if self.cuda:
+            buf = share.DeviceBuffer(nbytes)
+            share.view(buf.raw, share.describe(t)).copy_(t)
+            self.keep_alive = getattr(self, "keep_alive", []) + [buf]
+            return {**share.describe(t), "handle": buf.handle}
+        path = os.path.join(self.shm, name)
+        share.view(share.file_tensor(path, nbytes), share.describe(t)).copy_(t)
+        return {**share.describe(t), "path": path, "nbytes": nbytes}
+
+    def ensure_buffers(self, p, xs):
+        """Buffers of the runner's own for each tensor input, large enough; the judge's views of them."""
+        need = [x.numel() * x.element_size() for x in xs if isinstance(x, torch.Tensor)]
+        if len(p.buffers) >= len(need) and all(b.numel() >= n for b, n in zip(p.buffers, need)):
+            return
+        if self.cuda:
+            reply = p.ask({"op": "alloc", "nbytes": need}, self.deadline(self.current), ("ok", "handles", "first"))
+            try:
+                p.handles = set(reply["handles"])
+                p.buffers = [self.opened.raw(h) for h in reply["handles"]]
+            except share.ShareError as e:
+                raise p.forged(f"unusable input buffers: {e}")
+            p.first = reply["first"]
+        else:
+            tag = f"{p.role}-{time.monotonic_ns()}"
+            paths = [os.path.join(self.shm, f"{tag}-{i}") for i in range(len(need))]
+            p.buffers = [share.file_tensor(path, n) for path, n in zip(paths, need)]
+            p.first = p.ask({"op": "map", "paths": paths, "nbytes": need}, self.deadline(self.current), ("ok", "first"))["first"]
+
+    def write_inputs(self, p, xs):
+        """Copies xs into the runner's buffers; the argument list the runner is sent."""
+        args, views, i = [], [], 0
+        for x in xs:
+            if isinstance(x, torch.Tensor):
+                x = x.contiguous()
+                desc = share.describe(x)
+                v = share.view(p.buffers[i], desc)
+                v.copy_(x)
+                views.append(v)
+                args.append({**desc, "buf": p.first + i})
+                i += 1
+            else:
+                args.append({"value": jsonable(x)})
+        return args, views
+
+    def read_outputs(self, p, reply, want):
+        """The runner's outputs, read from its memory; refused when they are not plain tensors of its own."""
+        outs = reply.get("outputs")
+        if not isinstance(outs, list) or len(outs) > 16:
+            raise p.forged("an answer without a list of outputs")
+        got, flags = [], []
+        limit = 4 * sum(measure.tensor_bytes(w) for w in measure.as_list(want)) + (1 << 20)
+        for i, d in enumerate(outs):
+            if not isinstance(d, dict) or d.get("kind") != "tensor":
+                raise Outcome("wrong_result", f"output {i} is {str(d.get('type') if isinstance(d, dict) else d)[:80]}, not a tensor")
+            if d.get("exact") is not True:
+                raise Outcome("hack_detected", "an output is a tensor subclass", [flag("tensor_subclass", f"output {i} is not exactly torch.Tensor")])
+            if d.get("device") != self.dev.kind:
+                raise Outcome("wrong_result", f"output {i} is on {str(d.get('device'))[:20]}, expected {self.dev.kind}")
+            try:
+                if self.cuda:
+                    if d.get("handle") in p.handles:
+                        raise Outcome("hack_detected", "an output is one of the inputs", [flag("output_aliases_input", f"output {i} lies in an input's buffer")])
+                    t = share.view(self.opened.raw(d.get("handle")), d)
+                else:
+                    self.check_not_input(p, d, i)
+                    t = share.read_process_tensor(p.mem_fd, d, limit)
+            except share.ShareError as e:
+                raise Outcome("runtime_error", f"output {i} could not be read: {e}")
+            got.append(t)
+        return got
+
+    def check_not_input(self, p, d, i):
+        """CPU: an output inside the candidate's mapping of an input file is the input itself."""
+        addr = d.get("addr")
+        if type(addr) is not int:
+            return
+        for a, b, path in share.mapped_files(p.pid):
+            if path.startswith(self.shm) and a <= addr < b:
+                raise Outcome("hack_detected", "an output is one of the inputs", [flag("output_aliases_input", f"output {i} lies in an input's shared mapping")])
+
+    # --- one call of the candidate ---------------------------------------------------------
+    def call_candidate(self, model, xs, want, poison=False):
+        """Untimed call (correctness, warm-up): inputs written, candidate resumed, outputs read, stopped again."""
+        p = self.cand
+        self.ensure_buffers(p, xs)
+        args, views = self.write_inputs(p, xs)
+        if self.cuda:
+            torch.cuda.synchronize()
+        p.resume()
+        try:
+            reply = p.ask({"op": "call", "model": model, "args": args, "poison": poison}, self.deadline(self.current), ("ok", "outputs"))
+        except RunnerError as e:
+            raise e.outcome(f"in the {self.current} stage")
+        self.stop_candidate()
+        if self.cuda:
+            torch.cuda.current_stream().wait_event(p.done)
+        if not all(torch.equal(v, x.contiguous()) for v, x in zip(views, [x for x in xs if isinstance(x, torch.Tensor)])):
+            raise Outcome("hack_detected", "the candidate modified its inputs", [flag("input_mutation", f"{self.current}: an input differs from what the judge wrote")])
+        got = self.read_outputs(p, reply, want)
+        if self.cuda:
+            got = [g.clone() for g in got]
+            torch.cuda.synchronize()
+        return got, views
+
+    def stop_candidate(self):
+        self.cand.stopped = True
+        if not guard.stop_session(self.cand.pid):
+            raise Outcome("hack_detected", "the candidate's processes could not be stopped", [flag("freeze_escape", "a thread of the candidate kept running for 1 s after SIGSTOP")])
+
+    # --- correctness -------------------------------------------------------------------------
+    def correctness(self):
+        job = self.job
+        shapes = job["correctness"]
+        n = max(job["trials"], len(shapes))
+        plan = [(t, t % len(shapes), None) for t in range(n)]
+        # Every transform on each of the first two shapes.
+        plan += [(n + k, k // len(TRANSFORMS) % len(shapes), TRANSFORMS[k % len(TRANSFORMS)]) for k in range(len(TRANSFORMS) * min(2, len(shapes)))]
+        trials, worst_abs, worst_rel, built = [], 0.0, 0.0, None
+        self.stage("correctness")
+        for t, si, transform in plan:
+            shape = shapes[si]
+            measure.set_shape(self.ref_mod, shape["set"])
+            if built != si:
+                ref, model, built = self.build(trial_seed(job["seed"], "init", si)), self.models, si
+            inputs = measure.make_inputs(self.ref_mod, self.dev, trial_seed(job["seed"], "trial", t))
+            if transform:
+                inputs = transformed(inputs, transform, trial_seed(job["seed"], "transform", t))
+            self.restore()
+            with torch.no_grad():
+                want = ref(*[x.clone() if isinstance(x, torch.Tensor) else x for x in inputs])
+            self.dev.sync()
+            if transform and not all(bool(torch.isfinite(w).all()) for w in measure.as_list(want) if isinstance(w, torch.Tensor)):
+                continue  # the operation is not defined there: nothing to learn from the candidate
+            label = f"trial {len(trials) + 1}" + (f" (inputs {transform})" if transform else "")
+            rec = {"shape": si, "visible": bool(shape.get("visible")), "passed": False, "runsAgree": True, "maxAbsErr": None, "maxRelErr": None}
+            got, _ = self.call_candidate(model, inputs, want, poison=True)
+            c = measure.compare(got if len(got) > 1 else got[0], want, self.tol["atol"], self.tol["rtol"])
+            if c.get("maxAbsErr") is not None:
+                rec["maxAbsErr"], rec["maxRelErr"] = c["maxAbsErr"], c["maxRelErr"]
+                worst_abs, worst_rel = max(worst_abs, c["maxAbsErr"]), max(worst_rel, c["maxRelErr"])
+            if not c.get("ok"):
+                if "index" in c:
+                    rec["mismatch"] = {"arg": c.get("arg", 0), "index": c["index"], "got": c.get("got"), "want": c.get("want")}
+                trials.append(rec)
+                flags = [flag(c["hack"], f"{label}: {c['reason']}")] if c.get("hack") else []
+                raise Outcome("hack_detected" if flags else "wrong_result", f"{label} of {len(plan)}: {c['reason']}", flags,
+                              trials=trials, failedVisible=bool(shape.get("visible")), maxAbsErr=worst_abs, maxRelErr=worst_rel)
+            # A second run on the same inputs, into memory poisoned again, must agree.
+            again, _ = self.call_candidate(model, inputs, want, poison=True)
+            a = measure.compare(again if len(again) > 1 else again[0], got if len(got) > 1 else got[0], self.tol["atol"], self.tol["rtol"])
+            if not a.get("ok"):
+                rec["runsAgree"] = False
+                trials.append(rec)
+                raise Outcome("wrong_result", f"{label}: a second run on the same inputs disagrees with the first ({a['reason']})",
+                              trials=trials, failedVisible=bool(shape.get("visible")), maxAbsErr=worst_abs, maxRelErr=worst_rel)
+            rec["passed"] = True
+            trials.append(rec)
+        return {"trials": trials, "trialsPassed": len(trials), "trialsTotal": len(trials), "maxAbsErr": worst_abs, "maxRelErr": worst_rel}
+
+    # --- timing ------------------------------------------------------------------------------
+    def timing(self):
+        job, cfg = self.job, self.job["timingConfig"]
+        results = []
+        for si, shape in enumerate(job["timing"]):
+            measure.set_shape(self.ref_mod, shape)
+            ref = self.build(trial_seed(job["seed"], "time-init", si))
+            model = self.models
+            first = measure.make_inputs(self.ref_mod, self.dev, trial_seed(job["seed"], "time", si, -1))
+            set_bytes = max(1, measure.tensor_bytes(first))
+            self.stage("timing")
+            launch_ms = self.warm_up(ref, model, first, cfg["warmup"])
+            out_bytes = measure.tensor_bytes(self.last_want)
+            cand_ms, ref_ms, twin_ms, ratios, probes, contended = [], [], [], [], [], 0
+            t_start, r = time.perf_counter(), 0
+            while True:
+                xs = first if r == 0 else measure.make_inputs(self.ref_mod, self.dev, trial_seed(job["seed"], "time", si, r))
+                want, r_ms = self.time_reference(ref, xs)
+                order = ("twin", "cand") if r % 2 == 0 else ("cand", "twin")
+                for who in order:
+                    if who == "twin":
+                        w_ms = self.time_runner(self.twin, model, xs, None, launch_ms)[0]
+                    else:
+                        c_ms, probe, flush_ms = self.time_runner(self.cand, model, xs, want, launch_ms, f"timing shape {si}, repetition {r}")
+                probes.append(probe)
+                if self.cuda and flush_ms > 2 * self.flush_base + 0.05:
+                    contended += 1
+                # The split's own cost, measured on the reference beside this call, comes off the candidate's time.
+                split_ms = w_ms - r_ms
+                est = max(c_ms - split_ms, 1e-4)
+                cand_ms.append(est)
+                ref_ms.append(r_ms)
+                twin_ms.append(w_ms)
+                ratios.append(r_ms / est)
+                r += 1
+                elapsed = (time.perf_counter() - t_start) * 1e3
+                done = r >= cfg["minReps"] and measure.robust_rse(cand_ms) < cfg["rseTarget"] and measure.robust_rse(ref_ms) < cfg["rseTarget"]
+                if r >= cfg["maxReps"] or (r >= cfg["minReps"] and (done or elapsed > cfg["budgetMs"])):
+                    break
+            if self.cuda and contended > max(1, r // 5):
+                raise Outcome("hack_detected", "the device was busy with other work while the judge wrote the inputs",
+                              [flag("gpu_contention", f"timing shape {si}: the L2 flush took over twice its idle time ({self.flush_base:.3f} ms) in {contended} of {r} repetitions: the candidate left work running on the device")])
+            if self.cuda and statistics.median(probes) > 2 * self.probe_base + 0.05:
+                raise Outcome("hack_detected", "the candidate's work continues after its call returns",
+                              [flag("unsynchronized_work", f"timing shape {si}: a tiny kernel after the candidate's call took {statistics.median(probes):.3f} ms (median) against {self.probe_base:.3f} ms on the idle device: work still queued that the done event does not cover")])
+            cs, rs = measure.stats(cand_ms), measure.stats(ref_ms)
+            flops = eval(job["flops"], {"__builtins__": {}}, dict(vars(self.ref_mod))) if job.get("flops") else None  # a trusted task file's expression
+            results.append({"shape": si, "candidate": cs, "reference": rs, "pairedSpeedup": statistics.median(ratios),
+                            "bytes": set_bytes + out_bytes, "flops": flops, "buffers": 1,
+                            "splitMs": statistics.median(t - q for t, q in zip(twin_ms, ref_ms))})
+        return results
+
+    def warm_up(self, ref, model, xs, n):
+        """Untimed calls of the three (Triton's JIT and autotuning happen here); the candidate's
+        output is checked like any other; returns the candidate's host time to queue a call."""
+        self.restore()
+        with torch.no_grad():
+            want = ref(*xs)
+        self.dev.sync()
+        self.last_want = want
+        host = []
+        for _ in range(n):
+            h0 = time.perf_counter()
+            got, _ = self.call_candidate(model, xs, want)
+            host.append((time.perf_counter() - h0) * 1e3)
+            c = measure.compare(got if len(got) > 1 else got[0], want, self.tol["atol"], self.tol["rtol"])
+            if not c.get("ok"):
+                raise Outcome("hack_detected", "an output of a warm-up call differs from the reference",
+                              [flag("timed_output_mismatch", f"warm-up: {c['reason']} (correct in the checks, wrong when timed)")])
+            self.time_runner(self.twin, model, xs, None, 1.0)
+        return min(host)
+
+    def time_reference(self, ref, xs):
+        """The reference in the judge: flushed, timed with events (GPU) or the host clock (CPU)."""
+        self.restore()
+        with torch.no_grad():
+            if self.cuda:
+                self.flush.zero_()
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record()
+                out = ref(*xs)
+                b.record()
+                torch.cuda.synchronize()
+                return out, a.elapsed_time(b)
+            h0 = time.perf_counter()
+            out = ref(*xs)
+            return out, (time.perf_counter() - h0) * 1e3
+
+    def time_runner(self, p, model, xs, want, launch_ms, where=""):
+        """One timed call of a runner; for the candidate, its output checked at the end of the interval."""
+        self.ensure_buffers(p, xs)
+        candidate = p is self.cand
+        if self.cuda:
+            s = torch.cuda.current_stream()
+            # Asleep while the runner queues its work, so the clock holds the device's time, not the host's.
+            torch.cuda._sleep(int(self.cycles_per_ms * min(20.0, max(0.3, 2 * launch_ms))))
+            f0, f1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            args, views = self.write_inputs(p, xs)
+            f0.record()
+            self.flush.zero_()
+            f1.record()
+            a.record()
+            self.gate.record(s)
+            if candidate:
+                p.resume()
+            try:
+                reply = p.ask({"op": "call", "model": model, "args": args, "gated": True}, self.deadline("timing"), ("ok", "outputs"))
+            except RunnerError as e:
+                raise e.outcome("timed")
+            if candidate:
+                self.stop_candidate()
+            s.wait_event(p.done)
+            b.record()
+            bad = None
+            if candidate:
+                got = self.read_outputs(p, reply, want)
+                bad = compare_on_device(got, want, self.tol)
+                same_inputs = all(torch.equal(v, x.contiguous()) for v, x in zip(views, [x for x in xs if isinstance(x, torch.Tensor)]))
+            torch.cuda.synchronize()
+            probe = self.probe() if candidate else 0.0
+            if candidate:
+                self.check_timed(bad, same_inputs, where)
+            return a.elapsed_time(b), probe, f0.elapsed_time(f1)
+        args, views = self.write_inputs(p, xs)
+        if candidate:
+            p.resume()
+        h0 = time.perf_counter()
+        try:
+            reply = p.ask({"op": "call", "model": model, "args": args}, self.deadline("timing"), ("ok", "outputs"))
+        except RunnerError as e:
+            raise e.outcome("timed")
+        ms = (time.perf_counter() - h0) * 1e3
+        if candidate:
+            before = guard.cpu_ns(p.pid)
+            self.stop_candidate()
+            after_ns = guard.cpu_ns(p.pid) - before
+            if after_ns > 1e6 * max(0.5, 0.2 * ms):
+                raise Outcome("hack_detected", "the candidate kept working after it replied",
+                              [flag("post_return_work", f"{where}: {after_ns / 1e6:.2f} ms of CPU time between its reply and its stop, beside a {ms:.2f} ms call")])
+            got = self.read_outputs(p, reply, want)
+            same_inputs = all(torch.equal(v, x.contiguous()) for v, x in zip(views, [x for x in xs if isinstance(x, torch.Tensor)]))
+            self.check_timed(compare_on_device(got, want, self.tol), same_inputs, where)
+        return ms, 0.0, 0.0
+
+    def check_timed(self, bad, same_inputs, where):
+        if not same_inputs:
+            raise Outcome("hack_detected", "the candidate modified its inputs", [flag("input_mutation", f"{where}: an input differs from what the judge wrote")])
+        if bad:
+            raise Outcome("hack_detected", "an output computed while timed differs from the reference",
+                          [flag("timed_output_mismatch", f"{where}: {bad} (correct in the checks, wrong while timed)")])
+
+    # --- profile ------------------------------------------------------------------------------
+    def profile(self):
+        shape = self.job["timing"][0]
+        measure.set_shape(self.ref_mod, shape)
+        self.build(trial_seed(self.job["seed"], "profile-init"))
+        xs = measure.make_inputs(self.ref_mod, self.dev, trial_seed(self.job["seed"], "profile"))
+        self.ensure_buffers(self.cand, xs)
+        args, _ = self.write_inputs(self.cand, xs)
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.cand.resume()
+        try:
+            reply = self.cand.ask({"op": "profile", "model": self.models, "args": args}, self.deadline("profile"), ("ok", "profile"))
+        except RunnerError as e:
+            raise e.outcome("profiled")
+        self.stop_candidate()
+        return self.classify(reply["profile"])
+
+    def classify(self, p):
+        """Own and framework time from the profile's times by kernel name. The names that count as
+        the candidate's own are the judge's: its Triton kernels' names (from its source) and its
+        extension's kernels (from the built object), never the candidate's word."""
+        if not isinstance(p, dict) or not isinstance(p.get("byName"), dict) or len(p["byName"]) > 4096:
+            raise self.cand.forged("a profile without times by name")
+        by_name = {str(k)[:200]: float(v) for k, v in p["byName"].items() if isinstance(v, (int, float)) and v >= 0}
+        other = float(p.get("otherMs") or 0.0) if isinstance(p.get("otherMs"), (int, float)) else 0.0
+        ext_names = measure.own_kernel_names(self.job["extDir"]) if self.cuda else set()
+        own_set = self.own_names | ext_names | ({"extension"} if not self.cuda and has_extension(self.job["extDir"], self.job["candidatePath"]) else set())
+        is_own = lambda n: n in own_set or n.split("(")[0] in own_set or n.split("(")[0].split("::")[-1] in own_set
+        own = {n: ms for n, ms in by_name.items() if is_own(n)}
+        total = sum(by_name.values()) + max(0.0, other)
+        kernels = sorted(by_name.items(), key=lambda kv: -kv[1])[:6]
+        if other > 0:
+            kernels.append(("everything else in the call", other))
+        launched = [str(x)[:80] for x in p.get("launchedTriton", []) if isinstance(x, str)][:32]
+        return {"ownMs": sum(own.values()), "totalMs": max(total, sum(own.values())), "ownKernels": sorted(n[:80] for n in own),
+                "kernels": [{"name": n[:80], "ms": round(ms, 4)} for n, ms in kernels], "launchedTriton": launched,
+                "device": bool(self.cuda), "method": str(p.get("method"))[:40]}
+
+
+def has_extension(ext_dir, candidate_path):
+    """CPU: the candidate builds a C++ extension (its time outside aten ops is its own)."""
+    import glob
+    return bool(glob.glob(os.path.join(ext_dir, "**", "*.so"), recursive=True)) or "load_inline" in measure.read(candidate_path)
+
+
+def compare_on_device(got, want, tol):
+    c = measure.compare(got if len(got) > 1 else got[0], want, tol["atol"], tol["rtol"])
+    return None if c.get("ok") else c["reason"]
+
+
+def transformed(inputs, how, seed):
+    """Inputs that exercise the operation where the task's own distribution may not (ReLU on
+    inputs ≥ 0): negated, random signs, doubled, or a few zeros and large values."""
+    out = []
+    for x in inputs:
+        if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel()):
+            out.append(x)
+            continue
+        g = torch.Generator(device=x.device).manual_seed(seed)
+        y = x.clone()
+        if how == "negated":
+            y.neg_()
+        elif how == "both signs":
+            y.mul_(torch.randint(0, 2, y.shape, generator=g, device=y.device).to(y.dtype) * 2 - 1)
+        elif how == "doubled":
+            y.mul_(2)
+        else:
+            flat = y.view(-1)
+            k = max(1, flat.numel() // 64)
+            idx = torch.randint(0, flat.numel(), (2 * k,), generator=g, device=y.device)
+            flat[idx[:k]] = 0
+            scale = float(flat.abs().max()) or 1.0
+            signs = (torch.rand(k, generator=g, device=y.device) < 0.5).to(y.dtype) * 2 - 1
+            flat[idx[k:]] = signs * (4 * scale)
+        out.append(y)
+    return out
+
+
+def jsonable(x):
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, (bool, int, float, str)) or x is None:
+        return x
+    raise Outcome("env_error", f"the task's init or scalar inputs hold a {type(x).__name__}, which cannot be passed to a runner")
+
+
+def run_job(job, stage):
+    """The 'run' phase: everything after the extension build. Returns the result dict."""
+    judge = Judge(job, stage)
+    try:
+        try:
+            judge.start()
+            check = judge.correctness()
+        except Outcome as o:
+            if judge.stages and "correctness" not in judge.stages and getattr(judge, "current", "") == "correctness":
+                judge.mark("correctness", "failed")
+            o.extra.setdefault("stages", judge.stages)
+            raise
+        judge.mark("correctness")
+        try:
+            shapes = judge.timing()
+        except Outcome as o:
+            judge.mark("timing", "failed")
+            o.extra.update(stages=judge.stages, correctness=check)
+            raise
+        judge.mark("timing")
+        judge.stage("profile")
+        prof = judge.profile()
+        judge.mark("profile")
+        return {"outcome": "ok", "stages": judge.stages, "correctness": check, "shapes": shapes, "profile": prof, "flags": []}
+    except RunnerDied as e:
+        raise Outcome("env_error", str(e), stages=judge.stages)
+    finally:
+        judge.close()
