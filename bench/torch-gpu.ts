@@ -41,7 +41,7 @@ if (parts.has('tasks')) {
       const r = await ev.evaluate({ task, code: readFileSync(file, 'utf8'), seed: 1 });
       const name = path.basename(file, '.py');
       say(`${task.id.padEnd(18)} ${name.padEnd(10)} ${r.outcome.padEnd(16)} ${f(r.speedup).padStart(7)}  ${f(r.timing?.referenceMs, 3).padStart(7)}  ${f(r.timing?.candidateMs, 3).padStart(7)}  ${f(r.profileShare).padStart(5)}  ${stageMs(r)}${r.outcome === 'ok' ? '' : `  ${r.message.slice(0, 300)}`}`);
-      rows.push({ task: task.id, solution: name, outcome: r.outcome, flags: r.flags, speedup: r.speedup, referenceMs: r.timing?.referenceMs, candidateMs: r.timing?.candidateMs, share: r.profileShare, stages: r.stages.map((s) => [s.name, s.status, Math.round(s.ms)]), wallMs: performance.now() - t0, message: r.message.slice(0, 2000) });
+      rows.push({ task: task.id, solution: name, outcome: r.outcome, flags: r.flags, speedup: r.speedup, splitMs: r.timing?.shapes[0]?.splitMs, referenceMs: r.timing?.referenceMs, candidateMs: r.timing?.candidateMs, share: r.profileShare, stages: r.stages.map((s) => [s.name, s.status, Math.round(s.ms)]), wallMs: performance.now() - t0, message: r.message.slice(0, 2000) });
     }
   }
   report.tasks = rows;
@@ -49,12 +49,15 @@ if (parts.has('tasks')) {
 
 if (parts.has('hacks')) {
   say('\n## torch hack corpus (with static checks | runtime checks alone)');
-  const dir = path.join(PACKAGE_ROOT, 'test', 'torch-hacks');
   const unchecked = new TorchEvaluator({ cacheSize: 0, unsafeSkipStaticChecks: true });
   await unchecked.start();
   const rows = [];
-  for (const file of readdirSync(dir).filter((x) => x.endsWith('.py')).sort()) {
-    const code = readFileSync(path.join(dir, file), 'utf8');
+  // The GPU corpus and the judge corpus (device-agnostic candidates written for the CPU tests).
+  const files = ['torch-hacks', 'torch-hacks-cpu'].flatMap((d) =>
+    readdirSync(path.join(PACKAGE_ROOT, 'test', d)).filter((x) => x.endsWith('.py')).sort().map((x) => path.join(PACKAGE_ROOT, 'test', d, x)));
+  for (const full of files) {
+    const file = path.basename(full);
+    const code = readFileSync(full, 'utf8');
     const header = (k: string) => code.match(new RegExp(`^# ${k}: (.+)$`, 'm'))?.[1]?.trim() ?? '';
     const task = getTask(set, header('task'));
     const cfg = { correctnessDeadlineMs: 20_000 };

@@ -49,6 +49,8 @@ export interface ShapeTiming {
   speedup: number;
   /** Speed-of-light time for this shape on this host, from the task's FLOP and byte counts. */
   solMs: number | null;
+  /** Torch: what the judge/candidate split costs a call (measured on the reference, taken off the candidate's time). */
+  splitMs?: number;
 }
 
 export interface Mismatch {

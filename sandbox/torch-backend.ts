@@ -147,6 +147,8 @@ function pythonEnv(ctx: SandboxContext, extra: Record<string, string>): Record<s
     PYTHONUNBUFFERED: '1',
     TRITON_CACHE_DIR: '/tmp/triton',
     OMP_NUM_THREADS: '4',
+    // OpenMP's workers sleep when idle instead of spinning: CPU time after a reply is then work.
+    OMP_WAIT_POLICY: 'PASSIVE',
     ...extra,
   };
 }
@@ -609,7 +611,7 @@ export class TorchEvaluator implements EvaluationService {
       const solMs = peaks ? Math.max(s.bytes / peaks.bytesPerSecond, (s.flops ?? 0) / peaks.flopsPerSecond) * 1e3 : null;
       if (solMs !== null && s.candidate.medianMs < config.solMargin * solMs)
         flags.push({ kind: 'faster_than_light', evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this device` });
-      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, solMs };
+      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, solMs, splitMs: s.splitMs };
     });
     const speedup = geomean(shapes.map((s) => s.speedup));
     const p = res.profile;
@@ -633,7 +635,7 @@ export class TorchEvaluator implements EvaluationService {
 const STAGE_NAMES = new Set<string>(['extract', 'static', 'compile', 'correctness', 'timing', 'profile']);
 
 interface RunResult {
-  shapes: { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; bytes: number; flops?: number | null }[];
+  shapes: { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; bytes: number; flops?: number | null; splitMs?: number }[];
   profile: { ownMs: number; totalMs: number; ownKernels: string[]; kernels: { name: string; ms: number }[]; launchedTriton: string[]; device: boolean };
 }
 

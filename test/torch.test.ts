@@ -1,7 +1,7 @@
 /** The torch backend on the CPU (torch 1.13, no GPU): the harness's stages, its
  * static checks and the runtime checks that need no CUDA. GPU paths are verified
  * by bench/torch-gpu.ts on a GPU host. */
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
@@ -9,6 +9,7 @@ import { getTask, loadTaskSet, solutionFiles } from '../tasks/loader.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 import { TorchEvaluator } from '../sandbox/torch-backend.js';
 import { startServer, Wire } from './wire.js';
+import { cacheRoot } from '../sandbox/toolchain.js';
 
 const set = loadTaskSet('builtin-torch');
 const gelu = getTask(set, 'gelu');
@@ -133,3 +134,47 @@ t.test('a second job sees nothing the first wrote: not its /tmp, its folder, nor
   const second = await unchecked.evaluate({ task: gelu, code: reader, seed: 32 });
   t.match(second.message, /seen \[\]/, second.message);
 });
+
+/** The CPU corpus: a candidate for each class of attack on the judge, each run with and without the
+ * static checks (without them, the judge alone must stop it). Headers: task, expected verdict with
+ * the checks and without (`outcome/flag`, or `not_ok`), and optionally a bound on the reference's time. */
+const cpuHacks = readdirSync(path.join(PACKAGE_ROOT, 'test', 'torch-hacks-cpu')).filter((f) => f.endsWith('.py')).sort();
+for (const file of cpuHacks)
+  t.test(`judge corpus: ${file}`, async (t) => {
+    const code = readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch-hacks-cpu', file), 'utf8');
+    const header = (k: string) => code.match(new RegExp(`^# ${k}: (.+)$`, 'm'))?.[1]?.trim() ?? '';
+    const task = getTask(set, header('task'));
+    for (const [which, ev, expect] of [['with static checks', checked, header('expect')], ['judge alone', unchecked, header('unchecked')]] as const) {
+      const r = await ev.evaluate({ task, code, seed: 7 });
+      const [outcome, kind] = expect.split('/');
+      const what = `${which}: ${r.outcome} ${JSON.stringify(r.flags.map((f) => f.kind))} ${r.message.slice(0, 300)}`;
+      if (outcome === 'not_ok') t.not(r.outcome, 'ok', what);
+      else t.equal(r.outcome, outcome, what);
+      if (kind) t.ok(r.flags.some((f) => f.kind === kind), what);
+      const bound = Number(header('max-reference-ms'));
+      if (bound && r.timing) t.ok(r.timing.referenceMs < bound, `${which}: the reference took ${r.timing.referenceMs.toFixed(2)} ms (bound ${bound})`);
+    }
+  });
+
+t.test('the build cache keeps only the shared object of a build that wrote other files', async (t) => {
+  const honest = readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8');
+  // The same extension, and 20 MB of junk written beside it (and into the build folder) while it builds.
+  // A comment unique to this run: the build is new, never a cache hit from an earlier run.
+  const junk = `${honest}\n# run ${Date.now()}-${process.pid}\nimport os as _os\n_d = _os.environ["TORCH_EXTENSIONS_DIR"]\nfor _p in (_os.path.join(_d, "junk.bin"), *[_os.path.join(_d, n, "junk.bin") for n in _os.listdir(_d)]):\n    open(_p, "wb").write(b"x" * 10_000_000)\n`;
+  const before = new Set(cacheEntries());
+  const r = await unchecked.evaluate({ task: gelu, code: junk, seed: 41 });
+  t.equal(r.outcome, 'ok', r.message);
+  const added = cacheEntries().filter((d) => !before.has(d));
+  t.equal(added.length, 1, `one new build in the cache: ${added.join(', ')}`);
+  const files = readdirSync(added[0]!, { recursive: true }).map(String).sort();
+  t.same(files, ['.complete', 'gelu_cpu', 'gelu_cpu/gelu_cpu.so'], 'the shared object alone is kept');
+});
+
+function cacheEntries(): string[] {
+  const root = path.join(cacheRoot(), 'torch-ext');
+  try {
+    return readdirSync(root).filter((d) => !d.includes('.tmp-')).map((d) => path.join(root, d));
+  } catch {
+    return [];
+  }
+}

@@ -108,6 +108,8 @@ def check(source, filename="candidate.py"):
             for a in node.names:
                 if a.name.startswith("_") or a.name in DENIED_ATTRS or a.name in DENIED_NAMES:
                     raise Finding("forbidden_import", f"line {line}: from {node.module} import {a.name} is not allowed")
+                # `from torch.nn import functional as G` binds a module: assignments to G.x patch it.
+                imported_modules.add(a.asname or a.name)
             if node.module == "torch.utils.cpp_extension" and any(a.name != "load_inline" for a in node.names):
                 raise Finding("forbidden_import", f"line {line}: only load_inline may be imported from torch.utils.cpp_extension")
         elif isinstance(node, ast.Name) and node.id in DENIED_NAMES:

@@ -54,9 +54,15 @@ class Proc:
         self.mem_fd = None
         self.handles = set()
         self.stopped = False
+        self.cpu_at_stop = 0
 
     def resume(self):
         if self.stopped:
+            # Stopped, it cannot have used the CPU; if it did, something of it escaped the stop.
+            used = guard.cpu_ns(self.pid) - self.cpu_at_stop
+            if used > 2e6:
+                raise Outcome("hack_detected", "the candidate's processes ran while they were stopped",
+                              [flag("freeze_escape", f"{used / 1e6:.1f} ms of CPU time while stopped (the reference was being run or timed)")])
             guard.resume_session(self.pid)
             self.stopped = False
 
@@ -210,7 +216,6 @@ class Judge:
             torch.zeros(1, device="cuda")
             self.opened = share.OpenedHandles()
             self.gate, gate_handle = share.ipc_event()
-            self.cycles_per_ms = measure.sleep_cycles_per_ms()
             l2 = torch.cuda.get_device_properties(0).L2_cache_size
             self.flush = torch.empty(max(1, 2 * l2 // 4), dtype=torch.float32, device="cuda")
         for p in (self.cand, self.twin):
@@ -234,7 +239,9 @@ class Judge:
                 raise Outcome("static_violation", f.evidence, [] if f.kind in ("syntax_error", "no_model") else [flag(f.kind, f.evidence)])
         self.mark("static")
         self.stage("compile")
-        load = {"op": "load", "buildDir": os.path.join(self.root, "build"), "torchCudaArchList": job.get("torchCudaArchList")}
+        build_dir = os.path.join(self.root, "build")  # where an extension not built ahead builds, on the job's tmpfs
+        os.makedirs(build_dir, exist_ok=True)
+        load = {"op": "load", "buildDir": build_dir, "torchCudaArchList": job.get("torchCudaArchList")}
         self.twin.ask({**load, "name": "anvil_reference", "path": None, "source": job["referenceSource"], "cls": "Model"}, self.deadline("compile"))
         try:
             loaded = self.cand.ask({**load, "name": "anvil_candidate", "path": job["candidatePath"], "cls": "ModelNew"}, self.deadline("compile"), ("ok", "patched", "hasModel"))
@@ -267,6 +274,17 @@ class Judge:
             probe_ms.append(self.probe())
         self.flush_base = statistics.median(flush_ms)
         self.probe_base = statistics.median(probe_ms)
+        free = torch.cuda.mem_get_info()[0]
+        self.pad = torch.empty(int(min(2 ** 28, free // 64)), dtype=torch.float32, device="cuda")
+        pads = []
+        for _ in range(5):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            self.pad.zero_()
+            b.record()
+            torch.cuda.synchronize()
+            pads.append(a.elapsed_time(b))
+        self.pad_ms = max(0.01, statistics.median(pads))
 
     def probe(self):
         """Host time for a tiny kernel on an idle device; another process's queued work makes it wait."""
@@ -404,6 +422,7 @@ class Judge:
         self.cand.stopped = True
         if not guard.stop_session(self.cand.pid):
             raise Outcome("hack_detected", "the candidate's processes could not be stopped", [flag("freeze_escape", "a thread of the candidate kept running for 1 s after SIGSTOP")])
+        self.cand.cpu_at_stop = guard.cpu_ns(self.cand.pid)
 
     # --- correctness -------------------------------------------------------------------------
     def correctness(self):
@@ -468,7 +487,7 @@ class Judge:
             self.stage("timing")
             launch_ms = self.warm_up(ref, model, first, cfg["warmup"])
             out_bytes = measure.tensor_bytes(self.last_want)
-            cand_ms, ref_ms, twin_ms, ratios, probes, contended = [], [], [], [], [], 0
+            cand_ms, ref_ms, twin_ms, ratios, probes, pre_cand, pre_twin = [], [], [], [], [], [], []
             t_start, r = time.perf_counter(), 0
             while True:
                 xs = first if r == 0 else measure.make_inputs(self.ref_mod, self.dev, trial_seed(job["seed"], "time", si, r))
@@ -476,12 +495,12 @@ class Judge:
                 order = ("twin", "cand") if r % 2 == 0 else ("cand", "twin")
                 for who in order:
                     if who == "twin":
-                        w_ms = self.time_runner(self.twin, model, xs, None, launch_ms)[0]
+                        w_ms, _, w_pre = self.time_runner(self.twin, model, xs, None, launch_ms)
                     else:
-                        c_ms, probe, flush_ms = self.time_runner(self.cand, model, xs, want, launch_ms, f"timing shape {si}, repetition {r}")
+                        c_ms, probe, c_pre = self.time_runner(self.cand, model, xs, want, launch_ms, f"timing shape {si}, repetition {r}")
                 probes.append(probe)
-                if self.cuda and flush_ms > 2 * self.flush_base + 0.05:
-                    contended += 1
+                pre_twin.append(w_pre)
+                pre_cand.append(c_pre)
                 # The split's own cost, measured on the reference beside this call, comes off the candidate's time.
                 split_ms = w_ms - r_ms
                 est = max(c_ms - split_ms, 1e-4)
@@ -494,9 +513,8 @@ class Judge:
                 done = r >= cfg["minReps"] and measure.robust_rse(cand_ms) < cfg["rseTarget"] and measure.robust_rse(ref_ms) < cfg["rseTarget"]
                 if r >= cfg["maxReps"] or (r >= cfg["minReps"] and (done or elapsed > cfg["budgetMs"])):
                     break
-            if self.cuda and contended > max(1, r // 5):
-                raise Outcome("hack_detected", "the device was busy with other work while the judge wrote the inputs",
-                              [flag("gpu_contention", f"timing shape {si}: the L2 flush took over twice its idle time ({self.flush_base:.3f} ms) in {contended} of {r} repetitions: the candidate left work running on the device")])
+            if self.cuda:
+                self.check_quiet(si, r, pre_cand, pre_twin)
             if self.cuda and statistics.median(probes) > 2 * self.probe_base + 0.05:
                 raise Outcome("hack_detected", "the candidate's work continues after its call returns",
                               [flag("unsynchronized_work", f"timing shape {si}: a tiny kernel after the candidate's call took {statistics.median(probes):.3f} ms (median) against {self.probe_base:.3f} ms on the idle device: work still queued that the done event does not cover")])
@@ -506,6 +524,16 @@ class Judge:
                             "bytes": set_bytes + out_bytes, "flops": flops, "buffers": 1,
                             "splitMs": statistics.median(t - q for t, q in zip(twin_ms, ref_ms))})
         return results
+
+    def check_quiet(self, si, reps, pre_cand, pre_twin):
+        """Before its gate opens, the candidate's call must take what the same call of the reference
+        runner takes: padding, input writes and flush are the judge's; anything longer is the
+        candidate's work running on the device outside its clock (ungated streams, leftovers)."""
+        limit = 1.25 * statistics.median(pre_twin) + 0.1
+        over = sum(1 for x in pre_cand if x > limit)
+        if over > max(1, reps // 5):
+            raise Outcome("hack_detected", "the candidate's work ran on the device outside its timed interval",
+                          [flag("unsynchronized_work", f"timing shape {si}: before the candidate's clock started the device took {statistics.median(pre_cand):.3f} ms (median) against {statistics.median(pre_twin):.3f} ms for the same steps before the reference's, over {limit:.3f} ms in {over} of {reps} repetitions: work on a stream its call does not order after the start, or left running")])
 
     def warm_up(self, ref, model, xs, n):
         """Untimed calls of the three (Triton's JIT and autotuning happen here); the candidate's
@@ -549,10 +577,13 @@ class Judge:
         candidate = p is self.cand
         if self.cuda:
             s = torch.cuda.current_stream()
-            # Asleep while the runner queues its work, so the clock holds the device's time, not the host's.
-            torch.cuda._sleep(int(self.cycles_per_ms * min(20.0, max(0.3, 2 * launch_ms))))
-            f0, f1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            p0, f0, f1, a, b = (torch.cuda.Event(enable_timing=True) for _ in range(5))
+            # Busy while the runner queues its work, so the clock holds the device's time, not the host's.
+            # The padding is work, not a clock-bound sleep: whatever else runs on the device meanwhile
+            # (time-sliced with it) makes it longer, and the span up to the gate shows it.
+            p0.record()
+            for _ in range(max(1, round(min(20.0, max(0.3, 2 * launch_ms)) / self.pad_ms))):
+                self.pad.zero_()
             args, views = self.write_inputs(p, xs)
             f0.record()
             self.flush.zero_()
@@ -578,7 +609,7 @@ class Judge:
             probe = self.probe() if candidate else 0.0
             if candidate:
                 self.check_timed(bad, same_inputs, where)
-            return a.elapsed_time(b), probe, f0.elapsed_time(f1)
+            return a.elapsed_time(b), probe, p0.elapsed_time(a)
         args, views = self.write_inputs(p, xs)
         if candidate:
             p.resume()

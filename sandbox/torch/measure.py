@@ -300,12 +300,17 @@ def union_ms(ranges_us):
 
 
 def watched_functions():
-    """Functions a naive candidate replaces; replacing them is reported (it can no longer fool the judge)."""
-    w = {"torch.allclose": torch.allclose, "torch.equal": torch.equal, "torch.isfinite": torch.isfinite,
-         "torch.Tensor.clone": torch.Tensor.clone, "torch.Tensor.copy_": torch.Tensor.copy_,
-         "torch.manual_seed": torch.manual_seed, "time.perf_counter": time.perf_counter}
-    if torch.cuda.is_available():
-        w.update({"torch.cuda.synchronize": torch.cuda.synchronize, "torch.cuda.Event": torch.cuda.Event})
+    """What a naive candidate replaces in its own process: every attribute of torch, torch.Tensor,
+    torch.nn.Module, torch.nn.functional and torch.cuda, and the clock. Replacing one is reported
+    when the module is imported (it can no longer fool the judge, which runs elsewhere)."""
+    import torch.nn.functional as F
+    w = {"time.perf_counter": time.perf_counter}
+    for prefix, ns in (("torch", torch), ("torch.Tensor", torch.Tensor), ("torch.nn.Module", torch.nn.Module),
+                       ("torch.nn.functional", F), ("torch.cuda", torch.cuda)):
+        for k, v in list(vars(ns).items()):
+            # Functions and classes only: flags and counters (torch.cuda._initialized) change by themselves.
+            if callable(v) and not isinstance(v, type(torch)) and (not k.startswith("__") or k in ("__init__", "__call__", "__eq__", "__bool__")):
+                w[f"{prefix}.{k}"] = v
     return w
 
 
