@@ -462,6 +462,10 @@ class Judge:
                 flags = [flag(c["hack"], f"{label}: {c['reason']}")] if c.get("hack") else []
                 raise Outcome("hack_detected" if flags else "wrong_result", f"{label} of {len(plan)}: {c['reason']}", flags,
                               trials=trials, failedVisible=bool(shape.get("visible")), maxAbsErr=worst_abs, maxRelErr=worst_rel)
+            if transform:  # these trials widen what the inputs exercise; the second run below is the task's own trials' job
+                rec["passed"] = True
+                trials.append(rec)
+                continue
             # A second run on the same inputs, into memory poisoned again, must agree.
             again, _ = self.call_candidate(model, inputs, want, poison=True)
             a = measure.compare(again if len(again) > 1 else again[0], got if len(got) > 1 else got[0], self.tol["atol"], self.tol["rtol"])
@@ -556,10 +560,13 @@ class Judge:
         return min(host)
 
     def time_reference(self, ref, xs):
-        """The reference in the judge: flushed, timed with events (GPU) or the host clock (CPU)."""
+        """The reference in the judge: flushed, timed with events (GPU) or the host clock (CPU). On a
+        GPU the stream is padded first, as before a runner's call, so both clocks hold device time
+        alone and neither side's host launch cost counts."""
         self.restore()
         with torch.no_grad():
             if self.cuda:
+                self.pad_stream()
                 self.flush.zero_()
                 a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 a.record()
@@ -582,8 +589,7 @@ class Judge:
             # The padding is work, not a clock-bound sleep: whatever else runs on the device meanwhile
             # (time-sliced with it) makes it longer, and the span up to the gate shows it.
             p0.record()
-            for _ in range(max(1, round(min(20.0, max(0.3, 2 * launch_ms)) / self.pad_ms))):
-                self.pad.zero_()
+            self.pad_stream(launch_ms)
             args, views = self.write_inputs(p, xs)
             f0.record()
             self.flush.zero_()
@@ -592,10 +598,13 @@ class Judge:
             self.gate.record(s)
             if candidate:
                 p.resume()
+            h0 = time.perf_counter()
             try:
                 reply = p.ask({"op": "call", "model": model, "args": args, "gated": True}, self.deadline("timing"), ("ok", "outputs"))
             except RunnerError as e:
                 raise e.outcome("timed")
+            if candidate:  # how long the runner takes to queue its work: the next padding covers twice that
+                self.queue_ms = (self.queue_ms[-4:] if hasattr(self, "queue_ms") else []) + [(time.perf_counter() - h0) * 1e3]
             if candidate:
                 self.stop_candidate()
             s.wait_event(p.done)
@@ -630,6 +639,13 @@ class Judge:
             same_inputs = all(torch.equal(v, x.contiguous()) for v, x in zip(views, [x for x in xs if isinstance(x, torch.Tensor)]))
             self.check_timed(compare_on_device(got, want, self.tol), same_inputs, where)
         return ms, 0.0, 0.0
+
+    def pad_stream(self, launch_ms=1.0):
+        """Keeps the judge's stream busy for about twice the time the candidate's runner takes to queue
+        a call (at least 0.3 ms, at most 20 ms), so that what follows is queued before it runs."""
+        queue_ms = statistics.median(self.queue_ms) if getattr(self, "queue_ms", None) else launch_ms
+        for _ in range(max(1, round(min(20.0, max(0.3, 2 * queue_ms)) / self.pad_ms))):
+            self.pad.zero_()
 
     def check_timed(self, bad, same_inputs, where):
         if not same_inputs:

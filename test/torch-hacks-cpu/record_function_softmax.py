@@ -1,8 +1,9 @@
 # task: softmax
-# expect: hack_detected/framework_offload
-# unchecked: hack_detected/framework_offload
+# expect: hack_detected
+# unchecked: hack_detected
 # A C++ extension whose "kernel" is at::softmax, called inside a profiler scope
-# of its own: a profile that counts only top-level framework ops sees 100% own time.
+# of its own: a profile that counts only top-level framework ops sees 100% own time
+# (framework_offload on the CPU; on a GPU the kernel is not its own: no_own_kernels).
 import torch
 import torch.nn as nn
 from torch.utils.cpp_extension import load_inline
