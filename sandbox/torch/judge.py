@@ -241,7 +241,8 @@ class Judge:
         self.stage("compile")
         build_dir = os.path.join(self.root, "build")  # where an extension not built ahead builds, on the job's tmpfs
         os.makedirs(build_dir, exist_ok=True)
-        load = {"op": "load", "buildDir": build_dir, "torchCudaArchList": job.get("torchCudaArchList")}
+        load = {"op": "load", "buildDir": build_dir, "torchCudaArchList": job.get("torchCudaArchList"),
+                "extensions": "load_inline" in source or "cpp_extension" in source}
         self.twin.ask({**load, "name": "anvil_reference", "path": None, "source": job["referenceSource"], "cls": "Model"}, self.deadline("compile"))
         try:
             loaded = self.cand.ask({**load, "name": "anvil_candidate", "path": job["candidatePath"], "cls": "ModelNew"}, self.deadline("compile"), ("ok", "patched", "hasModel"))

@@ -69,8 +69,6 @@ class Runner:
     def op_hello(self, msg):
         if not self.cuda:
             return {"ok": True}
-        torch.cuda.init()
-        torch.zeros(1, device="cuda")
         self.done, done_handle = share.ipc_event()
         self.gate = share.open_event(msg["gate"])
         return {"ok": True, "done": done_handle}
@@ -80,7 +78,8 @@ class Runner:
         os.environ["TORCH_EXTENSIONS_DIR"] = msg["buildDir"]
         if msg.get("torchCudaArchList"):
             os.environ["TORCH_CUDA_ARCH_LIST"] = msg["torchCudaArchList"]
-        if self.role == "candidate":
+        if self.role == "candidate" and msg.get("extensions"):
+            # Only where the source names it: importing cpp_extension costs a quarter of a second.
             measure.install_load_inline_shim(self.build_errors, self.ext_dir)
             measure.install_triton_hook(self.launched)
         before = measure.watched_functions()
@@ -199,4 +198,7 @@ def runner_main(rfd, wfd, device, ext_dir, role, log_path, work_dir):
     os.makedirs(work_dir, exist_ok=True)
     os.chdir(work_dir)
     os.environ.update(TMPDIR=work_dir, HOME=work_dir, TRITON_CACHE_DIR=os.path.join(work_dir, ".triton"))
+    if device == "cuda":  # at once, while the judge and the other runner start theirs
+        torch.cuda.init()
+        torch.zeros(1, device="cuda")
     Runner(Channel(rfd, wfd), device, ext_dir, role).serve()
