@@ -210,7 +210,9 @@ class DeviceHarness {
       tmpBytes: HARNESS_TMP_BYTES,
       chdir: '/tmp',
       command: [this.ctx.python, '/anvil/torch/harness.py', 'serve'],
-      gpu: this.gpu !== null,
+      // The filter that allows Unix sockets: the CUDA driver needs them, and the harness hands runner
+      // pipes over a socketpair (see runner.Spawner) on the CPU too.
+      gpu: true,
     });
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     let stderr = '';

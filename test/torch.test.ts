@@ -137,7 +137,8 @@ t.test('a second job sees nothing the first wrote: not its /tmp, its folder, nor
 
 /** The CPU corpus: a candidate for each class of attack on the judge, each run with and without the
  * static checks (without them, the judge alone must stop it). Headers: task, expected verdict with
- * the checks and without (`outcome/flag`, or `not_ok`), and optionally a bound on the reference's time. */
+ * the checks and without (`outcome/flag`, or `not_ok`), and optionally the message the judge alone
+ * gives and a bound on the reference's time. */
 const cpuHacks = readdirSync(path.join(PACKAGE_ROOT, 'test', 'torch-hacks-cpu')).filter((f) => f.endsWith('.py')).sort();
 for (const file of cpuHacks)
   t.test(`judge corpus: ${file}`, async (t) => {
@@ -151,6 +152,7 @@ for (const file of cpuHacks)
       if (outcome === 'not_ok') t.not(r.outcome, 'ok', what);
       else t.equal(r.outcome, outcome, what);
       if (kind) t.ok(r.flags.some((f) => f.kind === kind), what);
+      if (header('message') && which === 'judge alone') t.match(r.message, header('message'), what);
       const bound = Number(header('max-reference-ms'));
       if (bound && r.timing) t.ok(r.timing.referenceMs < bound, `${which}: the reference took ${r.timing.referenceMs.toFixed(2)} ms (bound ${bound})`);
     }

@@ -6,8 +6,10 @@ sandbox (CUDA IPC needs one PID namespace) and a uid.
   sandbox's seccomp filter already).
 - The candidate's process starts a session of its own (every process it starts
   stays in it, since setsid is refused to them), asks the OOM killer to take it
-  first, and adds a seccomp filter: signals only to itself, no new sessions, no
-  pidfds (process groups stay allowed: ninja makes them).
+  first, and adds a seccomp filter: signals only to itself, no new sessions or
+  process groups (so one killpg reaches every process it has), no pidfds. An
+  extension is built ahead in a sandbox of its own; a build in the job itself
+  (with ninja, which makes process groups) fails.
 - The judge stops the candidate's session (SIGSTOP) whenever it is not being
   called, and reads its CPU time from /proc (schedstat, in nanoseconds): work
   done while it should be stopped, or after it replied, is seen there.
@@ -25,7 +27,7 @@ AUDIT_ARCH_X86_64 = 0xC000003E
 RET_ALLOW, RET_EPERM = 0x7FFF0000, 0x00050001
 # x86_64 numbers. Signals that name a target are allowed only at the process itself.
 SIGNAL_SYSCALLS = {"kill": 62, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297}
-DENIED_SYSCALLS = {"tkill": 200, "setsid": 112, "ptrace": 101, "process_vm_readv": 310,
+DENIED_SYSCALLS = {"tkill": 200, "setsid": 112, "setpgid": 109, "ptrace": 101, "process_vm_readv": 310,
                    "process_vm_writev": 311, "kcmp": 312, "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438}
 
 
@@ -131,6 +133,10 @@ def signal_session(sid, sig):
 def stop_session(sid, timeout_s=1.0):
     """Stops every process of the session; True once no thread of it is running."""
     deadline = time.monotonic() + timeout_s
+    try:  # one signal to the whole group first: its processes cannot leave it
+        os.killpg(sid, signal.SIGSTOP)
+    except (ProcessLookupError, PermissionError):
+        pass
     while True:
         signal_session(sid, signal.SIGSTOP)
         running = False
@@ -150,6 +156,10 @@ def stop_session(sid, timeout_s=1.0):
 
 
 def resume_session(sid):
+    try:
+        os.killpg(sid, signal.SIGCONT)
+    except (ProcessLookupError, PermissionError):
+        pass
     signal_session(sid, signal.SIGCONT)
 
 

@@ -44,6 +44,7 @@ except ImportError:
 
 import judge  # noqa: E402
 import measure  # noqa: E402
+import runner as runner_mod  # noqa: E402
 
 LOG_LIMIT = 4000
 OOM = getattr(torch.cuda, "OutOfMemoryError", MemoryError)
@@ -60,9 +61,8 @@ def clean(x):
     return x
 
 
-def child_main(job, nonce, wfd, log_path):
+def child_main(job, nonce, wfd, log, runners):
     """In the forked child: run the job and write the verdict on the pipe."""
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log, 1)
@@ -79,7 +79,7 @@ def child_main(job, nonce, wfd, log_path):
             current[0] = name
             send({"stage": name})
 
-    job_fn = {"run": judge.run_job, "compile": measure.compile_job, "health": measure.health_job}[job["phase"]]
+    job_fn = {"run": lambda j, st: judge.run_job(j, st, runners), "compile": measure.compile_job, "health": measure.health_job}[job["phase"]]
     try:
         result = job_fn(job, stage)
     except measure.Outcome as o:
@@ -101,10 +101,10 @@ def child_main(job, nonce, wfd, log_path):
 
 
 def kill_others():
-    """Kills every process of this sandbox but this one (we are its init), and reaps them."""
+    """Kills every process of this sandbox but this one (we are its init) and the spawner, and reaps them."""
     me = os.getpid()
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != me:
+        if name.isdigit() and int(name) not in (me, SPAWNER and SPAWNER.pid):
             try:
                 os.kill(int(name), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
@@ -116,7 +116,7 @@ def kill_others():
             return
         if pid == 0:
             time.sleep(0.01)
-            if not any(n.isdigit() and int(n) != me and _is_child(int(n)) for n in os.listdir("/proc")):
+            if not any(n.isdigit() and int(n) not in (me, SPAWNER and SPAWNER.pid) and _is_child(int(n)) for n in os.listdir("/proc")):
                 return
 
 
@@ -131,12 +131,14 @@ def _is_child(pid):
 def read_log(path):
     try:
         with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - LOG_LIMIT))
-            return f.read().decode("utf8", "replace")
+            return read_log_fd(f.fileno())
     except OSError:
         return ""
+
+
+def read_log_fd(fd):
+    size = os.fstat(fd).st_size
+    return os.pread(fd, LOG_LIMIT, max(0, size - LOG_LIMIT)).decode("utf8", "replace")
 
 
 def wipe(folder):
@@ -162,16 +164,22 @@ def run_one(job, in_sandbox):
     rfd, wfd = os.pipe()
     scratch = job.setdefault("scratchDir", os.path.join(job.get("scratchRoot", "/tmp"), f"job-{job['id']}"))
     os.makedirs(scratch, exist_ok=True)
-    log_path = os.path.join(scratch, "judge.log")
+    # The judge's log has no name: the candidate shares the sandbox's files, not this descriptor.
+    log_path = os.path.join(scratch, f"judge-{secrets.token_hex(8)}.log")
+    log = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.unlink(log_path)
     t0 = time.monotonic()
+    runners = SPAWNER.spawn(job["device"], job.get("extDir", "/nonexistent"), scratch) if job["phase"] == "run" else None
     pid = os.fork()
     if pid == 0:
         os.close(rfd)
         try:
-            child_main(job, nonce, wfd, log_path)
+            child_main(job, nonce, wfd, log, runners)
         finally:
             os._exit(70)
     os.close(wfd)
+    for fd in runners[1] if runners else []:
+        os.close(fd)
     deadlines = job["deadlinesMs"]
     stage, stage_start = "start", time.monotonic()
     stages_seen, result, forged, buf = [], None, [], b""
@@ -211,13 +219,14 @@ def run_one(job, in_sandbox):
     os.close(rfd)
     if in_sandbox:
         kill_others()
-    log = (read_log(log_path) + read_log(os.path.join(scratch, "candidate.log")))[-LOG_LIMIT:]
+    text = (read_log_fd(log) + read_log(os.path.join(scratch, "candidate.log")))[-LOG_LIMIT:]
+    os.close(log)
     if in_sandbox:
         wipe("/tmp")
         wipe("/dev/shm")
     else:
         shutil.rmtree(scratch, ignore_errors=True)
-    answer = {"id": job["id"], "stagesSeen": stages_seen, "log": log, "ms": (time.monotonic() - t0) * 1e3}
+    answer = {"id": job["id"], "stagesSeen": stages_seen, "log": text, "ms": (time.monotonic() - t0) * 1e3}
     if forged:
         answer["forged"] = forged[:3]
     if timed_out:
@@ -232,14 +241,20 @@ def run_one(job, in_sandbox):
     return answer
 
 
+SPAWNER = None
+
+
 def main():
+    global SPAWNER
     in_sandbox = os.getpid() == 1
     out = sys.stdout
     if sys.argv[1:] == ["once"]:
-        # A fresh process for one job (compile jobs, which need a sandbox of their own).
+        # A fresh process for one job (compile jobs, which need a sandbox of their own, and run no runners).
         job = json.loads(sys.stdin.readline())
         out.write(json.dumps(clean(run_one(job, in_sandbox)), allow_nan=False) + "\n")
         return
+    # Before any job is read: the runners it forks must carry nothing of any job.
+    SPAWNER = runner_mod.Spawner()
     out.write(json.dumps({"ready": True, "pid": os.getpid(), "torch": torch.__version__}) + "\n")
     out.flush()
     for line in sys.stdin:

@@ -32,7 +32,6 @@ import torch
 import checks
 import guard
 import measure
-import runner as runner_mod
 import share
 from measure import Outcome, flag, trial_seed
 from wire import Channel, ChannelError
@@ -66,6 +65,12 @@ class Proc:
             guard.resume_session(self.pid)
             self.stopped = False
 
+    def stop(self):
+        self.stopped = True
+        if not guard.stop_session(self.pid):
+            raise Outcome("hack_detected", "the candidate's processes could not be stopped", [flag("freeze_escape", "a thread of the candidate kept running for 1 s after SIGSTOP")])
+        self.cpu_at_stop = guard.cpu_ns(self.pid)
+
     def ask(self, msg, timeout_s, expect=("ok",)):
         self.resume()  # a stopped process cannot answer
         try:
@@ -73,6 +78,8 @@ class Proc:
             reply = self.chan.recv(timeout_s)
         except (ChannelError, BrokenPipeError) as e:
             raise self.failure(e)
+        if self.role == "candidate" and msg["op"] not in ("call", "profile"):
+            self.stop()  # the candidate runs only while it is being called
         if reply.get("error"):
             raise RunnerError(self.role, reply)
         if any(k not in reply for k in expect):
@@ -96,17 +103,14 @@ class Proc:
         return Outcome("hack_detected", "the candidate wrote on its answer channel", [flag("forged_reply", what[:300])])
 
     def reap(self):
+        """Kills the runner if it is still there; what it died of is not known here (the spawner, its
+        parent, lets the kernel reap it)."""
         import signal
         try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid == 0:
-                os.kill(self.pid, signal.SIGKILL)
-                _, status = os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            return "gone"
-        if os.WIFSIGNALED(status):
-            return f"signal {signal.Signals(os.WTERMSIG(status)).name}"
-        return f"exit code {os.WEXITSTATUS(status)}"
+            os.kill(self.pid, signal.SIGKILL)
+            return "its pipe closed; killed"
+        except ProcessLookupError:
+            return "it exited"
 
 
 class RunnerError(Exception):
@@ -126,40 +130,8 @@ class RunnerError(Exception):
                        deviceSuspect=bool(r.get("deviceSuspect")))
 
 
-def fork_runner(role, job, work_root):
-    """A runner process, forked before this process starts CUDA (a forked child could not)."""
-    p2c_r, p2c_w = os.pipe()
-    c2p_r, c2p_w = os.pipe()
-    work = os.path.join(work_root, role)
-    log_path = os.path.join(work_root, f"{role}.log")
-    pid = os.fork()
-    if pid == 0:
-        try:
-            keep = {p2c_r, c2p_w}
-            for fd in map(int, os.listdir("/proc/self/fd")):
-                if fd > 2 and fd not in keep:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-            if role == "candidate":
-                guard.confine_candidate()
-            else:
-                os.setsid()
-                guard.protect_judge()  # the candidate must not reach into the reference's memory either
-            runner_mod.runner_main(p2c_r, c2p_w, job["device"], job["extDir"], role, log_path, work)
-        except BaseException as e:  # the runner could not start: say why in its log
-            with open(log_path, "a") as f:
-                f.write(runner_mod.tb_text(e))
-        finally:
-            os._exit(0)
-    os.close(p2c_r)
-    os.close(c2p_w)
-    return Proc(role, pid, Channel(c2p_r, p2c_w), log_path)
-
-
 class Judge:
-    def __init__(self, job, stage):
+    def __init__(self, job, stage, runners):
         self.job, self.stage_cb = job, stage
         self.dev = measure.Device(job["device"])
         self.cuda = self.dev.cuda
@@ -168,8 +140,9 @@ class Judge:
         self.root = job["scratchDir"]
         self.shm = os.path.join(self.root, "shm")
         os.makedirs(self.shm, exist_ok=True)
-        self.cand = fork_runner("candidate", job, self.root)
-        self.twin = fork_runner("reference", job, self.root)
+        (cand_pid, twin_pid), (cr, cw, tr, tw) = runners
+        self.cand = Proc("candidate", cand_pid, Channel(cr, cw), os.path.join(self.root, "candidate.log"))
+        self.twin = Proc("reference", twin_pid, Channel(tr, tw), os.path.join(self.root, "reference.log"))
         guard.protect_judge()
         self.threads = torch.get_num_threads()
         self.opened = None
@@ -304,11 +277,17 @@ class Judge:
         for name, t in ref.state_dict().items():
             state.append({"name": name, "desc": self.publish(t, f"state-{self.models}-{len(state)}")})
         self.models += 1
-        for p, cls in ((self.cand, "ModelNew"), (self.twin, "Model")):
+        # The reference runner first, while the candidate is stopped: it copies the parameters into
+        # its own memory before the candidate could touch the shared copy.
+        for p, cls in ((self.twin, "Model"), (self.cand, "ModelNew")):
             try:
                 p.ask({"op": "model", "id": self.models, "cls": cls, "init": jsonable(init), "seed": seed, "state": state}, self.deadline(self.current))
             except RunnerError as e:
                 raise e.outcome("building the model")
+        for buf in getattr(self, "published", []):  # both have copied them: nobody opens them again
+            buf.unlink()
+            buf.close()
+        self.published = []
         return ref
 
     def publish(self, t, name):
@@ -320,9 +299,10 @@ class Judge:
             share.view(buf.raw, share.describe(t)).copy_(t)
             self.keep_alive = getattr(self, "keep_alive", []) + [buf]
             return {**share.describe(t), "handle": buf.handle}
-        path = os.path.join(self.shm, name)
-        share.view(share.file_tensor(path, nbytes), share.describe(t)).copy_(t)
-        return {**share.describe(t), "path": path, "nbytes": nbytes}
+        buf = share.FileBuffer(os.path.join(self.shm, name), nbytes)
+        buf.write(t)
+        self.published = getattr(self, "published", []) + [buf]
+        return {**share.describe(t), "path": buf.path, "nbytes": nbytes}
 
     def ensure_buffers(self, p, xs):
         """Buffers of the runner's own for each tensor input, large enough; the judge's views of them."""
@@ -339,9 +319,12 @@ class Judge:
             p.first = reply["first"]
         else:
             tag = f"{p.role}-{time.monotonic_ns()}"
-            paths = [os.path.join(self.shm, f"{tag}-{i}") for i in range(len(need))]
-            p.buffers = [share.file_tensor(path, n) for path, n in zip(paths, need)]
-            p.first = p.ask({"op": "map", "paths": paths, "nbytes": need}, self.deadline(self.current), ("ok", "first"))["first"]
+            for b in p.buffers:
+                b.close()
+            p.buffers = [share.FileBuffer(os.path.join(self.shm, f"{tag}-{i}"), n) for i, n in enumerate(need)]
+            p.first = p.ask({"op": "map", "paths": [b.path for b in p.buffers], "nbytes": need}, self.deadline(self.current), ("ok", "first"))["first"]
+            for b in p.buffers:  # mapped by the runner: from now on only the judge's descriptor reaches the file
+                b.unlink()
 
     def write_inputs(self, p, xs):
         """Copies xs into the runner's buffers; the argument list the runner is sent."""
@@ -350,14 +333,27 @@ class Judge:
             if isinstance(x, torch.Tensor):
                 x = x.contiguous()
                 desc = share.describe(x)
-                v = share.view(p.buffers[i], desc)
-                v.copy_(x)
+                if self.cuda:
+                    v = share.view(p.buffers[i], desc)
+                    v.copy_(x)
+                else:
+                    p.buffers[i].write(x)
+                    v = (p.buffers[i], x)
                 views.append(v)
                 args.append({**desc, "buf": p.first + i})
                 i += 1
             else:
                 args.append({"value": jsonable(x)})
         return args, views
+
+    def inputs_intact(self, views, xs):
+        """Whether the runner's input buffers still hold what the judge wrote."""
+        tensors = [x.contiguous() for x in xs if isinstance(x, torch.Tensor)]
+        for v, x in zip(views, tensors):
+            now = v if self.cuda else v[0].read(x)
+            if now is None or not torch.equal(now, x):
+                return False
+        return True
 
     def read_outputs(self, p, reply, want):
         """The runner's outputs, read from its memory; refused when they are not plain tensors of its own."""
@@ -411,7 +407,7 @@ class Judge:
         self.stop_candidate()
         if self.cuda:
             torch.cuda.current_stream().wait_event(p.done)
-        if not all(torch.equal(v, x.contiguous()) for v, x in zip(views, [x for x in xs if isinstance(x, torch.Tensor)])):
+        if not self.inputs_intact(views, xs):
             raise Outcome("hack_detected", "the candidate modified its inputs", [flag("input_mutation", f"{self.current}: an input differs from what the judge wrote")])
         got = self.read_outputs(p, reply, want)
         if self.cuda:
@@ -420,10 +416,7 @@ class Judge:
         return got, views
 
     def stop_candidate(self):
-        self.cand.stopped = True
-        if not guard.stop_session(self.cand.pid):
-            raise Outcome("hack_detected", "the candidate's processes could not be stopped", [flag("freeze_escape", "a thread of the candidate kept running for 1 s after SIGSTOP")])
-        self.cand.cpu_at_stop = guard.cpu_ns(self.cand.pid)
+        self.cand.stop()
 
     # --- correctness -------------------------------------------------------------------------
     def correctness(self):
@@ -614,7 +607,7 @@ class Judge:
             if candidate:
                 got = self.read_outputs(p, reply, want)
                 bad = compare_on_device(got, want, self.tol)
-                same_inputs = all(torch.equal(v, x.contiguous()) for v, x in zip(views, [x for x in xs if isinstance(x, torch.Tensor)]))
+                same_inputs = self.inputs_intact(views, xs)
             torch.cuda.synchronize()
             probe = self.probe() if candidate else 0.0
             if candidate:
@@ -630,14 +623,11 @@ class Judge:
             raise e.outcome("timed")
         ms = (time.perf_counter() - h0) * 1e3
         if candidate:
-            before = guard.cpu_ns(p.pid)
+            # Stopped at once, every process of it (one group it cannot leave): nothing it left
+            # running gets to finish the output after the clock stopped.
             self.stop_candidate()
-            after_ns = guard.cpu_ns(p.pid) - before
-            if after_ns > 1e6 * max(0.5, 0.2 * ms):
-                raise Outcome("hack_detected", "the candidate kept working after it replied",
-                              [flag("post_return_work", f"{where}: {after_ns / 1e6:.2f} ms of CPU time between its reply and its stop, beside a {ms:.2f} ms call")])
             got = self.read_outputs(p, reply, want)
-            same_inputs = all(torch.equal(v, x.contiguous()) for v, x in zip(views, [x for x in xs if isinstance(x, torch.Tensor)]))
+            same_inputs = self.inputs_intact(views, xs)
             self.check_timed(compare_on_device(got, want, self.tol), same_inputs, where)
         return ms, 0.0, 0.0
 
@@ -742,9 +732,9 @@ def jsonable(x):
     raise Outcome("env_error", f"the task's init or scalar inputs hold a {type(x).__name__}, which cannot be passed to a runner")
 
 
-def run_job(job, stage):
+def run_job(job, stage, runners):
     """The 'run' phase: everything after the extension build. Returns the result dict."""
-    judge = Judge(job, stage)
+    judge = Judge(job, stage, runners)
     try:
         try:
             judge.start()

@@ -14,11 +14,16 @@ Requests and answers are JSON lines (wire.py). Operations:
            gate event first and record the done event after
   profile  the share of time spent in the module's own kernels
 """
+import json
 import os
+import signal
+import socket
 import sys
 import traceback
 
 import torch
+
+import guard
 
 import share
 from wire import Channel
@@ -202,3 +207,75 @@ def runner_main(rfd, wfd, device, ext_dir, role, log_path, work_dir):
         torch.cuda.init()
         torch.zeros(1, device="cuda")
     Runner(Channel(rfd, wfd), device, ext_dir, role).serve()
+
+
+def spawner_main(sock):
+    """A pristine process, forked by the harness before it read any job, that forks runner pairs on
+    request and hands their pipes over the socket. Nothing of any job (seed, reference, shapes) is in
+    its memory, so nothing of one is in a runner's: a runner forked from the judge would carry the
+    judge's job in its copy of memory, where the candidate could read it."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the runners
+    while True:
+        data = sock.recv(1 << 16)
+        if not data:
+            os._exit(0)
+        req = json.loads(data)
+        fds, pids = [], []
+        for role in ("candidate", "reference"):
+            p2c_r, p2c_w = os.pipe()
+            c2p_r, c2p_w = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                _runner_child(role, req, p2c_r, c2p_w)
+            os.close(p2c_r)
+            os.close(c2p_w)
+            fds += [c2p_r, p2c_w]
+            pids.append(pid)
+        socket.send_fds(sock, [json.dumps({"pids": pids}).encode()], fds)
+        for fd in fds:
+            os.close(fd)
+
+
+def _runner_child(role, req, rfd, wfd):
+    log_path = os.path.join(req["scratchDir"], f"{role}.log")
+    try:
+        for fd in map(int, os.listdir("/proc/self/fd")):
+            if fd > 2 and fd not in (rfd, wfd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        if role == "candidate":
+            guard.confine_candidate()
+        else:
+            os.setsid()
+            guard.protect_judge()  # the candidate must not reach into the reference's memory either
+        runner_main(rfd, wfd, req["device"], req["extDir"], role, log_path, os.path.join(req["scratchDir"], role))
+    except BaseException as e:  # the runner could not start: say why in its log
+        with open(log_path, "a") as f:
+            f.write(tb_text(e))
+    finally:
+        os._exit(0)
+
+
+class Spawner:
+    """The harness's handle on the spawner process."""
+
+    def __init__(self):
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.sock.close()
+            try:
+                spawner_main(theirs)
+            finally:
+                os._exit(0)
+        theirs.close()
+
+    def spawn(self, device, ext_dir, scratch_dir):
+        """(pids, fds): the candidate's and the reference runner's pids, and [cand_r, cand_w, ref_r, ref_w]."""
+        self.sock.send(json.dumps({"device": device, "extDir": ext_dir, "scratchDir": scratch_dir}).encode())
+        msg, fds, _, _ = socket.recv_fds(self.sock, 1 << 16, 4)
+        if len(fds) != 4:
+            raise RuntimeError("the runner spawner did not answer")
+        return json.loads(msg)["pids"], fds

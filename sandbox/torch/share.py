@@ -79,6 +79,43 @@ def file_tensor(path, nbytes):
     return torch.ByteTensor(torch.ByteStorage.from_file(path, True, size))
 
 
+class FileBuffer:
+    """The judge's side of an input file on the CPU: written and read back with pwrite/pread, never
+    mapped, so that a candidate that truncates the file cannot fault the judge (a mapping past the
+    end of a file is SIGBUS; a read there is only short). The file is unlinked once the runner has
+    mapped it, so nothing else can open it."""
+
+    def __init__(self, path, nbytes):
+        self.path, self.nbytes = path, max(1, nbytes)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.ftruncate(self.fd, self.nbytes)
+
+    def numel(self):
+        return self.nbytes
+
+    def write(self, t):
+        data = t.contiguous().view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        if os.pwrite(self.fd, data, 0) != len(data):
+            raise ShareError("a short write of an input")
+
+    def read(self, like):
+        """The bytes now in the file, as a tensor shaped like `like` (contiguous)."""
+        n = like.numel() * like.element_size()
+        data = os.pread(self.fd, n, 0)
+        if len(data) != n:
+            return None  # the file was cut short: not what the judge wrote
+        return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(like.dtype).view(like.shape) if n else like.new_empty(like.shape)
+
+    def unlink(self):
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def close(self):
+        os.close(self.fd)
+
+
 def read_process_tensor(mem_fd, desc, max_bytes):
     """The candidate's output, copied out of its (stopped) memory by address."""
     dtype, shape, strides, offset, span = extent(desc)
