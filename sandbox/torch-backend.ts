@@ -261,6 +261,7 @@ class DeviceHarness {
       if (line.done) throw new Error('the harness exited');
       const answer = JSON.parse(line.value) as HarnessAnswer;
       if (answer.harnessError) throw new Error(`harness fault: ${answer.harnessError}`);
+      if (answer.id !== id) throw new Error(`the harness answered job ${String(answer.id).slice(0, 40)}, not ${id}`);
       this.jobsDone++;
       if (this.fresh) await this.stop();
       return answer;

@@ -138,7 +138,8 @@ t.test('a second job sees nothing the first wrote: not its /tmp, its folder, nor
 /** The CPU corpus: a candidate for each class of attack on the judge, each run with and without the
  * static checks (without them, the judge alone must stop it). Headers: task, expected verdict with
  * the checks and without (`outcome/flag`, or `not_ok`), and optionally the message the judge alone
- * gives and a bound on the reference's time. */
+ * gives, a bound on the reference's time, and a bound on the job's wall time (a job held open by
+ * what the candidate left running). */
 const cpuHacks = readdirSync(path.join(PACKAGE_ROOT, 'test', 'torch-hacks-cpu')).filter((f) => f.endsWith('.py')).sort();
 for (const file of cpuHacks)
   t.test(`judge corpus: ${file}`, async (t) => {
@@ -146,7 +147,10 @@ for (const file of cpuHacks)
     const header = (k: string) => code.match(new RegExp(`^# ${k}: (.+)$`, 'm'))?.[1]?.trim() ?? '';
     const task = getTask(set, header('task'));
     for (const [which, ev, expect] of [['with static checks', checked, header('expect')], ['judge alone', unchecked, header('unchecked')]] as const) {
+      const t0 = performance.now();
       const r = await ev.evaluate({ task, code, seed: 7 });
+      const wall = (performance.now() - t0) / 1000;
+      if (header('max-wall-s')) t.ok(wall < Number(header('max-wall-s')), `${which}: the job ended after ${wall.toFixed(1)} s, not held by what the candidate left running`);
       const [outcome, kind] = expect.split('/');
       const what = `${which}: ${r.outcome} ${JSON.stringify(r.flags.map((f) => f.kind))} ${r.message.slice(0, 300)}`;
       if (outcome === 'not_ok') t.not(r.outcome, 'ok', what);

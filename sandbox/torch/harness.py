@@ -42,6 +42,7 @@ except ImportError:
 # Not torch.utils.cpp_extension: importing it here initializes the CUDA driver,
 # after which a forked child cannot use CUDA. Children import it themselves.
 
+import guard  # noqa: E402
 import judge  # noqa: E402
 import measure  # noqa: E402
 import runner as runner_mod  # noqa: E402
@@ -103,9 +104,16 @@ def child_main(job, nonce, wfd, log, runners):
 def kill_others():
     """Kills every process of this sandbox but this one (we are its init) and the spawner, and reaps them."""
     me = os.getpid()
+    spare = (me, SPAWNER and SPAWNER.pid)
+    mine = os.getpgid(0)
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) not in (me, SPAWNER and SPAWNER.pid):
+        if name.isdigit() and int(name) not in spare:
             try:
+                group = os.getpgid(int(name))
+                # A whole group at once: a chain of processes that keeps changing pid is never all
+                # in one listing, but it cannot leave its group (the candidate's filter refuses setpgid).
+                if group != mine:
+                    os.killpg(group, signal.SIGKILL)
                 os.kill(int(name), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
@@ -247,6 +255,10 @@ SPAWNER = None
 def main():
     global SPAWNER
     in_sandbox = os.getpid() == 1
+    # Nothing of this process may be reached from a job's processes, which share its uid: not its
+    # memory (/proc/1/mem), nor its descriptors (/proc/1/fd: the judge's result pipe). Inherited by
+    # the judge and the spawner; the candidate's runner sets itself dumpable again.
+    guard.protect_judge()
     out = sys.stdout
     if sys.argv[1:] == ["once"]:
         # A fresh process for one job (compile jobs, which need a sandbox of their own, and run no runners).

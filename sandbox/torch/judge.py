@@ -290,6 +290,16 @@ class Judge:
         self.published = []
         return ref
 
+    def shared_file(self, name, nbytes):
+        """A new file in the job's shared folder. The candidate shares the folder's owner: a folder made
+        unwritable is taken back, and a failure here (a full tmpfs, a folder moved away) is the job's."""
+        try:
+            os.makedirs(self.shm, exist_ok=True)
+            os.chmod(self.shm, 0o700)
+            return share.FileBuffer(os.path.join(self.shm, name), nbytes)
+        except OSError as e:
+            raise Outcome("runtime_error", f"the job's scratch folder is unusable ({e.strerror}): something in the job filled or changed it")
+
     def publish(self, t, name):
         """A read-only copy of the judge's tensor for the runners: a dedicated device buffer, or a file."""
         t = t.detach().contiguous()
@@ -299,7 +309,7 @@ class Judge:
             share.view(buf.raw, share.describe(t)).copy_(t)
             self.keep_alive = getattr(self, "keep_alive", []) + [buf]
             return {**share.describe(t), "handle": buf.handle}
-        buf = share.FileBuffer(os.path.join(self.shm, name), nbytes)
+        buf = self.shared_file(name, nbytes)
         buf.write(t)
         self.published = getattr(self, "published", []) + [buf]
         return {**share.describe(t), "path": buf.path, "nbytes": nbytes}
@@ -321,7 +331,7 @@ class Judge:
             tag = f"{p.role}-{time.monotonic_ns()}"
             for b in p.buffers:
                 b.close()
-            p.buffers = [share.FileBuffer(os.path.join(self.shm, f"{tag}-{i}"), n) for i, n in enumerate(need)]
+            p.buffers = [self.shared_file(f"{tag}-{i}", n) for i, n in enumerate(need)]
             p.first = p.ask({"op": "map", "paths": [b.path for b in p.buffers], "nbytes": need}, self.deadline(self.current), ("ok", "first"))["first"]
             for b in p.buffers:  # mapped by the runner: from now on only the judge's descriptor reaches the file
                 b.unlink()
@@ -360,6 +370,8 @@ class Judge:
         outs = reply.get("outputs")
         if not isinstance(outs, list) or len(outs) > 16:
             raise p.forged("an answer without a list of outputs")
+        if len(outs) != len(measure.as_list(want)):
+            raise Outcome("wrong_result", f"returned {len(outs)} outputs, expected {len(measure.as_list(want))}")
         got, flags = [], []
         limit = 4 * sum(measure.tensor_bytes(w) for w in measure.as_list(want)) + (1 << 20)
         for i, d in enumerate(outs):

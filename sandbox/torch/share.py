@@ -125,7 +125,10 @@ def read_process_tensor(mem_fd, desc, max_bytes):
     if span > max_bytes:
         raise ShareError(f"the output spans {span} bytes, more than the {max_bytes} allowed")
     data = bytearray(max(span, 1))
-    got = os.preadv(mem_fd, [data], addr) if span else 0
+    try:
+        got = os.preadv(mem_fd, [data], addr) if span else 0
+    except OSError as e:  # an address the process does not map
+        raise ShareError(f"cannot read the output at {addr:#x}: {e.strerror}")
     if got != span:
         raise ShareError(f"read {got} of the output's {span} bytes at {addr:#x}")
     raw = torch.frombuffer(data, dtype=torch.uint8) if span else torch.empty(0, dtype=torch.uint8)
