@@ -282,6 +282,10 @@ export class Gym {
     let startedMs: number | null = null;
     if (text.length > this.config.maxActionChars) reason = 'invalid_action';
     else {
+      // Extraction and the source checks run on this thread (linear, but a few ms
+      // for a large reply): each step takes its own turn of the event loop, so
+      // frames of other clients are read in between.
+      await new Promise((r) => setImmediate(r));
       try {
         result = await this.evaluator.evaluate(
           { task: ep.task, reply: text, seed: ep.seed },

@@ -146,14 +146,19 @@ export class Evaluator implements EvaluationService {
     const seed = deriveSeed(this.secret, task, req.seed ?? 0);
     if (!code) return this.finish(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] });
 
-    const t1 = performance.now();
-    const finding = this.skipStatic ? null : checkSource(code);
-    stages.set('static', { name: 'static', status: finding ? 'failed' : 'ok', ms: performance.now() - t1 });
-    if (finding) return this.finish(base, stages, finding);
-
+    // The cache first: a verdict already reached costs one hash, whatever the code holds.
     const key = ResultCache.key(task, seed, config, code);
     const hit = this.cache.get(key);
     if (hit) return hit;
+
+    const t1 = performance.now();
+    const finding = this.skipStatic ? null : checkSource(code);
+    stages.set('static', { name: 'static', status: finding ? 'failed' : 'ok', ms: performance.now() - t1 });
+    if (finding) {
+      const result = this.finish(base, stages, finding);
+      this.cache.set(key, result);
+      return result;
+    }
 
     this.warm(req.task);
     const slot = this.freeSlots.pop() ?? this.nextSlot++;
