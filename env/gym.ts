@@ -251,7 +251,8 @@ export class Gym {
     void this.runStep(session, m, ep, text, meta, abort, encoding, t0)
       .catch((e) => {
         // Never a detached rejection: the step is answered, not counted, and the server goes on.
-        console.error(`step ${key} on ${ep.id}: ${(e as Error).stack ?? e}`);
+        if (e instanceof LogFullError) this.metrics.logRefused.inc();
+        else console.error(`step ${key} on ${ep.id}: ${(e as Error).stack ?? e}`);
         ep.abandonStep();
         const err = e instanceof LogFullError ? new ProtocolError('storage_full', `${e.message}; this step was not counted, send it again once there is space`, this.config.logProbeMs) : new ProtocolError('internal', 'internal error');
         this.metrics.errors.inc({ code: err.code });

@@ -54,7 +54,13 @@ export class TurnLog {
     const o = typeof opts === 'number' ? { rotateBytes: opts } : opts;
     this.opts = { fsync: 'none', fsyncBatchMs: 1000, probeMs: 1000, ...o };
     this.stem = `turns-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
-    mkdirSync(this.dir, { recursive: true });
+    try {
+      mkdirSync(this.dir, { recursive: true });
+    } catch (e) {
+      // Started on a full disk: run, and refuse steps until there is space.
+      if (!FULL_CODES.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
+      this.markFull((e as NodeJS.ErrnoException).code!);
+    }
     if (this.opts.fsync === 'batch') {
       this.syncTimer = setInterval(() => this.sync(), this.opts.fsyncBatchMs);
       this.syncTimer.unref();
@@ -138,6 +144,7 @@ export class TurnLog {
       closeSync(this.fd);
       this.fd = null;
     }
+    mkdirSync(this.dir, { recursive: true });
     this.part++;
     this.currentFile = path.join(this.dir, `${this.stem}-${String(this.part).padStart(4, '0')}.jsonl`);
     this.fd = openSync(this.currentFile, 'a');
