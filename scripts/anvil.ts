@@ -238,6 +238,7 @@ async function cmdWorker(argv: string[]): Promise<void> {
       'lock-ms': { type: 'string' },
       'stalled-ms': { type: 'string' },
       'max-stalled': { type: 'string' },
+      'connect-timeout-ms': { type: 'string', default: '10000' },
       unsandboxed: { type: 'boolean', default: false },
     },
   });
@@ -271,15 +272,30 @@ async function cmdWorker(argv: string[]): Promise<void> {
     backend === 'torch'
       ? createEvaluator('torch', { allowUnsandboxed: values.unsandboxed, gpus })
       : new Evaluator({ poolSize: concurrency, allowUnsandboxed: values.unsandboxed });
+  const connectMs = Number(values['connect-timeout-ms']);
+  if (!Number.isInteger(connectMs) || connectMs < 1) fail(`--connect-timeout-ms takes a positive integer, not ${values['connect-timeout-ms']}`);
   const worker = new QueueWorker(values.redis, evaluator, { backend, deviceKind, concurrency, lease });
-  const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
-  console.log(`anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
-  const stop = async () => {
-    await worker.close();
+  let stopping = false;
+  const stop = async (signal: string) => {
+    // A second signal does not wait.
+    if (stopping) process.exit(1);
+    stopping = true;
+    console.log(`anvil worker ${worker.id}: ${signal}: taking no new job; running jobs have ${lease.lockDurationMs} ms (the lease) to finish`);
+    const r = await worker.close();
+    console.log(`anvil worker ${worker.id}: stopped (${r.running - r.handedBack} jobs finished, ${r.handedBack} handed back to the queue)`);
     process.exit(0);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  try {
+    await worker.connected(connectMs);
+  } catch (e) {
+    console.error(`anvil worker: error [${(e as AnvilError).code ?? 'queue_unreachable'}]: ${(e as Error).message}; exiting`);
+    await worker.close(0);
+    process.exit(1);
+  }
+  const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
+  console.log(`anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
   await new Promise(() => undefined);
 }
 
