@@ -148,6 +148,8 @@ async function partition(dir: string, work: string, partitionBytes: number, onPr
   const n = Math.max(1, Math.ceil(total / partitionBytes));
   const paths = Array.from({ length: n }, (_, i) => path.join(work, `part-${i}.jsonl`));
   const out = paths.map((p) => ({ fd: openSync(p, 'w'), chunks: [] as string[], bytes: 0 }));
+  // Buffers over all partitions stay within 64 MiB, however many partitions a long run needs.
+  const flushAt = Math.max(16 * 1024, Math.min(1024 ** 2, (64 * 1024 ** 2) / n));
   const flush = (o: (typeof out)[number]) => {
     if (o.chunks.length) writeSync(o.fd, o.chunks.join(''));
     o.chunks = [];
@@ -160,7 +162,7 @@ async function partition(dir: string, work: string, partitionBytes: number, onPr
         const o = out[partitionOf(r.group, n)]!;
         o.chunks.push(line, '\n');
         o.bytes += line.length + 1;
-        if (o.bytes > 1024 ** 2) flush(o);
+        if (o.bytes > flushAt) flush(o);
       },
       onProgress,
     );
@@ -269,13 +271,36 @@ async function writeMerged<R>(file: string, format: 'jsonl' | 'parquet', runs: s
     }),
   );
   const sink = format === 'jsonl' ? jsonlSink(file) : parquetSink(file, columns);
-  try {
+  // A binary heap of the runs by their next key (ties: the earlier run first, for the same bytes every time).
+  type Head = (typeof heads)[number] & { run: number };
+  const heap: Head[] = heads.map((h, run) => ({ ...h, run })).filter((h) => h.key);
+  const less = (a: Head, b: Head) => {
+    const c = cmpKeys(a.key!, b.key!);
+    return c < 0 || (c === 0 && a.run < b.run);
+  };
+  const down = (i: number) => {
     for (;;) {
-      let min: (typeof heads)[number] | null = null;
-      for (const h of heads) if (h.key && (!min || cmpKeys(h.key, min.key!) < 0)) min = h;
-      if (!min) break;
-      await sink.add(min.row);
-      await advance(min);
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && less(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && less(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
+  try {
+    while (heap.length) {
+      const top = heap[0]!;
+      await sink.add(top.row);
+      await advance(top);
+      if (!top.key) {
+        heap[0] = heap[heap.length - 1]!;
+        heap.pop();
+      }
+      if (heap.length) down(0);
     }
   } finally {
     await sink.end();
