@@ -50,6 +50,12 @@ export class Admission {
       if (left <= 0) this.perAddress.delete(addr);
       else this.perAddress.set(addr, left);
     });
+    this.pend(socket);
+  }
+
+  /** (Again) pending: a new connection, or a keep-alive HTTP connection that upgrades to a WebSocket. */
+  pend(socket: Socket): void {
+    if (this.pending.has(socket) || socket.destroyed) return;
     if (this.pending.size >= this.limits.maxPendingConnections) {
       const [oldest] = this.pending.keys();
       this.closed.evicted++;

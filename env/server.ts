@@ -91,6 +91,10 @@ export class AnvilServer {
     // Idle keep-alive HTTP connections go after 5 s; a request's headers must be complete within the hello deadline.
     this.app = Fastify({ logger: false, bodyLimit: this.config.maxFrameBytes, keepAliveTimeout: 5000 });
     this.app.server.headersTimeout = this.config.helloTimeoutMs;
+    // A request must arrive whole within 30 s (answering may take longer), and sockets of all kinds
+    // together stay within a bound, so descriptors never run out.
+    this.app.server.requestTimeout = 30_000;
+    this.app.server.maxConnections = this.config.maxConnections + this.config.maxPendingConnections + 1024;
     this.app.server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
     this.app.server.on('request', (req: IncomingMessage) => this.admission.settle(req.socket as Socket));
     // Before hello, frames are small; a successful hello raises the limit (see raiseFrameLimit).
@@ -228,6 +232,8 @@ export class AnvilServer {
       const address = (socket as Socket).remoteAddress ?? '?';
       if (this.admission.throttled(address)) return refuse(socket, 429, 'Too Many Requests');
       if (this.conns.size >= this.config.maxConnections + this.config.maxPendingConnections) return refuse(socket, 503, 'Service Unavailable');
+      // A keep-alive connection that served HTTP before is pending again until its hello.
+      this.admission.pend(socket as Socket);
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, address));
     });
   }
