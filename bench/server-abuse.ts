@@ -10,7 +10,8 @@
  *   (all loopback), as many hosts would; the trainer connects from 127.0.0.1.
  * Phase 3, crafted replies: another client sends groups of six replies built to
  *   be quadratic for regular expressions ("<kernel>" 65,000 times; 256 KiB of
- *   unclosed comments), each group different, while the trainer steps.
+ *   unclosed comments), each group different, one group after another with
+ *   --crafted-pause-ms between them, while the trainer steps.
  *
  * The trainer measures reset + cached step (p50/p99) and a fresh connect + hello;
  * the server's resident memory is read from /proc.
@@ -34,6 +35,8 @@ const { values } = parseArgs({
     ws: { type: 'string', default: '2000' },
     frames: { type: 'string', default: '100' },
     'reopen-rate': { type: 'string', default: '1000' },
+    /** Pause between groups of crafted replies; 0 sends them back to back. */
+    'crafted-pause-ms': { type: 'string', default: '500' },
     out: { type: 'string', default: 'docs/benchmarks/server-abuse.md' },
   },
 });
@@ -41,8 +44,6 @@ const { values } = parseArgs({
 const SOURCES = Array.from({ length: 200 }, (_, i) => `127.0.1.${i + 1}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-if (values.role === 'attacker') await attacker(Number(values.port), Number(values.seconds));
-else await bench();
 
 /** The attacker: holds what it can of its sockets, reopening closed ones at a bounded rate, until the time is up. */
 async function attacker(port: number, seconds: number): Promise<void> {
@@ -275,6 +276,7 @@ async function bench(): Promise<void> {
             return crafter.call({ op: 'step', episode: e.episode, action: text }, 120_000);
           }),
         );
+        await sleep(Number(values['crafted-pause-ms']));
       }
     })();
     const replies = await measure(url, trainer, seconds, server.pid!);
@@ -298,7 +300,7 @@ async function bench(): Promise<void> {
       '|---|---|---|---|---|---|---|---|---|',
       row('baseline', baseline),
       row(`connection flood (${seconds} s)`, flood),
-      row(`crafted replies (${crafted} sent, ${seconds} s)`, replies),
+      row(`crafted replies (${crafted} sent in groups of 6, ${values['crafted-pause-ms']} ms between groups, ${seconds} s)`, replies),
       '',
       `Server RSS: ${rssStart.toFixed(0)} MiB before the attack, ${rssEnd.rss.toFixed(0)} MiB after, ${rssEnd.hwm.toFixed(0)} MiB at its highest (VmHWM).`,
       ...(flood.failures.length || replies.failures.length ? ['', `Failures: ${[...new Set([...flood.failures, ...replies.failures])].slice(0, 5).join('; ')}`] : []),
@@ -310,3 +312,6 @@ async function bench(): Promise<void> {
   }
   process.exit(0);
 }
+
+if (values.role === 'attacker') await attacker(Number(values.port), Number(values.seconds));
+else await bench();

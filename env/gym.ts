@@ -13,7 +13,7 @@ import type { TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import type { Encoding } from './codec.js';
 import type { ServerConfig } from './config.js';
-import { Episode, firstObservation, sampleTask } from './episodes.js';
+import { Episode, firstObservation, ownCopy, sampleTask } from './episodes.js';
 import { ProtocolError } from './errors.js';
 import { feedbackText } from './feedback.js';
 import { LogFullError, type TurnLog } from './log.js';
@@ -426,7 +426,7 @@ export class Gym {
       if (ep.state === 'done') this.episodeFinished(session, ep);
     }
     // The dashboard's copy is bounded: 2,000 turns of at most 64 KiB of reply each.
-    this.recent.push(record.action.length > RECENT_ACTION_CHARS ? { ...record, action: `${record.action.slice(0, RECENT_ACTION_CHARS)}\n[… truncated]` } : record);
+    this.recent.push(record.action.length > RECENT_ACTION_CHARS ? { ...record, action: `${ownCopy(record.action.slice(0, RECENT_ACTION_CHARS))}\n[… truncated]` } : record);
     if (this.recent.length > RECENT_TURNS) this.recent.shift();
     const answer = {
       id: m.id,

@@ -7,7 +7,7 @@
  * cut back out of the file, `append` throws LogFullError, and the log stays
  * "full" — refusing appends at once — until a probe of the folder's free space
  * finds room again. */
-import { closeSync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, statfsSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, statfsSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 export type FsyncPolicy = 'none' | 'step' | 'batch';
@@ -40,6 +40,7 @@ export class TurnLog {
   private bytes = 0;
   private part = 0;
   private dirty = false;
+  private syncing = false;
   private syncTimer: NodeJS.Timeout | null = null;
   private probeTimer: NodeJS.Timeout | null = null;
   currentFile = '';
@@ -62,7 +63,7 @@ export class TurnLog {
       this.markFull((e as NodeJS.ErrnoException).code!);
     }
     if (this.opts.fsync === 'batch') {
-      this.syncTimer = setInterval(() => this.sync(), this.opts.fsyncBatchMs);
+      this.syncTimer = setInterval(() => this.syncInBackground(), this.opts.fsyncBatchMs);
       this.syncTimer.unref();
     }
   }
@@ -127,7 +128,20 @@ export class TurnLog {
     }
   }
 
-  /** Makes what was written durable (the batched policy calls this on a timer). */
+  /** The batched policy: fdatasync on libuv's thread pool, never blocking the event
+   * loop (a second's worth of records can take tens of ms to reach the disk). */
+  private syncInBackground(): void {
+    if (!this.dirty || this.fd === null || this.syncing) return;
+    this.dirty = false;
+    this.syncing = true;
+    fdatasync(this.fd, (e) => {
+      this.syncing = false;
+      if (e && !FULL_CODES.has(e.code ?? '')) console.error(`turn log: fsync failed: ${e.message}`);
+      if (e) this.dirty = true;
+    });
+  }
+
+  /** Makes what was written durable now (before a file is closed). */
   sync(): void {
     if (!this.dirty || this.fd === null) return;
     try {
