@@ -175,6 +175,7 @@ const pct = (xs: number[], p: number) => {
 
 async function measure(url: string, trainer: Trainer, seconds: number, serverPid: number) {
   const step: number[] = [];
+  const stepOnly: number[] = [];
   const join: number[] = [];
   const failures: string[] = [];
   let peak = 0;
@@ -185,7 +186,9 @@ async function measure(url: string, trainer: Trainer, seconds: number, serverPid
     try {
       const r = await trainer.call({ op: 'reset', task: 'vector_add', seed: 1 }, 10_000);
       if (!r.ok) throw new Error(`reset: ${r.error.code}`);
+      const s0 = performance.now();
       const s = await trainer.call({ op: 'step', episode: r.episodes[0].episode, action: GOOD }, 10_000);
+      stepOnly.push(performance.now() - s0);
       if (!s.ok || s.info?.outcome !== 'ok') throw new Error(`step: ${JSON.stringify(s.error ?? s.info?.outcome)}`);
       await trainer.call({ op: 'close', episode: r.episodes[0].episode }, 10_000);
       step.push(performance.now() - t0);
@@ -205,7 +208,7 @@ async function measure(url: string, trainer: Trainer, seconds: number, serverPid
     }
     await sleep(20);
   }
-  return { n: step.length, p50: pct(step, 0.5), p99: pct(step, 0.99), max: pct(step, 1), joins: join.length, joinP99: pct(join, 0.99), failures, rssPeak: Math.max(peak, rssMiB(serverPid).rss) };
+  return { n: step.length, p50: pct(step, 0.5), p99: pct(step, 0.99), max: pct(step, 1), stepP50: pct(stepOnly, 0.5), stepP99: pct(stepOnly, 0.99), joins: join.length, joinP99: pct(join, 0.99), failures, rssPeak: Math.max(peak, rssMiB(serverPid).rss) };
 }
 
 async function bench(): Promise<void> {
@@ -287,7 +290,7 @@ async function bench(): Promise<void> {
     crafter.close();
 
     const row = (name: string, m: Awaited<ReturnType<typeof measure>>) =>
-      `| ${name} | ${m.n} | ${m.p50.toFixed(1)} | ${m.p99.toFixed(1)} | ${m.max.toFixed(1)} | ${m.joins} | ${m.joinP99.toFixed(1)} | ${m.failures.length} | ${m.rssPeak.toFixed(0)} |`;
+      `| ${name} | ${m.n} | ${m.stepP50.toFixed(1)} | ${m.stepP99.toFixed(1)} | ${m.p50.toFixed(1)} | ${m.p99.toFixed(1)} | ${m.max.toFixed(1)} | ${m.joins} | ${m.joinP99.toFixed(1)} | ${m.failures.length} | ${m.rssPeak.toFixed(0)} |`;
     const lines = [
       '# Server under abuse (loopback)',
       '',
@@ -296,8 +299,8 @@ async function bench(): Promise<void> {
       `Attack: ${values.tcp} half-open TCP sockets, ${values.ws} hello-less WebSockets, ${values.frames} × 15 MiB partial frames; most the attacker held open at once: ${JSON.stringify(maxOpen)}; opened over the phase: ${JSON.stringify(attackerSeen?.opened)}.`,
       'Trainer: from 127.0.0.1, reset + step (a cached verdict) + close, back to back; every tenth round also a fresh connection and hello.',
       '',
-      '| phase | rounds | reset+step p50 ms | p99 ms | max ms | fresh connects | connect+hello p99 ms | failures | server RSS peak MiB |',
-      '|---|---|---|---|---|---|---|---|---|',
+      '| phase | rounds | step p50 ms | step p99 ms | reset+step+close p50 ms | p99 ms | max ms | fresh connects | connect+hello p99 ms | failures | server RSS peak MiB |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
       row('baseline', baseline),
       row(`connection flood (${seconds} s)`, flood),
       row(`crafted replies (${crafted} sent in groups of 6, ${values['crafted-pause-ms']} ms between groups, ${seconds} s)`, replies),

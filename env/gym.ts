@@ -20,12 +20,15 @@ import { LogFullError, type TurnLog } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { ChatMessage, Msg, Observation, RequestId, StepReason } from './protocol.js';
 import { ReplayStore, SessionRegistry, type Session } from './sessions.js';
+import { OnePerTurn } from './turns.js';
 
 const keyOf = (id: RequestId) => JSON.stringify(id);
 
 /** Turns kept in memory for the dashboard, and how much of each reply. */
 const RECENT_TURNS = 2000;
 const RECENT_ACTION_CHARS = 64 * 1024;
+/** Replies longer than this are extracted one per event-loop turn. */
+const LARGE_REPLY_CHARS = 16 * 1024;
 
 export class Gym {
   readonly sessions: SessionRegistry;
@@ -37,6 +40,8 @@ export class Gym {
   /** The latest turn records, oldest first, for the dashboard. */
   readonly recent: TurnSummary[] = [];
   private readonly cores = os.availableParallelism();
+  /** Pieces of work of a few ms each, one per event-loop turn (shared with the server's frame decoding). */
+  readonly heavy = new OnePerTurn();
   /** Recent step durations, for the retry hint of `busy`. */
   private avgStepMs = 2000;
 
@@ -283,10 +288,9 @@ export class Gym {
     let startedMs: number | null = null;
     if (text.length > this.config.maxActionChars) reason = 'invalid_action';
     else {
-      // Extraction and the source checks run on this thread (linear, but a few ms
-      // for a large reply): each step takes its own turn of the event loop, so
-      // frames of other clients are read in between.
-      await new Promise((r) => setImmediate(r));
+      // Extraction and the cache lookup run on this thread (linear, but a few ms for a
+      // large reply): one step's at a time per turn of the event loop.
+      if (text.length > LARGE_REPLY_CHARS) await this.heavy.turn();
       try {
         result = await this.evaluator.evaluate(
           { task: ep.task, reply: text, seed: ep.seed },

@@ -38,7 +38,12 @@ interface Conn {
   session: Session | null;
   alive: boolean;
   encoding: Encoding;
+  /** Frames of this connection waiting for their turn. */
+  deferred: number;
 }
+
+/** Frames larger than this are decoded in a turn of the event loop of their own. */
+const LARGE_FRAME_BYTES = 64 * 1024;
 
 export class AnvilServer {
   readonly config: ServerConfig;
@@ -246,7 +251,7 @@ export class AnvilServer {
   }
 
   private accept(ws: WebSocket, socket: Socket, address: string): void {
-    const conn: Conn = { ws, socket, address, session: null, alive: true, encoding: 'json' };
+    const conn: Conn = { ws, socket, address, session: null, alive: true, encoding: 'json', deferred: 0 };
     this.conns.add(conn);
     this.admission.onDeadline(socket, () => {
       this.fail(conn, null, new ProtocolError('timeout', `no successful hello within ${this.config.helloTimeoutMs} ms`), conn.encoding);
@@ -276,7 +281,18 @@ export class AnvilServer {
     this.send(conn, { id, ok: false, error: err.toWire() }, encoding);
   }
 
+  /** Large frames are decoded one per event-loop turn (see turns.ts); a connection's
+   * later frames wait behind its own deferred ones, so its order holds. */
   private onFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
+    if (data.length <= LARGE_FRAME_BYTES && conn.deferred === 0) return this.handleFrame(conn, data, isBinary);
+    conn.deferred++;
+    this.gym.heavy.run(() => {
+      conn.deferred--;
+      this.handleFrame(conn, data, isBinary);
+    });
+  }
+
+  private handleFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
     const d = decode(data, isBinary, this.config.maxFrameBytes);
     conn.encoding = d.encoding;
     if (!d.message) return this.fail(conn, d.id, d.error, d.encoding);
