@@ -69,9 +69,12 @@ if [ "$installed" = none ] || { [ "$mode" = test ] && [ "$installed" = demo ]; }
   touch "node_modules/.anvil-$mode"
   installed=$mode
 fi
-# The demo's set has no test framework: it builds everything but the tests.
-if [ "$mode" = test ] || [ "$installed" = test ]; then
-  node node_modules/typescript/bin/tsc -p .
-else
-  node node_modules/typescript/bin/tsc -p tsconfig.app.json
+# The demo's set has no test framework: it builds everything but the tests. Nothing is
+# built again when no source changed since the last build of the same set.
+project=tsconfig.app.json
+if [ "$mode" = test ] || [ "$installed" = test ]; then project=tsconfig.json; fi
+stamp="dist/.built-${project%.json}"
+if [ ! -e "$stamp" ] || [ -n "$(find env rewards sandbox tasks clients scripts bench test tsconfig*.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
+  node node_modules/typescript/bin/tsc -p "$project"
+  touch "$stamp"
 fi
