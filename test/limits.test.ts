@@ -46,6 +46,21 @@ t.test('a connection that never says hello is closed at the deadline: raw TCP an
   t.equal(w.closed, false, 'a connection that said hello stays');
 });
 
+t.test('a keep-alive HTTP connection that upgrades is held to the hello deadline again', async (t) => {
+  const { server } = await startServer({ helloTimeoutMs: 600 });
+  t.teardown(() => server.close());
+  const raw = await tcp(server.port);
+  let got = '';
+  raw.on('data', (d) => (got += d));
+  raw.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n');
+  while (!got.includes('"ok":true')) await new Promise((r) => setTimeout(r, 20));
+  raw.write(`GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 2).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  while (!got.includes('101 Switching Protocols')) await new Promise((r) => setTimeout(r, 20));
+  const t0 = Date.now();
+  await closed(raw);
+  t.ok(Date.now() - t0 < 3000, `closed ${Date.now() - t0} ms after its upgrade, without a hello`);
+});
+
 t.test('before hello frames are limited to a few KiB, a 15 MiB partial frame included; after hello the full limit applies', async (t) => {
   const { server, url } = await startServer();
   t.teardown(() => server.close());
