@@ -63,6 +63,21 @@ function privateCache(): string {
   return dir;
 }
 
+/** A folder of the checkout as sandboxed programs can reach it: the folder itself
+ * when every folder above lets others through, else a copy in the build cache,
+ * keyed by its contents. */
+export function sandboxReachable(dir: string): string {
+  if (traversableByAll(dir)) return dir;
+  const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+  const h = createHash('sha256');
+  for (const f of files) h.update(f).update('\0').update(readFileSync(path.join(dir, f)));
+  const copy = path.join(cacheRoot(), `${path.basename(dir)}-${h.digest('hex').slice(0, 16)}`);
+  buildOnce(copy, (tmp) => {
+    for (const f of files) writeFileSync(path.join(tmp, f), readFileSync(path.join(dir, f)));
+  });
+  return copy;
+}
+
 /** Everything of a build readable (and, where executable, runnable) by all, whatever the umask. */
 function openUp(dir: string): void {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
