@@ -84,7 +84,14 @@ t.test('SIGTERM during a job: the job finishes within the lease, is answered, an
   await w.call({ id: 1, op: 'hello', protocol: 1 });
   const ep = (await w.call({ id: 2, op: 'reset', task: 'vector_add' })).episodes[0].episode;
   w.send({ id: 3, op: 'step', episode: ep, action: GOOD_VECTOR_ADD });
-  await w.next((f) => f.id === 3 && f.event === 'progress' && f.stage === 'compile');
+  // SIGTERM once the worker holds the job (the queue's state, as /healthz shows it).
+  const http = url.replace('ws://', 'http://').replace('/v1/ws', '');
+  const active = async () => {
+    const h = await (await fetch(`${http}/healthz`)).json();
+    return Number(/(\d+) active/.exec(h.workers.find((x: { id: string }) => x.id === 'queue')?.state ?? '')?.[1] ?? 0);
+  };
+  for (let i = 0; i < 600 && (await active()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  t.equal(await active(), 1, 'the job runs on the worker');
   worker.child.kill('SIGTERM');
   const result = await w.next((f) => f.id === 3 && f.event === 'result', 60_000);
   t.equal(result.info.outcome, 'ok', 'the running job finished and was answered');
