@@ -7,11 +7,7 @@ import { createInterface } from 'node:readline';
 
 export class LogFolderError extends Error {}
 
-export interface ReadLogs<R> {
-  records: R[];
-  files: number;
-  skipped: Array<{ file: string; line: number; reason: string }>;
-}
+export type Skipped = Array<{ file: string; line: number; reason: string }>;
 
 /** The log files of a folder, in name order, and their total size. */
 export function logFiles(dir: string): { files: string[]; total: number } {
@@ -29,11 +25,11 @@ export async function eachTurnLog<R>(
   dir: string,
   onRecord: (record: R, line: string) => void,
   onProgress?: (readBytes: number, totalBytes: number) => void,
-): Promise<{ files: number; records: number; skipped: ReadLogs<R>['skipped'] }> {
+): Promise<{ files: number; records: number; skipped: Skipped }> {
   const { files, total } = logFiles(dir);
   let read = 0;
   let records = 0;
-  const skipped: ReadLogs<R>['skipped'] = [];
+  const skipped: Skipped = [];
   for (const f of files) {
     const lines = createInterface({ input: createReadStream(path.join(dir, f), 'utf8'), crlfDelay: Infinity });
     let n = 0;
@@ -57,11 +53,4 @@ export async function eachTurnLog<R>(
   }
   onProgress?.(total, total);
   return { files: files.length, records, skipped };
-}
-
-/** Every turn record of a folder in memory: for small runs and tests. */
-export async function readTurnLogs<R>(dir: string, onProgress?: (readBytes: number, totalBytes: number) => void): Promise<ReadLogs<R>> {
-  const records: R[] = [];
-  const r = await eachTurnLog<R>(dir, (rec) => records.push(rec), onProgress);
-  return { records, files: r.files, skipped: r.skipped };
 }
