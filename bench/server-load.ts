@@ -68,7 +68,7 @@ class Conn {
 
 async function boot(logDir: string): Promise<{ child: ChildProcess; url: string; http: string }> {
   const cfg = path.join(logDir, 'config.json');
-  writeFileSync(cfg, JSON.stringify({ maxEpisodes: 50_000, maxPendingSteps: 50_000, maxTurnsLimit: 64, maxGroupSize: 64 }));
+  writeFileSync(cfg, JSON.stringify({ maxEpisodes: 50_000, maxEpisodesPerSession: 50_000, maxPendingSteps: 50_000, maxTurnsLimit: 64, maxGroupSize: 64 }));
   const child = spawn(process.execPath, ['--expose-gc', path.join(PACKAGE_ROOT, 'dist/scripts/anvil.js'), 'serve', '--port', '0', '--log-dir', logDir, '--config', cfg], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -8,6 +8,15 @@ import type { ChatMessage, Observation, StepReason } from './protocol.js';
 
 export type EpisodeState = 'ready' | 'stepping' | 'done';
 
+/** A string that shares no memory with the one it came from. V8's slices point
+ * into their parent: a 16 KiB slice of a 512 KiB reply would keep all 512 KiB. */
+export function ownCopy(s: string): string {
+  return Buffer.from(s, 'utf16le').toString('utf16le');
+}
+
+/** Characters of each turn's action an episode keeps in memory. */
+export const TURN_ACTION_CHARS = 16 * 1024;
+
 /** One counted turn: an action the model took and what it earned. */
 export interface Turn {
   turn: number;
@@ -54,9 +63,11 @@ export class Episode {
     if (this.state === 'stepping') this.state = 'ready';
   }
 
-  /** stepping → ready or done, with the turn counted. */
+  /** stepping → ready or done, with the turn counted. The action is kept (for `state`)
+   * up to TURN_ACTION_CHARS: an episode's memory stays bounded; the log has the whole reply. */
   finishStep(turn: Omit<Turn, 'turn'>, ended: StepReason | null, shown: ChatMessage[]): Turn {
-    const t = { ...turn, turn: this.turns.length };
+    const action = turn.action.length > TURN_ACTION_CHARS ? `${ownCopy(turn.action.slice(0, TURN_ACTION_CHARS))}\n[… truncated: the per-turn log holds the whole reply]` : turn.action;
+    const t = { ...turn, action, turn: this.turns.length };
     this.turns.push(t);
     this.lastObservation = { messages: shown };
     this.endReason = ended;

@@ -11,6 +11,14 @@ export const PROTOCOL_ERRORS = {
   step_in_flight: { retryable: true },
   busy: { retryable: true },
   unauthorized: { retryable: false },
+  /** Too many failed hellos from this address; wait retryAfterMs. */
+  rate_limited: { retryable: true },
+  /** The step's answer was given earlier and is no longer kept (the replay bounds); it is not evaluated again. */
+  replay_expired: { retryable: false },
+  /** The turn log's disk is full: the step was not counted; retry once space returns. */
+  storage_full: { retryable: true },
+  /** No successful hello within the deadline. */
+  timeout: { retryable: true },
   too_large: { retryable: false },
   internal: { retryable: true },
 } as const;

@@ -13,28 +13,35 @@ import type { TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import type { Encoding } from './codec.js';
 import type { ServerConfig } from './config.js';
-import { Episode, firstObservation, sampleTask } from './episodes.js';
+import { Episode, firstObservation, ownCopy, sampleTask } from './episodes.js';
 import { ProtocolError } from './errors.js';
 import { feedbackText } from './feedback.js';
-import type { TurnLog } from './log.js';
+import { LogFullError, type TurnLog } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { ChatMessage, Msg, Observation, RequestId, StepReason } from './protocol.js';
-import { SessionRegistry, type Session } from './sessions.js';
+import { ReplayStore, SessionRegistry, type Session } from './sessions.js';
+import { OnePerTurn } from './turns.js';
 
 const keyOf = (id: RequestId) => JSON.stringify(id);
 
 /** Turns kept in memory for the dashboard, and how much of each reply. */
 const RECENT_TURNS = 2000;
 const RECENT_ACTION_CHARS = 64 * 1024;
+/** Replies longer than this are extracted one per event-loop turn. */
+const LARGE_REPLY_CHARS = 16 * 1024;
 
 export class Gym {
   readonly sessions: SessionRegistry;
   readonly episodes = new Map<string, Episode>();
+  /** Finished episodes still kept for `state`, oldest first; past the bound they are freed. */
+  private readonly finished = new Map<string, Episode>();
   readonly runId = `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
   private pending = 0;
   /** The latest turn records, oldest first, for the dashboard. */
   readonly recent: TurnSummary[] = [];
   private readonly cores = os.availableParallelism();
+  /** Pieces of work of a few ms each, one per event-loop turn (shared with the server's frame decoding). */
+  readonly heavy = new OnePerTurn();
   /** Recent step durations, for the retry hint of `busy`. */
   private avgStepMs = 2000;
 
@@ -45,7 +52,12 @@ export class Gym {
     private readonly log: TurnLog,
     private readonly metrics: Metrics,
   ) {
-    this.sessions = new SessionRegistry(config.resumeGraceMs, config.replayCacheSize, (s) => this.expireSession(s));
+    this.sessions = new SessionRegistry(config.resumeGraceMs, new ReplayStore(config.replayBytes, config.replayMaxAgeMs), (s) => this.expireSession(s));
+  }
+
+  /** Episodes not yet finished, over all sessions. */
+  get openEpisodes(): number {
+    return this.episodes.size - this.finished.size;
   }
 
   get pendingSteps(): number {
@@ -71,6 +83,7 @@ export class Gym {
         maxGroupSize: this.config.maxGroupSize,
         maxTurns: this.config.maxTurnsLimit,
         maxPendingSteps: this.config.maxPendingSteps,
+        maxEpisodesPerSession: this.config.maxEpisodesPerSession,
         maxActionChars: this.config.maxActionChars,
         resumeGraceMs: this.config.resumeGraceMs,
       },
@@ -98,9 +111,13 @@ export class Gym {
     const set = this.taskset(m.taskset);
     const size = m.group?.size ?? 1;
     if (size > this.config.maxGroupSize) throw new ProtocolError('invalid_message', `group size ${size} exceeds the limit ${this.config.maxGroupSize}`);
-    if (this.episodes.size + size > this.config.maxEpisodes) {
+    if (this.openEpisodes + size > this.config.maxEpisodes) {
       this.metrics.busy.inc();
       throw new ProtocolError('busy', `the server holds its limit of ${this.config.maxEpisodes} open episodes; close some`, 1000);
+    }
+    if (session.openEpisodes + size > this.config.maxEpisodesPerSession) {
+      this.metrics.busy.inc();
+      throw new ProtocolError('busy', `this session holds its limit of ${this.config.maxEpisodesPerSession} open episodes; finish or close some`, 1000);
     }
     const maxTurns = m.options?.maxTurns ?? set.manifest.maxTurns;
     if (maxTurns > this.config.maxTurnsLimit) throw new ProtocolError('invalid_message', `maxTurns ${maxTurns} exceeds the limit ${this.config.maxTurnsLimit}`);
@@ -123,6 +140,7 @@ export class Gym {
       const ep = new Episode(session.id, task, set.manifest.id, seed, groupId, index, maxTurns, reward, obs);
       this.episodes.set(ep.id, ep);
       session.episodes.add(ep.id);
+      session.openEpisodes++;
       out.push({
         episode: ep.id,
         group: groupId,
@@ -131,7 +149,7 @@ export class Gym {
         info: { task: task.id, taskVersion: task.version, taskset: set.manifest.id, split: task.split, seed, maxTurns },
       });
     }
-    this.metrics.episodes.set(this.episodes.size);
+    this.metrics.episodes.set(this.openEpisodes);
     return { episodes: out };
   }
 
@@ -165,9 +183,24 @@ export class Gym {
   }
 
   private dropEpisode(session: Session, ep: Episode): void {
-    this.episodes.delete(ep.id);
+    if (!this.episodes.delete(ep.id)) return;
     session.episodes.delete(ep.id);
-    this.metrics.episodes.set(this.episodes.size);
+    if (!this.finished.delete(ep.id)) session.openEpisodes--;
+    this.metrics.episodes.set(this.openEpisodes);
+  }
+
+  /** An episode ended: it no longer counts against quotas, and is freed once
+   * more recent finished episodes push it out. */
+  private episodeFinished(session: Session, ep: Episode): void {
+    session.openEpisodes--;
+    this.finished.set(ep.id, ep);
+    while (this.finished.size > this.config.finishedEpisodesKept) {
+      const [id, old] = this.finished.entries().next().value!;
+      this.finished.delete(id);
+      this.episodes.delete(id);
+      this.sessions.get(old.sessionId)?.episodes.delete(id);
+    }
+    this.metrics.episodes.set(this.openEpisodes);
   }
 
   cancel(session: Session, m: Msg<'cancel'>) {
@@ -185,8 +218,13 @@ export class Gym {
     // A retry of a step this session already has: never evaluated twice.
     const inflight = session.inflight.get(key);
     if (inflight?.fingerprint === fingerprint) return;
-    const earlier = session.replayFor(key, fingerprint);
+    const earlier = this.sessions.replay.replayFor(session, key, fingerprint);
     if (earlier !== undefined) return session.deliver(earlier, encoding);
+    if (session.expired.get(key) === fingerprint)
+      throw new ProtocolError(
+        'replay_expired',
+        `step ${key} was answered before and its answer is no longer kept (bounds: ${this.config.replayBytes} bytes, ${this.config.replayMaxAgeMs} ms); it is not evaluated again`,
+      );
 
     const ep = this.episodeOf(session, m.episode);
     if (ep.state === 'done') throw new ProtocolError('episode_done', `episode ${ep.id} has ended (${ep.endReason})`);
@@ -194,6 +232,10 @@ export class Gym {
     const meta = m.meta === undefined ? undefined : m.meta;
     if (meta !== undefined && Buffer.byteLength(JSON.stringify(meta) ?? '') > this.config.maxMetaBytes)
       throw new ProtocolError('too_large', `meta exceeds ${this.config.maxMetaBytes} bytes`);
+    if (this.log.full) {
+      this.metrics.logRefused.inc();
+      throw new ProtocolError('storage_full', `the turn log's disk is full (${this.log.fullSince!.code}); steps resume by themselves once there is space`, this.config.logProbeMs);
+    }
     if (!this.evaluator.available()) {
       this.metrics.busy.inc();
       throw new ProtocolError('busy', 'the evaluation queue is unreachable; retry shortly', 1000);
@@ -210,8 +252,18 @@ export class Gym {
     this.metrics.queueDepth.set(this.pending);
     const queuePosition = this.pending - 1;
     const t0 = performance.now();
-    session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage: 'queued', queuePosition }, encoding);
-    void this.runStep(session, m, ep, text, meta, abort, encoding, t0).finally(() => {
+    session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage: 'queued', queuePosition }, encoding, false);
+    void this.runStep(session, m, ep, text, meta, abort, encoding, t0)
+      .catch((e) => {
+        // Never a detached rejection: the step is answered, not counted, and the server goes on.
+        if (e instanceof LogFullError) this.metrics.logRefused.inc();
+        else console.error(`step ${key} on ${ep.id}: ${(e as Error).stack ?? e}`);
+        ep.abandonStep();
+        const err = e instanceof LogFullError ? new ProtocolError('storage_full', `${e.message}; this step was not counted, send it again once there is space`, this.config.logProbeMs) : new ProtocolError('internal', 'internal error');
+        this.metrics.errors.inc({ code: err.code });
+        session.deliver({ id: m.id, ok: false, error: err.toWire() }, encoding);
+      })
+      .finally(() => {
       this.pending--;
       this.metrics.queueDepth.set(this.pending);
       session.inflight.delete(key);
@@ -236,6 +288,9 @@ export class Gym {
     let startedMs: number | null = null;
     if (text.length > this.config.maxActionChars) reason = 'invalid_action';
     else {
+      // Extraction and the cache lookup run on this thread (linear, but a few ms for a
+      // large reply): one step's at a time per turn of the event loop.
+      if (text.length > LARGE_REPLY_CHARS) await this.heavy.turn();
       try {
         result = await this.evaluator.evaluate(
           { task: ep.task, reply: text, seed: ep.seed },
@@ -244,7 +299,7 @@ export class Gym {
             onProgress: (stage) => {
               if (stage === 'queued') return;
               startedMs ??= performance.now() - t0;
-              session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage }, encoding);
+              session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage }, encoding, false);
             },
           },
         );
@@ -307,14 +362,8 @@ export class Gym {
     }
     const messages: ChatMessage[] = [{ role: 'user', content: feedback }];
     const observation: Observation = { messages };
-    let turn = ep.turns.length;
-    if (!masked) {
-      turn = ep.finishStep(
-        { action: text, outcome, reward: reward.total, components: reward.components, speedup: result?.speedup ?? null, feedback, codeHash: result?.codeHash ?? '' },
-        terminated || truncated ? reason : null,
-        messages,
-      ).turn;
-    }
+    // The turn is counted only once its record is on disk (a full disk throws before).
+    const turn = ep.turns.length;
     const evalSummary = result
       ? {
           outcome: result.outcome,
@@ -372,8 +421,16 @@ export class Gym {
       },
     };
     this.log.append(record);
+    if (!masked) {
+      ep.finishStep(
+        { action: text, outcome, reward: reward.total, components: reward.components, speedup: result?.speedup ?? null, feedback, codeHash: result?.codeHash ?? '' },
+        terminated || truncated ? reason : null,
+        messages,
+      );
+      if (ep.state === 'done') this.episodeFinished(session, ep);
+    }
     // The dashboard's copy is bounded: 2,000 turns of at most 64 KiB of reply each.
-    this.recent.push(record.action.length > RECENT_ACTION_CHARS ? { ...record, action: `${record.action.slice(0, RECENT_ACTION_CHARS)}\n[… truncated]` } : record);
+    this.recent.push(record.action.length > RECENT_ACTION_CHARS ? { ...record, action: `${ownCopy(record.action.slice(0, RECENT_ACTION_CHARS))}\n[… truncated]` } : record);
     if (this.recent.length > RECENT_TURNS) this.recent.shift();
     const answer = {
       id: m.id,
@@ -387,7 +444,7 @@ export class Gym {
       ...(reason ? { reason } : {}),
       info,
     };
-    session.remember(key, fingerprint, answer);
+    this.sessions.replay.remember(session, key, fingerprint, answer, Buffer.byteLength(JSON.stringify(answer)));
     session.deliver(answer, encoding);
   }
 

@@ -33,6 +33,13 @@ export class Metrics {
   readonly queueJobs = new Gauge({ name: 'anvil_queue_jobs', help: 'Evaluation jobs in the distributed queue, by state', labelNames: ['state'], registers: [this.registry] });
   readonly workerJobs = new Counter({ name: 'anvil_worker_jobs_total', help: 'Evaluation jobs finished, by queue worker', labelNames: ['worker'], registers: [this.registry] });
 
+  readonly logWritable = new Gauge({ name: 'anvil_log_writable', help: '1 while the turn log takes records, 0 while its disk is full', registers: [this.registry] });
+  readonly logRefused = new Counter({ name: 'anvil_log_refused_total', help: 'Steps refused or not counted because the log disk was full', registers: [this.registry] });
+  readonly replayBytes = new Gauge({ name: 'anvil_replay_bytes', help: 'Bytes of step answers kept to re-send retried requests', registers: [this.registry] });
+  readonly replayEvicted = new Gauge({ name: 'anvil_replay_evicted', help: 'Step answers evicted from the replay store by its byte or age bound, since start', registers: [this.registry] });
+  readonly connectionsRefused = new Gauge({ name: 'anvil_connections_closed', help: 'Connections closed by an admission rule, since start', labelNames: ['rule'], registers: [this.registry] });
+  readonly pendingConnections = new Gauge({ name: 'anvil_pending_connections', help: 'Connections that have not said a successful hello', registers: [this.registry] });
+
   readonly deviceHealthy = new Gauge({ name: 'anvil_device_healthy', help: 'Accelerators: 1 while in rotation, 0 once a device check failed', labelNames: ['device', 'name'], registers: [this.registry] });
 
   constructor() {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { episodeSummaries, episodeView, runStats } from '../rewards/stats.js';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
@@ -18,6 +19,7 @@ import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
 
 const UI_DIR = path.join(PACKAGE_ROOT, 'env', 'ui');
+import { Admission } from './admission.js';
 import { decode, encode, type Encoding } from './codec.js';
 import { DEFAULT_SERVER_CONFIG, ServerConfigSchema, type ServerConfig } from './config.js';
 import { ProtocolError } from './errors.js';
@@ -31,10 +33,17 @@ export type ServerOptions = Partial<ServerConfig>;
 
 interface Conn {
   ws: WebSocket;
+  socket: Socket;
+  address: string;
   session: Session | null;
   alive: boolean;
   encoding: Encoding;
+  /** Frames of this connection waiting for their turn. */
+  deferred: number;
 }
+
+/** Frames larger than this are decoded in a turn of the event loop of their own. */
+const LARGE_FRAME_BYTES = 64 * 1024;
 
 export class AnvilServer {
   readonly config: ServerConfig;
@@ -45,6 +54,9 @@ export class AnvilServer {
   readonly log: TurnLog;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Conn>();
+  /** Connections that said a successful hello. */
+  private helloed = 0;
+  readonly admission: Admission;
   private pingTimer: NodeJS.Timeout | null = null;
   private readonly started = Date.now();
 
@@ -68,10 +80,30 @@ export class AnvilServer {
           : new Evaluator({ poolSize: this.config.poolSize, allowUnsandboxed: this.config.allowUnsandboxed, cacheSize: this.config.cacheSize, config: this.config.eval });
     }
     for (const t of set.tasks.values()) this.evaluator.warm(t);
-    this.log = new TurnLog(this.config.logDir, this.config.logRotateBytes);
+    this.log = new TurnLog(this.config.logDir, {
+      rotateBytes: this.config.logRotateBytes,
+      fsync: this.config.logFsync,
+      fsyncBatchMs: this.config.logFsyncBatchMs,
+      probeMs: this.config.logProbeMs,
+    });
+    this.metrics.logWritable.set(1);
+    this.log.onChange = (full) => {
+      this.metrics.logWritable.set(full ? 0 : 1);
+      console.error(full ? `anvil: the turn log's disk is full (${this.log.fullSince?.code}); refusing steps until there is space` : 'anvil: the turn log has space again; taking steps');
+    };
+    this.admission = new Admission(this.config);
     this.gym = new Gym(this.config, sets, this.evaluator, this.log, this.metrics);
-    this.app = Fastify({ logger: false, bodyLimit: this.config.maxFrameBytes });
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.hardFrameBytes });
+    // Idle keep-alive HTTP connections go after 5 s; a request's headers must be complete within the hello deadline.
+    this.app = Fastify({ logger: false, bodyLimit: this.config.maxFrameBytes, keepAliveTimeout: 5000 });
+    this.app.server.headersTimeout = this.config.helloTimeoutMs;
+    // A request must arrive whole within 30 s (answering may take longer), and sockets of all kinds
+    // together stay within a bound, so descriptors never run out.
+    this.app.server.requestTimeout = 30_000;
+    this.app.server.maxConnections = this.config.maxConnections + this.config.maxPendingConnections + 1024;
+    this.app.server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
+    this.app.server.on('request', (req: IncomingMessage) => this.admission.settle(req.socket as Socket));
+    // Before hello, frames are small; a successful hello raises the limit (see raiseFrameLimit).
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.preHelloFrameBytes });
     this.routes();
   }
 
@@ -84,6 +116,8 @@ export class AnvilServer {
   private routes(): void {
     const app = this.app;
     app.get('/healthz', async (req) => {
+      // Without the token: liveness only, nothing about the host or the run.
+      if (!this.authorized(req.headers.authorization, req.query)) return { ok: true };
       // ?gc=1 collects garbage first when node runs with --expose-gc: for memory benchmarks.
       if ((req.query as { gc?: string }).gc === '1') (globalThis as { gc?: () => void }).gc?.();
       return { ...this.health(), workers: await this.evaluator.workers() };
@@ -132,12 +166,21 @@ export class AnvilServer {
       uptimeS: Math.round((Date.now() - this.started) / 1000),
       sandbox: this.evaluator.mode,
       connections: this.conns.size,
+      pendingConnections: this.admission.pendingCount,
+      closedByAdmission: this.admission.closed,
       sessions: this.gym.sessions.size,
-      episodes: this.gym.episodes.size,
+      episodes: this.gym.openEpisodes,
+      replay: { answers: this.gym.sessions.replay.size, bytes: this.gym.sessions.replay.totalBytes, evicted: this.gym.sessions.replay.evicted },
       pendingSteps: this.gym.pendingSteps,
       ...(this.config.redis ? { queue: { reachable: this.evaluator.available() } } : {}),
       ...(this.evaluator.devices ? { devices: this.evaluator.devices() } : {}),
       logFile: this.log.currentFile || null,
+      log: {
+        writable: !this.log.full,
+        ...(this.log.fullSince ? { error: this.log.fullSince.code, fullSince: new Date(this.log.fullSince.at).toISOString() } : {}),
+        refused: this.log.refused,
+        fsync: this.config.logFsync,
+      },
       memory: process.memoryUsage(),
     };
   }
@@ -149,6 +192,10 @@ export class AnvilServer {
         for (const [state, n] of Object.entries(await this.evaluator.counts().catch(() => ({})))) this.metrics.queueJobs.set({ state }, n);
       }
       for (const d of this.evaluator.devices?.() ?? []) this.metrics.deviceHealthy.set({ device: d.id, name: d.name }, d.healthy ? 1 : 0);
+      this.metrics.pendingConnections.set(this.admission.pendingCount);
+      for (const [rule, n] of Object.entries(this.admission.closed)) this.metrics.connectionsRefused.set({ rule }, n);
+      this.metrics.replayBytes.set(this.gym.sessions.replay.totalBytes);
+      this.metrics.replayEvicted.set(this.gym.sessions.replay.evicted);
       reply.header('content-type', this.metrics.registry.contentType);
       return this.metrics.registry.metrics();
     });
@@ -187,8 +234,12 @@ export class AnvilServer {
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'Not Found');
-      if (this.conns.size >= this.config.maxConnections) return refuse(socket, 503, 'Service Unavailable');
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
+      const address = (socket as Socket).remoteAddress ?? '?';
+      if (this.admission.throttled(address)) return refuse(socket, 429, 'Too Many Requests');
+      if (this.conns.size >= this.config.maxConnections + this.config.maxPendingConnections) return refuse(socket, 503, 'Service Unavailable');
+      // A keep-alive connection that served HTTP before is pending again until its hello.
+      this.admission.pend(socket as Socket);
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, address));
     });
   }
 
@@ -199,15 +250,21 @@ export class AnvilServer {
     return { ok: false, error: err.toWire() };
   }
 
-  private accept(ws: WebSocket): void {
-    const conn: Conn = { ws, session: null, alive: true, encoding: 'json' };
+  private accept(ws: WebSocket, socket: Socket, address: string): void {
+    const conn: Conn = { ws, socket, address, session: null, alive: true, encoding: 'json', deferred: 0 };
     this.conns.add(conn);
+    this.admission.onDeadline(socket, () => {
+      this.fail(conn, null, new ProtocolError('timeout', `no successful hello within ${this.config.helloTimeoutMs} ms`), conn.encoding);
+      ws.close(4008, 'no hello in time');
+      setTimeout(() => ws.terminate(), 1000).unref();
+    });
     this.metrics.connections.set(this.conns.size);
     ws.on('pong', () => (conn.alive = true));
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(conn, data, isBinary));
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
       this.conns.delete(conn);
+      if (conn.session) this.helloed--;
       this.metrics.connections.set(this.conns.size);
       if (conn.session && conn.session.sink && (conn.session.sink as ConnSink).conn === conn) this.gym.sessions.detach(conn.session);
     });
@@ -224,7 +281,18 @@ export class AnvilServer {
     this.send(conn, { id, ok: false, error: err.toWire() }, encoding);
   }
 
+  /** Large frames are decoded one per event-loop turn (see turns.ts); a connection's
+   * later frames wait behind its own deferred ones, so its order holds. */
   private onFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
+    if (data.length <= LARGE_FRAME_BYTES && conn.deferred === 0) return this.handleFrame(conn, data, isBinary);
+    conn.deferred++;
+    this.gym.heavy.run(() => {
+      conn.deferred--;
+      this.handleFrame(conn, data, isBinary);
+    });
+  }
+
+  private handleFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
     const d = decode(data, isBinary, this.config.maxFrameBytes);
     conn.encoding = d.encoding;
     if (!d.message) return this.fail(conn, d.id, d.error, d.encoding);
@@ -260,16 +328,47 @@ export class AnvilServer {
   }
 
   private hello(conn: Conn, m: Extract<ClientMessage, { op: 'hello' }>, encoding: Encoding): void {
-    if (this.config.token && m.token !== this.config.token) throw new ProtocolError('unauthorized', 'the token is missing or wrong');
+    if (this.admission.throttled(conn.address)) {
+      this.closeSoon(conn, 4029, 'too many failed hellos');
+      throw new ProtocolError('rate_limited', 'too many failed hellos from this address', this.admission.retryAfterMs(conn.address));
+    }
+    if (this.config.token && m.token !== this.config.token) {
+      const wait = this.admission.authFailed(conn.address);
+      if (wait > 0) {
+        this.closeSoon(conn, 4029, 'too many failed hellos');
+        throw new ProtocolError('rate_limited', 'too many failed hellos from this address', wait);
+      }
+      throw new ProtocolError('unauthorized', 'the token is missing or wrong');
+    }
     let session = m.resume ? this.gym.sessions.byResumeToken(m.resume) : undefined;
     const resumed = session !== undefined;
-    if (session?.sink) session.sink.close(4000, 'resumed on another connection');
-    session ??= this.gym.sessions.create();
+    if (!session) {
+      if (this.gym.sessions.size >= this.config.maxSessions)
+        throw new ProtocolError('busy', `the server holds its limit of ${this.config.maxSessions} sessions`, 5000);
+      if (this.gym.sessions.sessionsOf(conn.address) >= this.config.maxSessionsPerAddress)
+        throw new ProtocolError('busy', `this address holds its limit of ${this.config.maxSessionsPerAddress} sessions (they last ${this.config.resumeGraceMs} ms after their connection); resume one instead`, 5000);
+    }
+    if (!conn.session && this.helloed >= this.config.maxConnections)
+      throw new ProtocolError('busy', `the server holds its limit of ${this.config.maxConnections} connections`, 5000);
+    // Resuming the session this connection already holds just answers.
+    const own = session !== undefined && session.sink instanceof ConnSink && session.sink.conn === conn;
+    if (session?.sink && !own) session.sink.close(4000, 'resumed on another connection');
+    session ??= this.gym.sessions.create(conn.address);
     if (conn.session && conn.session !== session) this.gym.sessions.detach(conn.session);
+    if (!conn.session) {
+      this.helloed++;
+      this.admission.settle(conn.socket);
+      raiseFrameLimit(conn.ws, this.config.hardFrameBytes);
+    }
     conn.session = session;
     this.metrics.sessions.set(this.gym.sessions.size);
     this.send(conn, { id: m.id, ok: true, ...this.gym.hello(session), resumed }, encoding);
-    session.attach(new ConnSink(conn, (v, enc) => this.send(conn, v, enc)));
+    if (!own) session.attach(new ConnSink(conn, (v, enc) => this.send(conn, v, enc)));
+  }
+
+  /** Closes after the error answer has gone out. */
+  private closeSoon(conn: Conn, code: number, reason: string): void {
+    setImmediate(() => conn.ws.close(code, reason));
   }
 
   async listen(): Promise<string> {
@@ -295,6 +394,7 @@ export class AnvilServer {
 
   async close(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
+    this.admission.close();
     for (const c of this.conns) c.ws.terminate();
     for (const s of [...this.gym.sessions.all()]) this.gym.sessions.expire(s);
     await this.app.close();
@@ -314,6 +414,14 @@ class ConnSink implements Sink {
   close(code: number, reason: string): void {
     this.conn.ws.close(code, reason);
   }
+}
+
+/** ws has no public setter for a connection's frame limit; its receiver reads
+ * `_maxPayload` at every frame header, so raising it applies from the next frame. */
+function raiseFrameLimit(ws: WebSocket, bytes: number): void {
+  const receiver = (ws as unknown as { _receiver?: { _maxPayload: number } })._receiver;
+  if (!receiver || typeof receiver._maxPayload !== 'number') throw new Error('ws internals changed: cannot raise the frame limit after hello');
+  receiver._maxPayload = bytes;
 }
 
 function refuse(socket: Duplex, status: number, text: string): void {

@@ -1,6 +1,7 @@
 /** Sessions outlive their connection for a grace period: a client that
- * reconnects with its resume token gets its episodes back, and the answers
- * that finished while it was away. */
+ * reconnects with its resume token gets its episodes back, the answers that
+ * finished while it was away, and — for any step it sends again under the same
+ * request id — the answer it already had, never a second evaluation. */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Encoding } from './codec.js';
 
@@ -10,11 +11,10 @@ export interface Sink {
   close(code: number, reason: string): void;
 }
 
-/** A finished request's answer, kept to re-send when the same request is retried. */
-interface Replay {
-  fingerprint: string;
-  answer: unknown;
-}
+/** Results kept for a disconnected session, at most; the rest wait in the replay store. */
+const OUTBOX_LIMIT = 10_000;
+/** Request ids whose answers left the replay store, remembered per session at most. */
+const EXPIRED_IDS_LIMIT = 1_000_000;
 
 export class Session {
   readonly id = randomUUID();
@@ -22,24 +22,25 @@ export class Session {
   sink: Sink | null = null;
   encoding: Encoding = 'json';
   readonly episodes = new Set<string>();
+  /** Episodes of this session not yet finished (they count against its quota). */
+  openEpisodes = 0;
   /** Steps in flight, by request id, with a fingerprint of the request. */
   readonly inflight = new Map<string, { fingerprint: string; episode: string; abort: AbortController }>();
-  /** Answers that could not be delivered while disconnected, oldest first. */
+  /** Results that finished while disconnected, oldest first. */
   private readonly outbox: Array<{ value: unknown; encoding: Encoding }> = [];
-  private readonly replay = new Map<string, Replay>();
+  /** Request ids (with their fingerprint) whose answer was evicted from the replay store. */
+  readonly expired = new Map<string, string>();
   graceTimer: NodeJS.Timeout | null = null;
 
-  constructor(
-    private readonly replayLimit: number,
-    private readonly outboxLimit: number,
-  ) {}
+  constructor(readonly address: string) {}
 
-  /** Sends now, or keeps it for the next connection. */
-  deliver(value: unknown, encoding: Encoding): void {
+  /** Sends now, or keeps a result for the next connection (progress is not kept:
+   * it is stale by then). */
+  deliver(value: unknown, encoding: Encoding, isResult = true): void {
     if (this.sink) this.sink.send(value, encoding);
-    else {
+    else if (isResult) {
       this.outbox.push({ value, encoding });
-      if (this.outbox.length > this.outboxLimit) this.outbox.shift();
+      if (this.outbox.length > OUTBOX_LIMIT) this.outbox.shift();
     }
   }
 
@@ -50,26 +51,93 @@ export class Session {
     for (const { value, encoding } of this.outbox.splice(0)) sink.send(value, encoding);
   }
 
-  remember(key: string, fingerprint: string, answer: unknown): void {
-    this.replay.delete(key);
-    this.replay.set(key, { fingerprint, answer });
-    if (this.replay.size > this.replayLimit) this.replay.delete(this.replay.keys().next().value!);
+  markExpired(key: string, fingerprint: string): void {
+    this.expired.set(key, fingerprint);
+    if (this.expired.size > EXPIRED_IDS_LIMIT) this.expired.delete(this.expired.keys().next().value!);
+  }
+}
+
+interface Replay {
+  session: Session;
+  key: string;
+  fingerprint: string;
+  answer: unknown;
+  bytes: number;
+  at: number;
+}
+
+/** Every step answer, over all sessions, oldest first: bounded by bytes and by
+ * age, never by count. A session's answers leave with it. */
+export class ReplayStore {
+  private readonly entries = new Map<string, Replay>();
+  /** Each session's live entries, so that they leave with it. */
+  private readonly bySession = new Map<Session, Set<string>>();
+  private bytes = 0;
+  evicted = 0;
+
+  constructor(
+    readonly maxBytes: number,
+    readonly maxAgeMs: number,
+  ) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+  get totalBytes(): number {
+    return this.bytes;
   }
 
-  /** The earlier answer to this exact request, if it finished. */
-  replayFor(key: string, fingerprint: string): unknown | undefined {
-    const r = this.replay.get(key);
+  remember(session: Session, key: string, fingerprint: string, answer: unknown, bytes: number, now = Date.now()): void {
+    const k = `${session.id}\0${key}`;
+    this.drop(k);
+    this.entries.set(k, { session, key, fingerprint, answer, bytes, at: now });
+    let mine = this.bySession.get(session);
+    if (!mine) this.bySession.set(session, (mine = new Set()));
+    mine.add(k);
+    this.bytes += bytes;
+    this.trim(now);
+  }
+
+  /** The earlier answer to this exact request, if it is still kept. */
+  replayFor(session: Session, key: string, fingerprint: string, now = Date.now()): unknown | undefined {
+    this.trim(now);
+    const r = this.entries.get(`${session.id}\0${key}`);
     return r && r.fingerprint === fingerprint ? r.answer : undefined;
+  }
+
+  /** A session expired: its answers go. */
+  forget(session: Session): void {
+    for (const k of this.bySession.get(session) ?? []) this.drop(k);
+    this.bySession.delete(session);
+  }
+
+  private drop(k: string): void {
+    const r = this.entries.get(k);
+    if (!r) return;
+    this.entries.delete(k);
+    this.bySession.get(r.session)?.delete(k);
+    this.bytes -= r.bytes;
+  }
+
+  /** Oldest first out while over the byte bound or past the age bound. */
+  private trim(now: number): void {
+    for (const [k, r] of this.entries) {
+      if (this.bytes <= this.maxBytes && now - r.at <= this.maxAgeMs) break;
+      this.drop(k);
+      this.evicted++;
+      r.session.markExpired(r.key, r.fingerprint);
+    }
   }
 }
 
 export class SessionRegistry {
   private readonly byId = new Map<string, Session>();
   private readonly byToken = new Map<string, Session>();
+  private readonly perAddress = new Map<string, number>();
 
   constructor(
     private readonly graceMs: number,
-    private readonly replayLimit: number,
+    readonly replay: ReplayStore,
     private readonly onExpire: (s: Session) => void,
   ) {}
 
@@ -77,11 +145,20 @@ export class SessionRegistry {
     return this.byId.size;
   }
 
-  create(): Session {
-    const s = new Session(this.replayLimit, 10_000);
+  sessionsOf(address: string): number {
+    return this.perAddress.get(address) ?? 0;
+  }
+
+  create(address: string): Session {
+    const s = new Session(address);
     this.byId.set(s.id, s);
     this.byToken.set(s.resumeToken, s);
+    this.perAddress.set(address, this.sessionsOf(address) + 1);
     return s;
+  }
+
+  get(id: string): Session | undefined {
+    return this.byId.get(id);
   }
 
   byResumeToken(token: string): Session | undefined {
@@ -98,8 +175,12 @@ export class SessionRegistry {
 
   expire(s: Session): void {
     if (s.graceTimer) clearTimeout(s.graceTimer);
-    this.byId.delete(s.id);
+    if (!this.byId.delete(s.id)) return;
     this.byToken.delete(s.resumeToken);
+    const left = this.sessionsOf(s.address) - 1;
+    if (left <= 0) this.perAddress.delete(s.address);
+    else this.perAddress.set(s.address, left);
+    this.replay.forget(s);
     this.onExpire(s);
   }
 

@@ -3,11 +3,12 @@
  * and groups, computes returns, TRLOO advantages and keep flags, and writes one
  * row per turn (optionally one per episode) in chat-message form, as JSON Lines
  * or Parquet. The same logs always give the same bytes. */
-import { writeFileSync } from 'node:fs';
+import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { Bool, Field, Float64, Int32, List, Struct, Utf8, makeTable, tableToIPC, vectorFromArray } from 'apache-arrow';
-import { readTurnLogs } from './logs.js';
+import { eachTurnLog, logFiles } from './logs.js';
 import { keepFlag, trloo } from './trloo.js';
 
 export interface ChatMessage {
@@ -78,6 +79,8 @@ export interface ExportOptions {
   /** Also write one row per episode, to `<out>` with `.episodes` before the extension. */
   episodes: boolean;
   onProgress?: (readBytes: number, totalBytes: number) => void;
+  /** Log bytes per partition (default 32 MiB); smaller in tests, to show the output does not depend on it. */
+  partitionBytes?: number;
 }
 
 export interface ExportReport {
@@ -91,17 +94,108 @@ export interface ExportReport {
 }
 
 
+/** Log bytes per partition: one partition at a time is held in memory, whatever the run's length. */
+const PARTITION_BYTES = 32 * 1024 ** 2;
+/** Rows per Parquet row group (and per Arrow batch built on the way). */
+const PARQUET_BATCH_ROWS = 8192;
+
+/** Streams: the logs are split by group into partitions on disk (whole groups
+ * together, which TRLOO needs), each partition is sorted and turned into rows
+ * in memory on its own, and the sorted partitions are merged into the output.
+ * Memory is bounded by one partition (32 MiB of logs) and one Parquet row
+ * group, not by the run's length. The output order (group, episode, turn, time)
+ * does not depend on the partitioning, so the same logs give the same bytes. */
 export async function exportDataset(opts: ExportOptions): Promise<ExportReport> {
-  const read = await readTurnLogs<LogRecord>(opts.logs, opts.onProgress);
-  const records = read.records;
-  const report: ExportReport = { files: read.files, records: records.length, skipped: read.skipped, rows: 0, episodes: 0, groups: 0, written: [] };
+  const work = mkdtempSync(path.join(path.dirname(path.resolve(opts.out)), '.anvil-export-'));
+  try {
+    const parts = await partition(opts.logs, work, opts.partitionBytes ?? PARTITION_BYTES, opts.onProgress);
+    const report: ExportReport = { files: parts.files, records: parts.records, skipped: parts.skipped, rows: 0, episodes: 0, groups: 0, written: [] };
+    const turnRuns: string[] = [];
+    const episodeRuns: string[] = [];
+    for (const [i, file] of parts.paths.entries()) {
+      const r = sortedRows(readPartition(file), opts);
+      rmSync(file);
+      report.rows += r.rows.length;
+      report.episodes += r.episodes.length;
+      report.groups += r.groups;
+      turnRuns.push(writeRun(path.join(work, `turns-${i}.run`), r.rows, turnColumns));
+      if (opts.episodes) episodeRuns.push(writeRun(path.join(work, `episodes-${i}.run`), r.episodes, episodeColumns));
+    }
+    await writeMerged(opts.out, opts.format, turnRuns, turnColumns);
+    report.written.push(opts.out);
+    if (opts.episodes) {
+      const ext = path.extname(opts.out);
+      const file = `${opts.out.slice(0, opts.out.length - ext.length)}.episodes${ext}`;
+      await writeMerged(file, opts.format, episodeRuns, episodeColumns);
+      report.written.push(file);
+    }
+    return report;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** FNV-1a of a group id: which partition it goes to. */
+function partitionOf(group: string, n: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < group.length; i++) h = Math.imul(h ^ group.charCodeAt(i), 0x01000193);
+  return (h >>> 0) % n;
+}
+
+/** Pass 1: every valid record line goes, as it is, to its group's partition file. */
+async function partition(dir: string, work: string, partitionBytes: number, onProgress?: ExportOptions['onProgress']) {
+  const { total } = logFiles(dir);
+  const n = Math.max(1, Math.ceil(total / partitionBytes));
+  const paths = Array.from({ length: n }, (_, i) => path.join(work, `part-${i}.jsonl`));
+  const out = paths.map((p) => ({ fd: openSync(p, 'w'), chunks: [] as string[], bytes: 0 }));
+  // Buffers over all partitions stay within 64 MiB, however many partitions a long run needs.
+  const flushAt = Math.max(16 * 1024, Math.min(1024 ** 2, (64 * 1024 ** 2) / n));
+  const flush = (o: (typeof out)[number]) => {
+    if (o.chunks.length) writeSync(o.fd, o.chunks.join(''));
+    o.chunks = [];
+    o.bytes = 0;
+  };
+  try {
+    const read = await eachTurnLog<LogRecord>(
+      dir,
+      (r, line) => {
+        const o = out[partitionOf(r.group, n)]!;
+        o.chunks.push(line, '\n');
+        o.bytes += line.length + 1;
+        if (o.bytes > flushAt) flush(o);
+      },
+      onProgress,
+    );
+    return { ...read, paths };
+  } finally {
+    for (const o of out) {
+      flush(o);
+      closeSync(o.fd);
+    }
+  }
+}
+
+function readPartition(file: string): LogRecord[] {
+  const text = readFileSync(file, 'utf8');
+  const out: LogRecord[] = [];
+  let pos = 0;
+  while (pos < text.length) {
+    const nl = text.indexOf('\n', pos);
+    out.push(JSON.parse(text.slice(pos, nl)) as LogRecord);
+    pos = nl + 1;
+  }
+  return out;
+}
+
+/** One partition's rows, in output order, with their sort keys. */
+function sortedRows(records: LogRecord[], opts: ExportOptions): { rows: Array<TurnRow & { key: SortKey }>; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number } {
   // Deterministic order: group, episode, turn, then time (a masked attempt before its retry).
   records.sort((a, b) => cmp(a.group, b.group) || cmp(a.episode, b.episode) || a.turn - b.turn || cmp(a.time, b.time) || Number(b.mask) - Number(a.mask));
   const values = trloo(
     records.map((r) => ({ group: r.group, episode: r.episode, turn: r.turn, reward: r.reward, mask: r.mask })),
     opts.gamma,
   );
-  let rows: TurnRow[] = [];
+  let rows: Array<TurnRow & { key: SortKey }> = [];
   let conversation: ChatMessage[] = [];
   let current = '';
   records.forEach((r, i) => {
@@ -112,6 +206,7 @@ export async function exportDataset(opts: ExportOptions): Promise<ExportReport> 
     const messages = [...conversation, ...r.observation.messages];
     if (!r.mask) conversation = [...messages, { role: 'assistant', content: r.action }];
     rows.push({
+      key: [r.group, r.episode, r.turn, r.time, r.mask ? 0 : 1],
       task: r.task,
       group: r.group,
       episode: r.episode,
@@ -129,20 +224,187 @@ export async function exportDataset(opts: ExportOptions): Promise<ExportReport> 
       speedup: r.eval?.speedup ?? null,
     });
   });
-  const episodes = episodeRows(rows, conversationsOf(records));
+  const episodes = episodeRows(rows, conversationsOf(records)).map((e) => ({ ...e, key: [e.group, e.episode] as SortKey }));
   rows = applyFilters(rows, opts.filters);
-  report.rows = rows.length;
-  report.episodes = episodes.length;
-  report.groups = new Set(records.map((r) => r.group)).size;
-  write(opts.out, opts.format, rows, turnColumns);
-  report.written.push(opts.out);
-  if (opts.episodes) {
-    const ext = path.extname(opts.out);
-    const file = `${opts.out.slice(0, opts.out.length - ext.length)}.episodes${ext}`;
-    write(file, opts.format, episodes, episodeColumns);
-    report.written.push(file);
+  return { rows, episodes, groups: new Set(records.map((r) => r.group)).size };
+}
+
+type SortKey = Array<string | number>;
+
+function cmpKeys(a: SortKey, b: SortKey): number {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y) return typeof x === 'number' ? (x as number) - (y as number) : cmp(x as string, y as string);
   }
-  return report;
+  return 0;
+}
+
+/** A sorted run: one line per row, its key as JSON, a tab, the row as JSON. */
+function writeRun<R>(file: string, rows: Array<R & { key: SortKey }>, columns: Column<R>[]): string {
+  const fd = openSync(file, 'w');
+  let chunks: string[] = [];
+  let bytes = 0;
+  for (const r of rows) {
+    const line = `${JSON.stringify(r.key)}\t${JSON.stringify(Object.fromEntries(columns.map((c) => [c.name, r[c.name]])))}\n`;
+    chunks.push(line);
+    bytes += line.length;
+    if (bytes > 1024 ** 2) {
+      writeSync(fd, chunks.join(''));
+      chunks = [];
+      bytes = 0;
+    }
+  }
+  writeSync(fd, chunks.join(''));
+  closeSync(fd);
+  return file;
+}
+
+/** Merges sorted runs, row by row, into the output file. */
+async function writeMerged<R>(file: string, format: 'jsonl' | 'parquet', runs: string[], columns: Column<R>[]): Promise<void> {
+  const heads = await Promise.all(
+    runs.map(async (r) => {
+      const lines = createInterface({ input: createReadStream(r, 'utf8'), crlfDelay: Infinity })[Symbol.asyncIterator]();
+      const h = { lines, key: null as SortKey | null, row: '' };
+      await advance(h);
+      return h;
+    }),
+  );
+  const sink = format === 'jsonl' ? jsonlSink(file) : parquetSink(file, columns);
+  // A binary heap of the runs by their next key (ties: the earlier run first, for the same bytes every time).
+  type Head = (typeof heads)[number] & { run: number };
+  const heap: Head[] = heads.map((h, run) => ({ ...h, run })).filter((h) => h.key);
+  const less = (a: Head, b: Head) => {
+    const c = cmpKeys(a.key!, b.key!);
+    return c < 0 || (c === 0 && a.run < b.run);
+  };
+  const down = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && less(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && less(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
+  try {
+    while (heap.length) {
+      const top = heap[0]!;
+      await sink.add(top.row);
+      await advance(top);
+      if (!top.key) {
+        heap[0] = heap[heap.length - 1]!;
+        heap.pop();
+      }
+      if (heap.length) down(0);
+    }
+  } finally {
+    await sink.end();
+  }
+}
+
+async function advance(h: { lines: AsyncIterator<string>; key: SortKey | null; row: string }): Promise<void> {
+  const next = await h.lines.next();
+  if (next.done) {
+    h.key = null;
+    return;
+  }
+  const tab = next.value.indexOf('\t');
+  h.key = JSON.parse(next.value.slice(0, tab)) as SortKey;
+  h.row = next.value.slice(tab + 1);
+}
+
+interface Sink {
+  add(rowJson: string): Promise<void>;
+  end(): Promise<void>;
+}
+
+function jsonlSink(file: string): Sink {
+  const fd = openSync(file, 'w');
+  let chunks: string[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (chunks.length) writeSync(fd, chunks.join(''));
+    chunks = [];
+    bytes = 0;
+  };
+  return {
+    async add(row) {
+      chunks.push(row, '\n');
+      bytes += row.length + 1;
+      if (bytes > 1024 ** 2) flush();
+    },
+    async end() {
+      flush();
+      closeSync(fd);
+    },
+  };
+}
+
+/** Rows in batches of PARQUET_BATCH_ROWS, each an Arrow batch handed to
+ * parquet-wasm's streaming writer, one row group each. */
+function parquetSink<R>(file: string, columns: Column<R>[]): Sink {
+  const pq = requireParquet();
+  const fd = openSync(file, 'w');
+  let batch: R[] = [];
+  let wanted: (() => void) | null = null;
+  let pushBatch: ((b: unknown) => void) | null = null;
+  let finish: (() => void) | null = null;
+  let failed: unknown = null;
+  // The writer pulls a batch when it wants one; add() waits for that, so only one batch waits at a time.
+  const source = new ReadableStream({
+    start(controller) {
+      pushBatch = (b) => controller.enqueue(b);
+      finish = () => controller.close();
+    },
+    pull() {
+      return new Promise<void>((resolve) => {
+        wanted = resolve;
+      });
+    },
+  }, { highWaterMark: 1 });
+  const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(PARQUET_BATCH_ROWS).setCreatedBy('anvil export').build();
+  const written = pq.transformParquetStream(source, props).then(async (out) => {
+    const reader = out.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      writeSync(fd, value as Uint8Array);
+    }
+  }).catch((e: unknown) => {
+    failed = e;
+  });
+  const emit = async () => {
+    if (!batch.length) return;
+    const ipc = tableToIPC(arrowTable(batch, columns), 'stream');
+    batch = [];
+    const t = pq.Table.fromIPCStream(ipc);
+    for (const rb of t.recordBatches()) {
+      while (!wanted && !failed) await new Promise((r) => setImmediate(r));
+      if (failed) throw failed;
+      const go = wanted!;
+      wanted = null;
+      pushBatch!(rb);
+      go();
+    }
+  };
+  return {
+    async add(row) {
+      batch.push(JSON.parse(row) as R);
+      if (batch.length >= PARQUET_BATCH_ROWS) await emit();
+    },
+    async end() {
+      await emit();
+      finish!();
+      await written;
+      closeSync(fd);
+      if (failed) throw failed;
+    },
+  };
 }
 
 function cmp(a: string, b: string): number {
@@ -186,12 +448,12 @@ function episodeRows(rows: TurnRow[], conversations: Map<string, ChatMessage[]>)
   });
 }
 
-export function applyFilters(rows: TurnRow[], filters: Filter[]): TurnRow[] {
+export function applyFilters<T extends TurnRow>(rows: T[], filters: Filter[]): T[] {
   let out = rows;
   for (const f of filters) {
     if (f === 'correct') out = out.filter((r) => !r.mask && r.outcome === 'ok');
     else if (f === 'best') {
-      const best = new Map<string, TurnRow>();
+      const best = new Map<string, T>();
       for (const r of out) if (!r.mask && (!best.has(r.episode) || r.reward > best.get(r.episode)!.reward)) best.set(r.episode, r);
       const keep = new Set(best.values());
       out = out.filter((r) => keep.has(r));
@@ -241,11 +503,7 @@ const episodeColumns: Column<EpisodeRow>[] = [
   { name: 'outcomes', type: 'strings' },
 ];
 
-function write<R>(file: string, format: 'jsonl' | 'parquet', rows: R[], columns: Column<R>[]): void {
-  if (format === 'jsonl') {
-    writeFileSync(file, rows.map((r) => JSON.stringify(Object.fromEntries(columns.map((c) => [c.name, r[c.name]])))).join('\n') + (rows.length ? '\n' : ''));
-    return;
-  }
+function arrowTable<R>(rows: R[], columns: Column<R>[]) {
   const message = new Struct([new Field('role', new Utf8()), new Field('content', new Utf8())]);
   const vectors = Object.fromEntries(
     columns.map((c) => {
@@ -269,15 +527,7 @@ function write<R>(file: string, format: 'jsonl' | 'parquet', rows: R[], columns:
       }
     }),
   );
-  const table = makeTable(vectors);
-  writeParquetTable(file, tableToIPC(table, 'stream'));
-}
-
-function writeParquetTable(file: string, ipc: Uint8Array): void {
-  // parquet-wasm is loaded lazily: its WebAssembly is only needed for Parquet.
-  const pq = requireParquet();
-  const t = pq.Table.fromIPCStream(ipc);
-  writeFileSync(file, pq.writeParquet(t));
+  return makeTable(vectors);
 }
 
 const require = createRequire(import.meta.url);

@@ -7,22 +7,29 @@ import { createInterface } from 'node:readline';
 
 export class LogFolderError extends Error {}
 
-export interface ReadLogs<R> {
-  records: R[];
-  files: number;
-  skipped: Array<{ file: string; line: number; reason: string }>;
-}
+export type Skipped = Array<{ file: string; line: number; reason: string }>;
 
-export async function readTurnLogs<R>(dir: string, onProgress?: (readBytes: number, totalBytes: number) => void): Promise<ReadLogs<R>> {
+/** The log files of a folder, in name order, and their total size. */
+export function logFiles(dir: string): { files: string[]; total: number } {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new LogFolderError(`no such folder: ${dir}`);
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.jsonl'))
     .sort();
   if (files.length === 0) throw new LogFolderError(`${dir} holds no per-turn logs (*.jsonl files written by anvil serve --log-dir)`);
-  const total = files.reduce((a, f) => a + statSync(path.join(dir, f)).size, 0);
+  return { files, total: files.reduce((a, f) => a + statSync(path.join(dir, f)).size, 0) };
+}
+
+/** Streams every turn record of a folder to `onRecord`, with its line as read;
+ * holds one line at a time. */
+export async function eachTurnLog<R>(
+  dir: string,
+  onRecord: (record: R, line: string) => void,
+  onProgress?: (readBytes: number, totalBytes: number) => void,
+): Promise<{ files: number; records: number; skipped: Skipped }> {
+  const { files, total } = logFiles(dir);
   let read = 0;
-  const records: R[] = [];
-  const skipped: ReadLogs<R>['skipped'] = [];
+  let records = 0;
+  const skipped: Skipped = [];
   for (const f of files) {
     const lines = createInterface({ input: createReadStream(path.join(dir, f), 'utf8'), crlfDelay: Infinity });
     let n = 0;
@@ -31,16 +38,19 @@ export async function readTurnLogs<R>(dir: string, onProgress?: (readBytes: numb
       read += Buffer.byteLength(line) + 1;
       if (n % 1000 === 0) onProgress?.(read, total);
       if (!line.trim()) continue;
+      let r;
       try {
-        const r = JSON.parse(line);
+        r = JSON.parse(line);
         if (typeof r.episode !== 'string' || typeof r.turn !== 'number' || typeof r.group !== 'string' || !Array.isArray(r.observation?.messages) || typeof r.action !== 'string')
           throw new Error('not a turn record');
-        records.push(r as R);
       } catch (e) {
         skipped.push({ file: f, line: n, reason: (e as Error).message.slice(0, 120) });
+        continue;
       }
+      records++;
+      onRecord(r as R, line);
     }
   }
   onProgress?.(total, total);
-  return { records, files: files.length, skipped };
+  return { files: files.length, records, skipped };
 }

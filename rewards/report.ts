@@ -4,8 +4,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
-import { readTurnLogs } from './logs.js';
-import { episodeSummaries, episodeView, runStats, type TurnSummary } from './stats.js';
+import { eachTurnLog } from './logs.js';
+import { emptyRange, episodeView, RunStatsBuilder, widenRange, type TurnSummary } from './stats.js';
 
 const UI = path.join(PACKAGE_ROOT, 'env', 'ui');
 
@@ -20,14 +20,22 @@ export function selfContainedPage(data: unknown): string {
     .replace('<script src="ui/app.js"></script>', () => `<script>${script.replace(/<\/script/gi, '<\\/script')}</script>`);
 }
 
+/** Three streamed passes over the logs: the run's span and reward range, the
+ * statistics, then the records of the episodes the report shows. */
 export async function writeReport(opts: { logs: string; out: string; onProgress?: (read: number, total: number) => void }) {
-  const read = await readTurnLogs<TurnSummary>(opts.logs, opts.onProgress);
-  const records = read.records.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
-  const stats = runStats(records);
-  const recent = episodeSummaries(records, 200);
+  const range = emptyRange();
+  const first = await eachTurnLog<TurnSummary>(opts.logs, (r) => widenRange(range, r), opts.onProgress);
+  const builder = new RunStatsBuilder(range);
+  await eachTurnLog<TurnSummary>(opts.logs, (r) => builder.add(r));
+  const stats = builder.result();
+  const recent = builder.recentEpisodes(200);
   const wanted = new Set([...recent.map((e) => e.episode), ...stats.best.map((b) => b.episode)]);
-  const episodes = [...wanted].map((id) => episodeView(records, id)).filter((e) => e !== null);
+  const shown: TurnSummary[] = [];
+  await eachTurnLog<TurnSummary>(opts.logs, (r) => {
+    if (wanted.has(r.episode)) shown.push(r);
+  });
+  const episodes = [...wanted].map((id) => episodeView(shown, id)).filter((e) => e !== null);
   const page = selfContainedPage({ source: path.resolve(opts.logs), written: new Date().toISOString(), stats, recent, episodes });
   writeFileSync(opts.out, page);
-  return { records: records.length, files: read.files, skipped: read.skipped, episodes: stats.episodes, bytes: Buffer.byteLength(page) };
+  return { records: first.records, files: first.files, skipped: first.skipped, episodes: stats.episodes, bytes: Buffer.byteLength(page) };
 }

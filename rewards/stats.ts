@@ -46,102 +46,218 @@ export interface RunStats {
 
 const outcomeOf = (r: TurnSummary) => (r.mask ? (r.reason ?? 'env_error') : (r.eval?.outcome ?? r.reason ?? 'unknown'));
 
-function quantile(sorted: number[], q: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : 0;
+/** Stage durations in bins 1% apart (from 1 µs): quantiles within 1%, in bounded memory. */
+const BIN_RATIO = Math.log(1.01);
+const binOf = (ms: number) => Math.max(0, Math.floor(Math.log(Math.max(ms, 0.001) / 0.001) / BIN_RATIO));
+const binValue = (bin: number) => 0.001 * Math.exp((bin + 0.5) * BIN_RATIO);
+
+class Durations {
+  n = 0;
+  max = 0;
+  private readonly bins = new Map<number, number>();
+  add(ms: number): void {
+    this.n++;
+    if (ms > this.max) this.max = ms;
+    const b = binOf(ms);
+    this.bins.set(b, (this.bins.get(b) ?? 0) + 1);
+  }
+  quantile(q: number): number {
+    const rank = Math.min(this.n - 1, Math.floor(q * this.n));
+    let seen = 0;
+    for (const b of [...this.bins.keys()].sort((x, y) => x - y)) {
+      seen += this.bins.get(b)!;
+      if (seen > rank) return Math.min(this.max, binValue(b));
+    }
+    return this.max;
+  }
 }
 
-function mean(xs: number[]): number | null {
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null;
+/** What the statistics need to know of a run before its records: its time span and reward range. */
+export interface RunRange {
+  t0: number;
+  t1: number;
+  rewardLo: number;
+  rewardHi: number;
+}
+
+export function rangeOf(records: Iterable<TurnSummary>): RunRange {
+  const r = emptyRange();
+  for (const x of records) widenRange(r, x);
+  return r;
+}
+
+export function emptyRange(): RunRange {
+  return { t0: Infinity, t1: -Infinity, rewardLo: 0, rewardHi: 1 };
+}
+
+export function widenRange(range: RunRange, r: TurnSummary): void {
+  const t = Date.parse(r.time);
+  if (t < range.t0) range.t0 = t;
+  if (t > range.t1) range.t1 = t;
+  if (!r.mask) {
+    if (r.reward < range.rewardLo) range.rewardLo = r.reward;
+    if (r.reward > range.rewardHi) range.rewardHi = r.reward;
+  }
+}
+
+/** Per-episode state kept while reading: what fastP and the episode list need. */
+interface EpisodeAgg {
+  taskset: string;
+  task: string;
+  group: string;
+  episode: string;
+  time: string;
+  lastOutcome: string;
+  turns: number;
+  bestCorrect: number;
+  bestSpeedup: number | null;
+  totalReward: number;
+}
+
+/** The run's statistics, one record at a time: memory is bounded by the number
+ * of episodes (a few numbers each), tasks and stages, never by the records. */
+export class RunStatsBuilder {
+  private readonly bucketMs: number;
+  private readonly t0: number;
+  private readonly timeline = new Map<number, { outcomes: Record<string, number>; sum: number; n: number }>();
+  private readonly perTurn = new Map<number, { outcomes: Record<string, number>; sum: number; n: number }>();
+  private readonly outcomes: Record<string, number> = {};
+  private readonly flags: Record<string, number> = {};
+  private readonly stageMs = new Map<string, Durations>();
+  private slowest: RunStats['slowest'] = [];
+  readonly episodes = new Map<string, EpisodeAgg>();
+  private readonly bestByTask = new Map<string, RunStats['best'][number]>();
+  private readonly rewardHistogram: RunStats['rewardHistogram'];
+  private readonly rewardLo: number;
+  private readonly rewardWidth: number;
+  private readonly speedupHistogram = Array.from({ length: 14 }, (_, k) => ({ lo: 2 ** (k - 4), hi: 2 ** (k - 3), n: 0 }));
+  private steps = 0;
+  private lastMinute = 0;
+  private readonly now: number;
+
+  constructor(range: RunRange, opts: { buckets?: number; now?: number } = {}) {
+    const empty = range.t0 > range.t1;
+    this.t0 = empty ? 0 : range.t0;
+    const t1 = empty ? 0 : range.t1;
+    this.bucketMs = Math.max(1000, Math.ceil((t1 - this.t0 + 1) / (opts.buckets ?? 30)));
+    this.now = opts.now ?? t1;
+    this.rewardLo = range.rewardLo;
+    this.rewardWidth = (range.rewardHi - range.rewardLo) / 20;
+    this.rewardHistogram = Array.from({ length: 20 }, (_, k) => ({ lo: range.rewardLo + k * this.rewardWidth, hi: range.rewardLo + (k + 1) * this.rewardWidth, n: 0 }));
+  }
+
+  add(r: TurnSummary): void {
+    this.steps++;
+    const time = Date.parse(r.time);
+    if (time > this.now - 60_000) this.lastMinute++;
+    const o = outcomeOf(r);
+    this.outcomes[o] = (this.outcomes[o] ?? 0) + 1;
+    const b = this.t0 + Math.floor((time - this.t0) / this.bucketMs) * this.bucketMs;
+    let cell = this.timeline.get(b);
+    if (!cell) this.timeline.set(b, (cell = { outcomes: {}, sum: 0, n: 0 }));
+    cell.outcomes[o] = (cell.outcomes[o] ?? 0) + 1;
+    let turn = this.perTurn.get(r.turn);
+    if (!turn) this.perTurn.set(r.turn, (turn = { outcomes: {}, sum: 0, n: 0 }));
+    turn.outcomes[o] = (turn.outcomes[o] ?? 0) + 1;
+    if (!r.mask) {
+      cell.sum += r.reward;
+      cell.n++;
+      turn.sum += r.reward;
+      turn.n++;
+      this.rewardHistogram[Math.max(0, Math.min(19, Math.floor((r.reward - this.rewardLo) / this.rewardWidth)))]!.n++;
+    }
+    for (const f of r.eval?.flags ?? []) this.flags[f.kind] = (this.flags[f.kind] ?? 0) + 1;
+    for (const s of r.eval?.stages ?? []) {
+      if (s.status === 'skipped') continue;
+      let d = this.stageMs.get(s.name);
+      if (!d) this.stageMs.set(s.name, (d = new Durations()));
+      d.add(s.ms);
+      if (this.slowest.length < 10 || s.ms > this.slowest[this.slowest.length - 1]!.ms) {
+        this.slowest.push({ stage: s.name, ms: s.ms, task: r.task, episode: r.episode, turn: r.turn });
+        this.slowest.sort((a, b) => b.ms - a.ms);
+        if (this.slowest.length > 10) this.slowest.pop();
+      }
+    }
+    let e = this.episodes.get(r.episode);
+    if (!e) {
+      e = { taskset: r.taskset, task: r.task, group: r.group, episode: r.episode, time: r.time, lastOutcome: o, turns: 0, bestCorrect: 0, bestSpeedup: null, totalReward: 0 };
+      this.episodes.set(r.episode, e);
+    }
+    if (r.time >= e.time) {
+      e.time = r.time;
+      e.lastOutcome = o;
+    }
+    if (!r.mask) {
+      e.turns++;
+      e.totalReward += r.reward;
+    }
+    if (r.eval?.outcome === 'ok' && r.eval.speedup !== null && (e.bestSpeedup === null || r.eval.speedup > e.bestSpeedup)) e.bestSpeedup = r.eval.speedup;
+    if (o === 'ok' && r.eval?.correct && r.eval.speedup !== null) {
+      const sp = r.eval.speedup;
+      this.speedupHistogram[Math.max(0, Math.min(13, Math.floor(Math.log2(sp)) + 4))]!.n++;
+      if (sp > e.bestCorrect) e.bestCorrect = sp;
+      const t = this.bestByTask.get(r.task);
+      if (!t || sp > t.speedup) this.bestByTask.set(r.task, { task: r.task, speedup: sp, episode: r.episode, turn: r.turn, code: r.action });
+    }
+  }
+
+  result(): RunStats {
+    const fastP: RunStats['fastP'] = {};
+    const byTaskset = new Map<string, number[]>();
+    for (const e of this.episodes.values()) {
+      let list = byTaskset.get(e.taskset);
+      if (!list) byTaskset.set(e.taskset, (list = []));
+      list.push(e.bestCorrect);
+    }
+    for (const [set, best] of byTaskset) {
+      fastP[set] = {};
+      for (const p of [0, 1, 1.2, 2]) fastP[set]![String(p)] = best.filter((s) => s > p).length / best.length;
+    }
+    const stages: RunStats['stages'] = {};
+    for (const [name, d] of this.stageMs) stages[name] = { n: d.n, p50: d.quantile(0.5), p90: d.quantile(0.9), max: d.max };
+    const mean = (c: { sum: number; n: number }) => (c.n ? c.sum / c.n : null);
+    return {
+      steps: this.steps,
+      episodes: this.episodes.size,
+      outcomes: this.outcomes,
+      timeline: [...this.timeline.entries()].sort((a, b) => a[0] - b[0]).map(([start, c]) => ({ start, outcomes: c.outcomes, meanReward: mean(c) })),
+      bucketMs: this.bucketMs,
+      perTurn: [...this.perTurn.entries()].sort((a, b) => a[0] - b[0]).map(([turn, c]) => ({ turn, outcomes: c.outcomes, meanReward: mean(c) })),
+      rewardHistogram: this.rewardHistogram,
+      speedupHistogram: this.speedupHistogram,
+      flags: this.flags,
+      stages,
+      fastP,
+      best: [...this.bestByTask.values()].sort((a, b) => a.task.localeCompare(b.task)),
+      slowest: this.slowest,
+      evalsPerMinute: this.lastMinute,
+    };
+  }
+
+  /** The most recent episodes, newest first, one line each. */
+  recentEpisodes(limit: number) {
+    const top: EpisodeAgg[] = [];
+    for (const e of this.episodes.values()) {
+      if (top.length === limit && e.time <= top[top.length - 1]!.time) continue;
+      // Newest first; among equal times, the earlier seen stays first.
+      let lo = 0;
+      let hi = top.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (top[mid]!.time >= e.time) lo = mid + 1;
+        else hi = mid;
+      }
+      top.splice(lo, 0, e);
+      if (top.length > limit) top.pop();
+    }
+    return top.map((e) => ({ time: e.time, task: e.task, group: e.group, episode: e.episode, turns: e.turns, lastOutcome: e.lastOutcome, bestSpeedup: e.bestSpeedup, totalReward: e.totalReward }));
+  }
 }
 
 export function runStats(records: readonly TurnSummary[], opts: { buckets?: number; now?: number } = {}): RunStats {
-  const times = records.map((r) => Date.parse(r.time));
-  // Loops, not Math.min(...xs): a long run has more records than a call has room for arguments.
-  const t0 = times.length ? times.reduce((a, b) => (b < a ? b : a)) : 0;
-  const t1 = times.length ? times.reduce((a, b) => (b > a ? b : a)) : 0;
-  const buckets = opts.buckets ?? 30;
-  const bucketMs = Math.max(1000, Math.ceil((t1 - t0 + 1) / buckets));
-  const timeline = new Map<number, { outcomes: Record<string, number>; rewards: number[] }>();
-  const perTurn = new Map<number, { outcomes: Record<string, number>; rewards: number[] }>();
-  const outcomes: Record<string, number> = {};
-  const flags: Record<string, number> = {};
-  const stageMs: Record<string, number[]> = {};
-  const slowest: RunStats['slowest'] = [];
-  const bestByEpisode = new Map<string, { taskset: string; speedup: number }>();
-  const bestByTask = new Map<string, RunStats['best'][number]>();
-  const rewards: number[] = [];
-  const speedups: number[] = [];
-  records.forEach((r, i) => {
-    const o = outcomeOf(r);
-    outcomes[o] = (outcomes[o] ?? 0) + 1;
-    const b = t0 + Math.floor((times[i]! - t0) / bucketMs) * bucketMs;
-    const cell = timeline.get(b) ?? { outcomes: {}, rewards: [] };
-    cell.outcomes[o] = (cell.outcomes[o] ?? 0) + 1;
-    const turn = perTurn.get(r.turn) ?? { outcomes: {}, rewards: [] };
-    turn.outcomes[o] = (turn.outcomes[o] ?? 0) + 1;
-    if (!r.mask) {
-      cell.rewards.push(r.reward);
-      turn.rewards.push(r.reward);
-      rewards.push(r.reward);
-    }
-    timeline.set(b, cell);
-    perTurn.set(r.turn, turn);
-    for (const f of r.eval?.flags ?? []) flags[f.kind] = (flags[f.kind] ?? 0) + 1;
-    for (const s of r.eval?.stages ?? []) {
-      if (s.status === 'skipped') continue;
-      (stageMs[s.name] ??= []).push(s.ms);
-      slowest.push({ stage: s.name, ms: s.ms, task: r.task, episode: r.episode, turn: r.turn });
-    }
-    bestByEpisode.set(r.episode, bestByEpisode.get(r.episode) ?? { taskset: r.taskset, speedup: 0 });
-    if (o === 'ok' && r.eval?.correct && r.eval.speedup !== null) {
-      speedups.push(r.eval.speedup);
-      const e = bestByEpisode.get(r.episode)!;
-      if (r.eval.speedup > e.speedup) e.speedup = r.eval.speedup;
-      const t = bestByTask.get(r.task);
-      if (!t || r.eval.speedup > t.speedup) bestByTask.set(r.task, { task: r.task, speedup: r.eval.speedup, episode: r.episode, turn: r.turn, code: r.action });
-    }
-  });
-  const fastP: RunStats['fastP'] = {};
-  const byTaskset = new Map<string, number[]>();
-  for (const e of bestByEpisode.values()) {
-    const list = byTaskset.get(e.taskset) ?? [];
-    list.push(e.speedup);
-    byTaskset.set(e.taskset, list);
-  }
-  for (const [set, best] of byTaskset) {
-    fastP[set] = {};
-    for (const p of [0, 1, 1.2, 2]) fastP[set]![String(p)] = best.filter((s) => s > p).length / best.length;
-  }
-  const stages: RunStats['stages'] = {};
-  for (const [name, ms] of Object.entries(stageMs)) {
-    ms.sort((a, b) => a - b);
-    stages[name] = { n: ms.length, p50: quantile(ms, 0.5), p90: quantile(ms, 0.9), max: ms[ms.length - 1]! };
-  }
-  const lo = rewards.reduce((a, b) => (b < a ? b : a), 0);
-  const hi = rewards.reduce((a, b) => (b > a ? b : a), 1);
-  const width = (hi - lo) / 20;
-  const rewardHistogram = Array.from({ length: 20 }, (_, k) => ({ lo: lo + k * width, hi: lo + (k + 1) * width, n: 0 }));
-  for (const r of rewards) rewardHistogram[Math.min(19, Math.floor((r - lo) / width))]!.n++;
-  const speedupHistogram = Array.from({ length: 14 }, (_, k) => ({ lo: 2 ** (k - 4), hi: 2 ** (k - 3), n: 0 }));
-  for (const s of speedups) speedupHistogram[Math.max(0, Math.min(13, Math.floor(Math.log2(s)) + 4))]!.n++;
-  const now = opts.now ?? t1;
-  const lastMinute = times.filter((t) => t > now - 60_000).length;
-  return {
-    steps: records.length,
-    episodes: bestByEpisode.size,
-    outcomes,
-    timeline: [...timeline.entries()].sort((a, b) => a[0] - b[0]).map(([start, c]) => ({ start, outcomes: c.outcomes, meanReward: mean(c.rewards) })),
-    bucketMs,
-    perTurn: [...perTurn.entries()].sort((a, b) => a[0] - b[0]).map(([turn, c]) => ({ turn, outcomes: c.outcomes, meanReward: mean(c.rewards) })),
-    rewardHistogram,
-    speedupHistogram,
-    flags,
-    stages,
-    fastP,
-    best: [...bestByTask.values()].sort((a, b) => a.task.localeCompare(b.task)),
-    slowest: slowest.sort((a, b) => b.ms - a.ms).slice(0, 10),
-    evalsPerMinute: lastMinute,
-  };
+  const b = new RunStatsBuilder(rangeOf(records), opts);
+  for (const r of records) b.add(r);
+  return b.result();
 }
 
 /** A turn as the episode view shows it. */

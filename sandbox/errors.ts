@@ -10,6 +10,7 @@ export const ERRORS = {
   sandbox_unavailable: { retryable: false },
   toolchain_failed: { retryable: true },
   cancelled: { retryable: false },
+  queue_unreachable: { retryable: true },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

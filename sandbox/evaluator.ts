@@ -16,7 +16,10 @@ import { chooseMode, type SandboxMode } from './isolation.js';
 import { RwLock } from './rwlock.js';
 import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
 import { assembleResult, deriveSeed, geomean, ResultCache, takeCode, type Findings } from './common.js';
-import { checkSource } from './static-check.js';
+import { checkSource, type StaticFinding } from './static-check.js';
+
+/** Candidates longer than this are checked in a pool thread, not on the event loop. */
+const STATIC_IN_POOL_CHARS = 16 * 1024;
 import { ensureTaskBuild, ensureToolchain, peakRates, type PeakRates } from './toolchain.js';
 import type { WorkerTask } from './worker.js';
 
@@ -146,14 +149,21 @@ export class Evaluator implements EvaluationService {
     const seed = deriveSeed(this.secret, task, req.seed ?? 0);
     if (!code) return this.finish(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] });
 
-    const t1 = performance.now();
-    const finding = this.skipStatic ? null : checkSource(code);
-    stages.set('static', { name: 'static', status: finding ? 'failed' : 'ok', ms: performance.now() - t1 });
-    if (finding) return this.finish(base, stages, finding);
-
+    // The cache first: a verdict already reached costs one hash, whatever the code holds.
     const key = ResultCache.key(task, seed, config, code);
     const hit = this.cache.get(key);
     if (hit) return hit;
+
+    const t1 = performance.now();
+    // Large candidates are checked in the pool: the checks are linear, but tens of ms at
+    // 256 KiB would hold up every other client's frames on this thread.
+    const finding = this.skipStatic ? null : code.length > STATIC_IN_POOL_CHARS ? ((await this.pool.run({ op: 'static', code } satisfies WorkerTask)) as StaticFinding | null) : checkSource(code);
+    stages.set('static', { name: 'static', status: finding ? 'failed' : 'ok', ms: performance.now() - t1 });
+    if (finding) {
+      const result = this.finish(base, stages, finding);
+      this.cache.set(key, result);
+      return result;
+    }
 
     this.warm(req.task);
     const slot = this.freeSlots.pop() ?? this.nextSlot++;

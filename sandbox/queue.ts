@@ -217,13 +217,17 @@ export class QueueWorker {
   private readonly worker: Worker;
   private readonly cancels: Redis;
   private readonly sets = new Map<string, TaskSet>();
+  /** Ids of the jobs running here. */
+  private readonly active = new Set<string>();
+  private readonly leaseMs: number;
 
   constructor(
-    redisUrl: string,
+    private readonly redisUrl: string,
     readonly evaluator: EvaluationService,
     opts: { backend: string; deviceKind?: string; concurrency: number; lease?: LeaseOptions },
   ) {
     const lease = opts.lease ?? DEFAULT_LEASE;
+    this.leaseMs = lease.lockDurationMs;
     this.worker = new Worker(queueName(opts.backend, opts.deviceKind), (job: Job<QueueJob>, _token?: string, signal?: AbortSignal) => this.run(job, signal), {
       connection: redisConnection(redisUrl),
       concurrency: opts.concurrency,
@@ -254,13 +258,56 @@ export class QueueWorker {
     const task = getTask(set, d.task);
     if (task.digest !== d.digest) throw new Error(`task ${d.task} here is version ${task.digest}, the job wants ${d.digest}`);
     // A cancelled evaluation throws; the job then fails as cancelled and is not retried.
-    const result = await this.evaluator.evaluate({ task, code: d.code, reply: d.reply, seed: d.seed, config: d.config }, { signal });
-    return { result, worker: this.id };
+    this.active.add(job.id!);
+    try {
+      const result = await this.evaluator.evaluate({ task, code: d.code, reply: d.reply, seed: d.seed, config: d.config }, { signal });
+      return { result, worker: this.id };
+    } finally {
+      this.active.delete(job.id!);
+    }
   }
 
-  async close(): Promise<void> {
-    await this.worker.close();
+  /** Waits until Redis answers, or throws a clear error after `ms`. */
+  async connected(ms: number): Promise<void> {
+    const probe = this.cancels.duplicate({ lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: ms });
+    let last = '';
+    probe.on('error', (e) => (last = e.message));
+    const end = Date.now() + ms;
+    try {
+      while (Date.now() < end) {
+        try {
+          if (probe.status !== 'ready') await probe.connect();
+          await probe.ping();
+          return;
+        } catch (e) {
+          last ||= (e as Error).message;
+          probe.disconnect();
+          await sleep(200);
+        }
+      }
+      throw new AnvilError('queue_unreachable', `cannot reach Redis at ${this.redisUrl} within ${ms} ms (${last || 'no answer'})`);
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  /** Stops: takes no new job, lets running jobs finish within the lease, then
+   * hands back any still running (its lease is no longer renewed, so it lapses
+   * and another worker takes the job, which counts as one stall), and lets go of
+   * Redis. Never waits on an unreachable Redis for longer than the lease. */
+  async close(leaseMs = this.leaseMs): Promise<{ running: number; handedBack: number }> {
+    const running = this.active.size;
+    const finished = this.worker.close().then(() => true);
+    // With nothing running there is nothing to wait for (and an unreachable Redis would make close() wait).
+    const inTime = await Promise.race([finished, sleep(running ? leaseMs : Math.min(leaseMs, 500)).then(() => false)]);
+    let handedBack = 0;
+    if (!inTime) {
+      // Not renewed from here on, the lease of each running job lapses and another worker takes it.
+      handedBack = this.active.size;
+      await Promise.race([this.worker.close(true), sleep(1000)]);
+    }
     this.cancels.disconnect();
-    await this.evaluator.close();
+    await Promise.race([this.evaluator.close(), sleep(5000)]);
+    return { running, handedBack };
   }
 }

@@ -4,7 +4,7 @@
  * renamed into place, so concurrent processes never see half a build. */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AnvilError } from './errors.js';
@@ -31,8 +31,62 @@ export interface Toolchain {
   hash: string;
 }
 
+/** Where builds go: ANVIL_CACHE, else `.anvil-cache` in the checkout — when
+ * every folder above it lets other users through, since sandboxed programs run
+ * under other uids and bubblewrap must reach the binds' sources as them. A
+ * checkout in a private folder (root's home, a `mktemp -d` folder) gets a cache
+ * of its own under /var/tmp instead. */
 export function cacheRoot(): string {
-  return process.env.ANVIL_CACHE ?? path.join(PACKAGE_ROOT, '.anvil-cache');
+  if (process.env.ANVIL_CACHE) return process.env.ANVIL_CACHE;
+  if (traversableByAll(PACKAGE_ROOT)) return path.join(PACKAGE_ROOT, '.anvil-cache');
+  return privateCache();
+}
+
+function traversableByAll(dir: string): boolean {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (path.dirname(d) === d) return true;
+  }
+}
+
+/** /var/tmp/anvil-cache-UID: made by this user, readable by all, writable only by
+ * this user; anything else there (another user's folder, a link) is refused. */
+function privateCache(): string {
+  const base = existsSync('/var/tmp') ? '/var/tmp' : os.tmpdir();
+  const uid = process.getuid?.() ?? 0;
+  const dir = path.join(base, `anvil-cache-${uid}`);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0)
+    throw new AnvilError('toolchain_failed', `${dir} is not a folder of this user that only it can write; remove it or set ANVIL_CACHE to a folder every user can traverse`);
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
+/** A folder of the checkout as sandboxed programs can reach it: the folder itself
+ * when every folder above lets others through, else a copy in the build cache,
+ * keyed by its contents. */
+export function sandboxReachable(dir: string): string {
+  if (traversableByAll(dir)) return dir;
+  const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+  const h = createHash('sha256');
+  for (const f of files) h.update(f).update('\0').update(readFileSync(path.join(dir, f)));
+  const copy = path.join(cacheRoot(), `${path.basename(dir)}-${h.digest('hex').slice(0, 16)}`);
+  buildOnce(copy, (tmp) => {
+    for (const f of files) writeFileSync(path.join(tmp, f), readFileSync(path.join(dir, f)));
+  });
+  return copy;
+}
+
+/** Everything of a build readable (and, where executable, runnable) by all, whatever the umask. */
+function openUp(dir: string): void {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) {
+      chmodSync(p, 0o755);
+      openUp(p);
+    } else if (e.isFile()) chmodSync(p, statSync(p).mode & 0o100 ? 0o755 : 0o644);
+  }
 }
 
 function gcc(args: string[], cwd: string): void {
@@ -48,10 +102,12 @@ function gcc(args: string[], cwd: string): void {
 function buildOnce(final: string, build: (dir: string) => void): void {
   if (existsSync(path.join(final, '.complete'))) return;
   const tmp = `${final}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  mkdirSync(path.dirname(final), { recursive: true, mode: 0o755 });
   mkdirSync(tmp, { recursive: true });
   try {
     build(tmp);
     writeFileSync(path.join(tmp, '.complete'), '');
+    openUp(tmp);
     chmodSync(tmp, 0o755);
     try {
       renameSync(tmp, final);

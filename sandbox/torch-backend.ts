@@ -22,7 +22,7 @@ import type { DeviceHealth, EvaluateOptions, EvaluateRequest, EvaluationService,
 import { chooseMode, jobUid, launchArgv, type Bind, type SandboxMode } from './isolation.js';
 import { runCapped } from './process.js';
 import type { EvalEnvironment, EvalResult, Flag, Outcome, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
-import { cacheRoot, ensureToolchain } from './toolchain.js';
+import { cacheRoot, ensureToolchain, sandboxReachable } from './toolchain.js';
 
 export const TorchConfigSchema = MeasurementSchema.extend({
   maxReps: z.number().int().min(2).max(10_000),
@@ -128,7 +128,7 @@ interface SandboxContext {
  * writable to a build sandbox (the build's output goes there). */
 function baseBinds(ctx: SandboxContext, workDir: string, writable: boolean): Bind[] {
   return [
-    { src: HARNESS_DIR, dest: '/anvil/torch' },
+    { src: sandboxReachable(HARNESS_DIR), dest: '/anvil/torch' },
     { src: workDir, dest: '/jobs', writable },
     ...ctx.extraRo.map((d) => ({ src: d, dest: d })),
   ];

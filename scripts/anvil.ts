@@ -14,26 +14,41 @@ import { ZodError } from 'zod';
 import { LogFolderError } from '../rewards/logs.js';
 import { formatResult } from './format.js';
 
-const USAGE = `usage: anvil <command> [options]
+/** Each command's usage, shown by `anvil CMD --help` and after a usage error. */
+const USAGES: Record<string, string> = {
+  tasks: `tasks [--taskset ID] [--json]
+      list the tasks of a task set (default builtin-c; also builtin-torch, kernelbench:PATH)`,
+  eval: `eval --task ID (--candidate FILE | --reply FILE) [--json] [--seed N] [--taskset ID] [--unsandboxed]
+      evaluate one candidate and print its EvalResult`,
+  serve: `serve [--host H] [--port P] [--taskset ID] [--token T] [--log-dir DIR] [--config FILE] [--unsandboxed]
+        [--redis redis://HOST:PORT [--device-kind K]]
+      run the WebSocket gym server (with --redis, evaluate through the queue; torch jobs go to
+      the workers of device kind K, default gpu). --config FILE: a JSON object of the settings
+      in env/config.ts (limits, quotas, grace periods, fsync policy, pool size)`,
+  worker: `worker --redis URL [--backend c|torch] [--gpus 0,1,…] [--device-kind K] [--concurrency N]
+         [--lock-ms MS --stalled-ms MS --max-stalled N] [--connect-timeout-ms MS] [--unsandboxed]
+      take evaluation jobs from the queue (torch: one at a time per GPU); exits if Redis does not
+      answer within --connect-timeout-ms (default 10000); SIGTERM lets running jobs finish within
+      the lease, then exits`,
+  demo: `demo [--port P] [--log-dir DIR]
+      start a server and play scripted episodes against it`,
+  export: `export --logs DIR --out FILE [--format jsonl|parquet] [--gamma G] [--prs-tau T --prs-f F]
+         [--filter correct|best|improved]... [--episodes]
+      per-turn logs to a dataset with returns, TRLOO advantages and keep flags (streamed)`,
+  report: `report --logs DIR [--out report.html]
+      one self-contained HTML report of a run`,
+};
+
+const USAGE = `usage: anvil <command> [options]    (anvil <command> --help for one command)
 
 commands:
-  tasks [--taskset ID]                       list the tasks of a task set (default builtin-c; also builtin-torch,
-                                             kernelbench:PATH)
-  eval --task ID (--candidate FILE | --reply FILE) [--json] [--seed N] [--taskset ID] [--unsandboxed]
-                                             evaluate one candidate and print its EvalResult
-  serve [--host H] [--port P] [--taskset ID] [--token T] [--log-dir DIR] [--config FILE] [--unsandboxed]
-        [--redis redis://HOST:PORT [--device-kind K]]
-                                             run the WebSocket gym server (with --redis, evaluate through the queue;
-                                             torch jobs go to the workers of device kind K, default gpu)
-  worker --redis URL [--backend c|torch] [--gpus 0,1,…] [--device-kind K] [--concurrency N]
-         [--lock-ms MS --stalled-ms MS --max-stalled N]
-                                             take evaluation jobs from the queue (torch: one at a time per GPU)
-  demo [--port P] [--log-dir DIR]            start a server and play scripted episodes against it
-  export --logs DIR --out FILE [--format jsonl|parquet] [--gamma G] [--prs-tau T --prs-f F]
-         [--filter correct|best|improved]... [--episodes]
-                                             per-turn logs to a dataset with returns, TRLOO advantages and keep flags
-  report --logs DIR [--out report.html]      one self-contained HTML report of a run
-  help                                       this text`;
+${Object.values(USAGES)
+  .map((u) => `  ${u}`)
+  .join('\n')}
+  help
+      this text`;
+
+const usageOf = (cmd: string) => `usage: anvil ${USAGES[cmd]}`;
 
 class UsageError extends Error {}
 
@@ -238,6 +253,7 @@ async function cmdWorker(argv: string[]): Promise<void> {
       'lock-ms': { type: 'string' },
       'stalled-ms': { type: 'string' },
       'max-stalled': { type: 'string' },
+      'connect-timeout-ms': { type: 'string', default: '10000' },
       unsandboxed: { type: 'boolean', default: false },
     },
   });
@@ -271,15 +287,30 @@ async function cmdWorker(argv: string[]): Promise<void> {
     backend === 'torch'
       ? createEvaluator('torch', { allowUnsandboxed: values.unsandboxed, gpus })
       : new Evaluator({ poolSize: concurrency, allowUnsandboxed: values.unsandboxed });
+  const connectMs = Number(values['connect-timeout-ms']);
+  if (!Number.isInteger(connectMs) || connectMs < 1) fail(`--connect-timeout-ms takes a positive integer, not ${values['connect-timeout-ms']}`);
   const worker = new QueueWorker(values.redis, evaluator, { backend, deviceKind, concurrency, lease });
-  const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
-  console.log(`anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
-  const stop = async () => {
-    await worker.close();
+  let stopping = false;
+  const stop = async (signal: string) => {
+    // A second signal does not wait.
+    if (stopping) process.exit(1);
+    stopping = true;
+    console.log(`anvil worker ${worker.id}: ${signal}: taking no new job; running jobs have ${lease.lockDurationMs} ms (the lease) to finish`);
+    const r = await worker.close();
+    console.log(`anvil worker ${worker.id}: stopped (${r.running - r.handedBack} jobs finished, ${r.handedBack} handed back to the queue)`);
     process.exit(0);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  try {
+    await worker.connected(connectMs);
+  } catch (e) {
+    console.error(`anvil worker: error [${(e as AnvilError).code ?? 'queue_unreachable'}]: ${(e as Error).message}; exiting`);
+    await worker.close(0);
+    process.exit(1);
+  }
+  const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
+  console.log(`anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
   await new Promise(() => undefined);
 }
 
@@ -307,18 +338,24 @@ async function main(): Promise<number> {
     }
     const run = COMMANDS[cmd];
     if (!run) fail(`unknown command "${cmd}"`);
+    if (rest.includes('--help') || rest.includes('-h')) {
+      console.log(usageOf(cmd));
+      return 0;
+    }
     await run(rest);
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-      console.error(`anvil: ${(e as Error).message}\n\n${USAGE}`);
+    // Usage errors: one line, then the usage; never a stack trace.
+    if (e instanceof UsageError || String((e as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
+      console.error(`anvil: ${(e as Error).message.split('\n')[0]}\n\n${cmd && USAGES[cmd] ? usageOf(cmd) : USAGE}`);
       return 2;
     }
     if (e instanceof AnvilError) {
       console.error(`anvil: error [${e.code}]: ${e.message}`);
       return 1;
     }
-    throw e;
+    console.error(`anvil: internal error: ${(e as Error).message ?? e}${process.env.ANVIL_DEBUG ? `\n${(e as Error).stack}` : ' (ANVIL_DEBUG=1 shows the stack)'}`);
+    return 1;
   }
 }
 

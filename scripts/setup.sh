@@ -1,26 +1,47 @@
 #!/usr/bin/env bash
-# Installs what Anvil needs on a fresh Debian machine with Node, npm and gcc:
-# bubblewrap and libseccomp (through apt, when missing and when we are root),
-# the npm packages, and the compiled TypeScript. Safe to run again.
+# Installs what Anvil needs on a fresh Debian machine with Node, npm and gcc, then
+# builds it. Safe to run again; does nothing that is already done.
+#
+#   bash scripts/setup.sh          what serving and the demo need: bubblewrap, libseccomp and
+#                                  binutils (through apt, when missing and when we are root),
+#                                  the runtime npm packages and TypeScript, and the build
+#   bash scripts/setup.sh --test   also what the test suite needs: the npm dev packages (tap,
+#                                  playwright-core, hyparquet), Debian's python3-websockets and
+#                                  python3-msgpack (the Python client's tests), torch 1.13 with
+#                                  its headers, pybind11 and ninja (the torch backend on the
+#                                  CPU), chromium (dashboard and report tests) and redis-server
+#                                  (the distributed-queue tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+mode=demo
+case "${1:-}" in
+  '') ;;
+  --test) mode=test ;;
+  -h | --help)
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "setup: unknown option $1 (use --test, or nothing)" >&2
+    exit 2
+    ;;
+esac
 
 need=()
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v nm >/dev/null 2>&1 || need+=(binutils)
-# The Python client's tests use Debian's interpreter and packages.
-/usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
-/usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
-# The torch backend on the CPU (CI): torch 1.13 with its headers, pybind11 and ninja for C++ extensions.
-/usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch python3-numpy)
-[ -e /usr/include/torch/extension.h ] || need+=(libtorch-dev)
-[ -e /usr/include/pybind11/pybind11.h ] || need+=(pybind11-dev)
-command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
-# The dashboard and report tests drive Debian's Chromium through playwright-core.
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-# The distributed-queue tests start their own redis-server on a loopback port.
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+if [ "$mode" = test ]; then
+  /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
+  /usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
+  /usr/bin/python3 -c 'import torch' 2>/dev/null || need+=(python3-torch python3-numpy)
+  [ -e /usr/include/torch/extension.h ] || need+=(libtorch-dev)
+  [ -e /usr/include/pybind11/pybind11.h ] || need+=(pybind11-dev)
+  command -v ninja >/dev/null 2>&1 || need+=(ninja-build)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]}" >&2
@@ -32,8 +53,28 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "setup: installing npm packages" >&2
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+# npm: the runtime packages and the build tools for the demo; everything for the tests.
+# A marker says which set node_modules holds; the test set includes the demo's.
+installed=none
+[ -e node_modules/.anvil-demo ] && installed=demo
+[ -e node_modules/.anvil-test ] && installed=test
+if [ "$installed" != none ] && [ package-lock.json -nt "node_modules/.anvil-$installed" ]; then installed=none; fi
+if [ "$installed" = none ] || { [ "$mode" = test ] && [ "$installed" = demo ]; }; then
+  echo "setup: installing npm packages ($mode)" >&2
+  if [ "$mode" = test ]; then
+    npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  else
+    npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null
+  fi
+  touch "node_modules/.anvil-$mode"
+  installed=$mode
 fi
-npx tsc -p .
+# The demo's set has no test framework: it builds everything but the tests. Nothing is
+# built again when no source changed since the last build of the same set.
+project=tsconfig.app.json
+if [ "$mode" = test ] || [ "$installed" = test ]; then project=tsconfig.json; fi
+stamp="dist/.built-${project%.json}"
+if [ ! -e "$stamp" ] || [ -n "$(find env rewards sandbox tasks clients scripts bench test tsconfig*.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
+  node node_modules/typescript/bin/tsc -p "$project"
+  touch "$stamp"
+fi

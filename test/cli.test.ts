@@ -73,3 +73,27 @@ t.test('bad input gets a clear error and a non-zero exit', async (t) => {
   t.match(usage.stderr, /exactly one of --candidate FILE or --reply FILE/);
   t.equal(run('frobnicate').status, 2);
 });
+
+t.test('every command has --help; usage errors are one line and the usage, never a stack trace', async (t) => {
+  for (const cmd of ['tasks', 'eval', 'serve', 'worker', 'demo', 'export', 'report']) {
+    const r = run(cmd, '--help');
+    t.equal(r.status, 0, `${cmd} --help`);
+    t.match(r.stdout, new RegExp(`^usage: anvil ${cmd} `), `${cmd} --help prints its usage`);
+  }
+  const cases: Array<[string[], RegExp]> = [
+    [['serve', '--token'], /^anvil: Option '--token <value>' argument missing/],
+    [['export', '--bogus'], /^anvil: Unknown option '--bogus'/],
+    [['export', '--logs', tmp], /^anvil: export needs --logs DIR and --out FILE/],
+    [['worker'], /^anvil: worker needs --redis/],
+    [['report', 'stray'], /^anvil: .*positional/i],
+  ];
+  for (const [args, first] of cases) {
+    const r = run(...args);
+    t.equal(r.status, 2, args.join(' '));
+    const lines = r.stderr.trim().split('\n');
+    t.match(lines[0], first);
+    t.equal(lines[1], '', 'then a blank line');
+    t.match(lines[2], new RegExp(`^usage: anvil ${args[0]} `), 'then the usage of that command');
+    t.notMatch(r.stderr, /^\s+at /m, 'no stack trace');
+  }
+});
