@@ -236,23 +236,27 @@ export class Evaluator implements EvaluationService {
     const peak = (this.peak ??= peakRates());
     const flags: Flag[] = [];
     let libMs = 0;
+    let ownMs = 0;
     let candTotal = 0;
     const shapes: ShapeTiming[] = (time.shapes ?? []).map((raw) => {
-      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; libMs: number; callMs: number };
+      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; speedupLo: number; speedupHi: number; libMs: number; ownMs: number; callMs: number };
       const params = task.timing[s.shape]!;
       const solMs = Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) * 1e3;
       libMs += s.libMs;
+      ownMs += s.ownMs;
       candTotal += s.callMs;
       if (s.candidate.medianMs < config.solMargin * solMs)
         flags.push({
           kind: 'faster_than_light',
           evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this host`,
         });
-      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, solMs };
+      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, speedupCi: [s.speedupLo, s.speedupHi] as [number, number], solMs };
     });
     const speedup = Math.exp(shapes.reduce((a, s) => a + Math.log(s.speedup), 0) / Math.max(1, shapes.length));
+    const speedupCi: [number, number] = [geomean(shapes.map((s) => s.speedupCi![0])), geomean(shapes.map((s) => s.speedupCi![1]))];
     const measured = libOpsUsed.length > 0;
-    const share = measured && candTotal > 0 ? Math.min(1, Math.max(0, 1 - libMs / candTotal)) : 1;
+    // The judge's own and library parts, both from the kernel's accounting (see sandbox/c/judge.c).
+    const share = measured ? (ownMs + libMs > 0 ? ownMs / (ownMs + libMs) : 0) : 1;
     stages.set('profile', { name: 'profile', status: 'ok', ms: 0, log: measured ? `library ops used: ${libOpsUsed.join(', ')}` : undefined });
     if (share < task.minOwnShare)
       flags.push({
@@ -267,7 +271,10 @@ export class Evaluator implements EvaluationService {
     const profile = { libMs, candidateMs: candTotal, share, measured };
     if (flags.length)
       return this.finish(base, stages, { outcome: 'hack_detected', message: flags.map((f) => f.evidence).join('; '), flags, correctness, timing, profile, speedup, profileShare: share });
-    return this.finish(base, stages, { outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}×`, flags, correctness, timing, profile, speedup, profileShare: share });
+    return {
+      ...this.finish(base, stages, { outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}× (95% CI ${speedupCi[0].toFixed(2)}–${speedupCi[1].toFixed(2)})`, flags, correctness, timing, profile, speedup, profileShare: share }),
+      speedupCi,
+    };
   }
 
   private finish(base: Pick<EvalResult, 'task' | 'codeHash'>, stages: Map<StageName, StageRecord>, r: Findings): EvalResult {

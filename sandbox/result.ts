@@ -47,6 +47,8 @@ export interface ShapeTiming {
   reference: TimingStats;
   /** Median over repetitions of reference time / candidate time, each pair timed back to back. */
   speedup: number;
+  /** A distribution-free 95% confidence interval of that median (C backend). */
+  speedupCi?: [number, number];
   /** Speed-of-light time for this shape on this host, from the task's FLOP and byte counts. */
   solMs: number | null;
 }
@@ -72,6 +74,9 @@ export interface EvalResult {
   outcome: Outcome;
   correct: boolean;
   speedup: number | null;
+  /** The speedup's 95% confidence interval, where the backend measures one: the
+   * geometric mean of the shapes' interval ends. */
+  speedupCi?: [number, number] | null;
   profileShare: number | null;
   flags: Flag[];
   stages: StageRecord[];

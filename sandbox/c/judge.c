@@ -349,6 +349,9 @@ typedef struct {
   char death[160];
   pid_t keeper;  /* bubblewrap's monitor */
   double freeze_max_ms;  /* the slowest freeze after a reply */
+  pid_t main_pid;        /* the runner's process, as the host sees it */
+  pid_t lib_tids[64];    /* the library's threads: every thread but main at the greeting */
+  int nlib;
 } runner;
 
 static runner cand = {.name = "candidate", .freeze_fd = -1, .events_fd = -1},
@@ -610,9 +613,8 @@ static void stop_runner(runner *r) {
 
 /* One call, timed from outside: from just before the runner is thawed and the
  * command written, to the moment the runner is frozen again after its reply. */
-static int call(runner *r, anvil_cmd *cmd, int limit_ms, uint64_t *elapsed, anvil_reply *out) {
+static int call(runner *r, anvil_cmd *cmd, int limit_ms, uint64_t *elapsed) {
   cmd->seq = ++r->seq;
-  cmd->nargs = (uint32_t)spec.nargs;
   if (reply_pending(r)) { kill_runner(r); note_death(r); return CALL_FORGED; }
   anvil_reply rep;
   uint64_t t0 = now_ns();
@@ -628,7 +630,6 @@ static int call(runner *r, anvil_cmd *cmd, int limit_ms, uint64_t *elapsed, anvi
   if (fms > r->freeze_max_ms) r->freeze_max_ms = fms;
   if (late) return CALL_LATE;
   if (elapsed) *elapsed = t1 - t0;
-  if (out) *out = rep;
   return CALL_OK;
 }
 
@@ -674,6 +675,7 @@ static void make_slot_order(void) {
 
 static void build_cmd(anvil_cmd *cmd, const shape_spec *s, const float *scalars, int slot) {
   memset(cmd, 0, sizeof *cmd);
+  cmd->nargs = (uint32_t)spec.nargs;
   for (int i = 0; i < spec.nargs; i++) {
     cmd->kind[i] = (uint8_t)spec.arg[i].kind;
     if (is_array(i)) cmd->arg[i].offset = region_off[i] + (size_t)slot * 64;
@@ -891,6 +893,80 @@ static uint64_t cpu_ns(runner *r) {
   return total;
 }
 
+/* Takes note of the library's threads: every thread of the runner's process
+ * other than its main one, at the greeting, before candidate code was called. */
+static void note_library_threads(runner *r) {
+  pid_t pids[256];
+  int n = runner_pids(r, pids, 256);
+  for (int i = 0; i < n; i++)
+    if (!is_keeper(r, pids[i])) r->main_pid = pids[i];
+  if (r->main_pid <= 0) return;
+  char dir[64];
+  snprintf(dir, sizeof dir, "/proc/%d/task", (int)r->main_pid);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d)) && r->nlib < 64) {
+    pid_t tid = (pid_t)atoi(e->d_name);
+    if (tid > 0 && tid != r->main_pid) r->lib_tids[r->nlib++] = tid;
+  }
+  closedir(d);
+}
+
+/* The library's busy time so far: for its busiest thread, the time it ran plus
+ * the time it waited to run, as the kernel accounts them (schedstat). The
+ * library's threads share each op evenly, so the busiest one spans its ops. */
+static uint64_t library_busy_ns(runner *r) {
+  uint64_t most = 0;
+  for (int i = 0; i < r->nlib; i++) {
+    char path[96], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)r->main_pid, (int)r->lib_tids[i]);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len <= 0) continue;
+    buf[len] = 0;
+    char *p;
+    uint64_t run = strtoull(buf, &p, 10), wait = strtoull(p, NULL, 10);
+    if (run + wait > most) most = run + wait;
+  }
+  return most;
+}
+
+/* CPU time so far of every thread of the runner's processes but the library's. */
+static uint64_t own_cpu_ns(runner *r) {
+  pid_t pids[256];
+  int n = runner_pids(r, pids, 256);
+  uint64_t total = 0;
+  for (int i = 0; i < n; i++) {
+    if (is_keeper(r, pids[i])) continue;
+    char dir[64];
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pids[i]);
+    DIR *d = opendir(dir);
+    if (!d) continue;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      pid_t tid = (pid_t)atoi(e->d_name);
+      if (tid <= 0) continue;
+      int lib = 0;
+      for (int k = 0; k < r->nlib; k++) lib |= r->lib_tids[k] == tid && pids[i] == r->main_pid;
+      if (lib) continue;
+      char path[128], buf[256];
+      snprintf(path, sizeof path, "%.60s/%d/schedstat", dir, (int)tid);
+      int fd = open(path, O_RDONLY);
+      if (fd < 0) continue;
+      ssize_t len = read(fd, buf, sizeof buf - 1);
+      close(fd);
+      if (len <= 0) continue;
+      buf[len] = 0;
+      total += strtoull(buf, NULL, 10);
+    }
+    closedir(d);
+  }
+  return total;
+}
+
 static int too_few_filters(const char *status, void *ctx) {
   (void)ctx;
   const char *f = strstr(status, "Seccomp_filters:");
@@ -913,6 +989,7 @@ static void check_greeted_candidate(void) {
   if (spec.expect_filters > 0 && each_thread(&cand, "status", too_few_filters, NULL))
     hack("sandbox_tampered", "a thread of the candidate's runner is not under the runner's system-call allow-list",
          "the candidate kept the runner from locking itself down");
+  note_library_threads(&cand);
 }
 
 /* Resumes the candidate for a while after its last call, with no call in
@@ -1035,7 +1112,7 @@ static void emit_trial_end(int passed, int ntrials, int t, const shape_spec *s) 
 static void check_call(const shape_spec *s, const float *scalars, int slot, int passed, int ntrials, int t) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
-  int rc = call(&cand, &cmd, spec.call_timeout_ms, NULL, NULL);
+  int rc = call(&cand, &cmd, spec.call_timeout_ms, NULL);
   if (rc == CALL_OK) return;
   emit_trial_end(passed, ntrials, t, s);
   end_candidate_failure(rc, s->visible ? "on a shown shape" : "on a shape not shown in the prompt");
@@ -1045,7 +1122,7 @@ static void check_call(const shape_spec *s, const float *scalars, int slot, int 
 static void reference_call(const shape_spec *s, const float *scalars, int slot, uint64_t *ns, const char *where) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
-  if (call(&ref, &cmd, spec.call_timeout_ms, ns, NULL) != CALL_OK) reference_failed(where);
+  if (call(&ref, &cmd, spec.call_timeout_ms, ns) != CALL_OK) reference_failed(where);
 }
 
 static void phase_check(void) {
@@ -1187,13 +1264,22 @@ static void emit_stats(const char *key, stats s, int reps) {
   emit("\"reps\":%d},", reps);
 }
 
+/* What a candidate call spent: the library's busy time, and the CPU time of
+ * the candidate's own threads. Both come from the kernel's accounting and are
+ * read before and after the call, outside the timed interval. */
+typedef struct { double lib_ms, own_cpu_ms; } call_profile;
+
 /* Calls one runner on one staged window; returns milliseconds, or -rc. */
-static double timed_call(runner *r, const shape_spec *s, const float *scalars, int slot, int limit_ms, anvil_reply *rep) {
+static double timed_call(runner *r, const shape_spec *s, const float *scalars, int slot, int limit_ms, call_profile *prof) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
-  uint64_t ns = 0;
-  int rc = call(r, &cmd, limit_ms, &ns, rep);
+  uint64_t ns = 0, lib0 = prof ? library_busy_ns(r) : 0, own0 = prof ? own_cpu_ns(r) : 0;
+  int rc = call(r, &cmd, limit_ms, &ns);
   if (rc != CALL_OK) return -(double)rc;
+  if (prof) {
+    prof->lib_ms = (double)(library_busy_ns(r) - lib0) / 1e6;
+    prof->own_cpu_ms = (double)(own_cpu_ns(r) - own0) / 1e6;
+  }
   return (double)ns / 1e6;
 }
 
@@ -1215,8 +1301,28 @@ static void timing_mismatch(int si, int k, const shape_spec *s, const compare_re
   conclude();
 }
 
+/* The hand-over alone: the fastest of a few calls that call nothing. The
+ * library's share is taken of the call's time less this. */
+static double handover_ms(void) {
+  double best = INFINITY;
+  for (int i = 0; i < 5; i++) {
+    anvil_cmd cmd;
+    memset(&cmd, 0, sizeof cmd);
+    uint64_t ns = 0;
+    int rc = call(&cand, &cmd, spec.call_timeout_ms, &ns);
+    if (rc != CALL_OK) {
+      emit("{\"shape\":0,\"failedRep\":0}],");
+      end_candidate_failure(rc, "before its first call");
+      conclude();
+    }
+    best = fmin(best, (double)ns / 1e6);
+  }
+  return best;
+}
+
 static void phase_time(void) {
   emit("\"shapes\":[");
+  const double handover = handover_ms();
   double *tc = malloc(sizeof(double) * (size_t)spec.max_reps), *tr = malloc(sizeof(double) * (size_t)spec.max_reps);
   float scalars[ANVIL_MAX_ARGS] = {0};
   for (int si = 0; si < spec.nshapes; si++) {
@@ -1225,9 +1331,11 @@ static void phase_time(void) {
     for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++)
       sens_at[j] = 1 + j + (int)(mix64(key_of(5, (uint64_t)si, (uint64_t)j)) % (uint64_t)(spec.min_reps > 2 ? spec.min_reps - 1 : 1));
     int reps = 0;
-    /* The profile share compares library time with the call's own time, both
-     * on the runner's clock (the judge's time also holds the hand-over). */
-    double lib_total = 0, call_total = 0, cand_total = 0, timed_total = 0, warm_c = 0, warm_r = 0;
+    /* The profile: of each call's time (less the hand-over), the candidate's own
+     * part is its threads' CPU time, but never more than what the library's
+     * busy time leaves: a thread that only spins while the library works
+     * earns nothing. */
+    double lib_total = 0, own_total = 0, cand_total = 0, timed_total = 0, warm_c = 0, warm_r = 0;
     for (int k = 0; k < spec.max_reps + 1; k++) {
       int slot = slot_order[k % slots];
       int regime = k % 4 == 3 ? 1 + (k / 4) % (NREGIMES - 1) : REGIME_PLAIN;
@@ -1237,14 +1345,14 @@ static void phase_time(void) {
       stage(&cand, s, slot, pristine);
       stage(&ref, s, slot, pristine);
       double ms_c = 0, ms_r = 0;
-      anvil_reply rep = {0, 0, 0};
+      call_profile prof = {0, 0};
       if (k == 0) {
         /* The warm-up: the reference first, then the candidate within a bound made from it. */
         ms_r = warm_r = timed_call(&ref, s, scalars, slot, spec.call_timeout_ms, NULL);
         if (ms_r < 0) reference_failed("while warming up");
         double bound = fmax(spec.warmup_factor * ms_r, (double)spec.warmup_floor_ms);
         int limit = bound < spec.call_timeout_ms ? (int)ceil(bound) : spec.call_timeout_ms;
-        ms_c = warm_c = timed_call(&cand, s, scalars, slot, limit, &rep);
+        ms_c = warm_c = timed_call(&cand, s, scalars, slot, limit, NULL);
         if (ms_c == -CALL_TIMEOUT && !hit_deadline) {
           char msg[200];
           snprintf(msg, sizeof msg, "the candidate's first timed call took longer than %d ms (%g × the reference's, at least %d ms)",
@@ -1259,7 +1367,7 @@ static void phase_time(void) {
       } else {
         for (int turn = 0; turn < 2; turn++) {
           if ((turn == 0) == (k % 2 != 0)) {
-            ms_c = timed_call(&cand, s, scalars, slot, spec.call_timeout_ms, &rep);
+            ms_c = timed_call(&cand, s, scalars, slot, spec.call_timeout_ms, &prof);
             if (ms_c < 0) timing_failure(si, k, ms_c, "while being timed");
           } else {
             ms_r = timed_call(&ref, s, scalars, slot, spec.call_timeout_ms, NULL);
@@ -1300,9 +1408,9 @@ static void phase_time(void) {
       tc[reps] = ms_c;
       tr[reps] = ms_r;
       reps++;
-      double call_ms = fmin((double)rep.call_ns / 1e6, ms_c);
-      call_total += call_ms;
-      lib_total += fmin((double)rep.lib_ns / 1e6, call_ms);
+      double work = fmax(ms_c - handover, 0);
+      lib_total += fmin(prof.lib_ms, work);
+      own_total += fmin(prof.own_cpu_ms, work - fmin(prof.lib_ms, work));
       cand_total += ms_c;
       timed_total += ms_c + ms_r;
       if (reps >= spec.min_reps) {
@@ -1327,8 +1435,9 @@ static void phase_time(void) {
     emit_num("warmupMs", warm_c);
     emit_num("referenceWarmupMs", warm_r);
     emit_num("libMs", lib_total);
-    emit_num("callMs", call_total);
-    emit_num("candidateTotalMs", cand_total);
+    emit_num("ownMs", own_total);
+    emit_num("callMs", cand_total);
+    emit_num("handoverMs", handover);
     out_len--;
     emit("},");
   }
