@@ -303,21 +303,21 @@ export function checkExecutable(elf: ElfInfo): StaticFinding | null {
  * for the runner itself. */
 export function checkSymbols(nmOutput: string, libOps: readonly string[], libraryNames: ReadonlySet<string> = new Set()): StaticFinding | null {
   const allowedLib = new Set(libOps);
+  const entries = nmOutput.split('\n').map((l) => l.trim().split(/\s+/)).filter(([name, type]) => name && type) as [string, string][];
   let definesSolve = false;
-  for (const line of nmOutput.split('\n')) {
-    const [name, type] = line.trim().split(/\s+/);
-    if (!name || !type) continue;
-    if (type === 'U' || type === 'w' || type === 'v') {
-      if (ALLOWED_SYMBOLS.has(name) || allowedLib.has(name) || ALLOWED_PREFIXES.some((p) => name.startsWith(p))) continue;
-      const hint = name.startsWith('lib_') ? ' (this task does not offer it)' : '';
-      return violation('forbidden_call', `the code calls \`${name}\`${hint}; candidates may call only math, memory and OpenMP functions and the task's library ops`);
-    }
+  // Definitions first: a name the runner or its libraries own is the worse finding.
+  for (const [name, type] of entries) {
     if (type === 'i') return violation('ifunc', `the symbol \`${name}\` is an IFUNC, whose resolver runs while the program loads`);
-    if (/^[A-Z]$/.test(type)) {
-      if (name === 'solve' && type === 'T') definesSolve = true;
-      else if (name === 'main' || name.startsWith('_') || /^(anvil|lib)_/.test(name) || libraryNames.has(name))
-        return violation('reserved_symbol', `the code defines \`${name}\`, a name the harness or its libraries own (make it \`static\` or rename it)`);
-    }
+    if (!/^[A-Z]$/.test(type) || type === 'U') continue;
+    if (name === 'solve' && type === 'T') definesSolve = true;
+    else if (name === 'main' || name.startsWith('_') || /^(anvil|lib)_/.test(name) || libraryNames.has(name))
+      return violation('reserved_symbol', `the code defines \`${name}\`, a name the harness or its libraries own (make it \`static\` or rename it)`);
+  }
+  for (const [name, type] of entries) {
+    if (type !== 'U' && type !== 'w' && type !== 'v') continue;
+    if (ALLOWED_SYMBOLS.has(name) || allowedLib.has(name) || ALLOWED_PREFIXES.some((p) => name.startsWith(p))) continue;
+    const hint = name.startsWith('lib_') ? ' (this task does not offer it)' : '';
+    return violation('forbidden_call', `the code calls \`${name}\`${hint}; candidates may call only math, memory and OpenMP functions and the task's library ops`);
   }
   if (!definesSolve) return { outcome: 'compile_error', message: 'the code defines no global function `solve`', flags: [] };
   return null;

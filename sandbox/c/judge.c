@@ -181,7 +181,7 @@ static void parse_spec(const char *path) {
   char line[4096], key[64];
   spec.trials = 5;
   spec.start_timeout_ms = 10000;
-  spec.freeze_limit_ms = 100;
+  spec.freeze_limit_ms = 1000;
   spec.warmup_factor = 20;
   spec.warmup_floor_ms = 200;
   while (fgets(line, sizeof line, f)) {
