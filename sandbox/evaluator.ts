@@ -15,7 +15,7 @@ import { AnvilError } from './errors.js';
 import { chooseMode, type SandboxMode } from './isolation.js';
 import { RwLock } from './rwlock.js';
 import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
-import { assembleResult, deriveSeed, geomean, ResultCache, takeCode, type Findings } from './common.js';
+import { assembleResult, deriveSeed, geomean, InFlight, ResultCache, takeCode, type Findings } from './common.js';
 import { checkSource } from './static-check.js';
 import { ensureTaskBuild, ensureToolchain, peakRates, type PeakRates } from './toolchain.js';
 import type { WorkerTask } from './worker.js';
@@ -91,6 +91,7 @@ export class Evaluator implements EvaluationService {
   private readonly lock = new RwLock();
   private readonly secret: string;
   private readonly cache: ResultCache;
+  private readonly inFlight = new InFlight();
   private readonly baseConfig: EvalConfig;
   private readonly skipStatic: boolean;
   private readonly freeSlots: number[] = [];
@@ -154,19 +155,20 @@ export class Evaluator implements EvaluationService {
     const key = ResultCache.key(task, seed, config, code);
     const hit = this.cache.get(key);
     if (hit) return hit;
-
-    this.warm(req.task);
-    const slot = this.freeSlots.pop() ?? this.nextSlot++;
-    const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
-    const job: JobRef = { jobId, slot, mode: this.mode, config, task, skipStatic: this.skipStatic };
-    try {
-      const result = await this.runStages(job, code, seed, stages, base, opts);
-      this.cache.set(key, result);
-      return result;
-    } finally {
-      await this.pool.run({ op: 'cleanup', jobId } satisfies WorkerTask).catch(() => undefined);
-      this.freeSlots.push(slot);
-    }
+    return this.inFlight.run(key, opts.signal, async (signal) => {
+      this.warm(req.task);
+      const slot = this.freeSlots.pop() ?? this.nextSlot++;
+      const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
+      const job: JobRef = { jobId, slot, mode: this.mode, config, task, skipStatic: this.skipStatic };
+      try {
+        const result = await this.runStages(job, code, seed, stages, base, { ...opts, signal });
+        this.cache.set(key, result);
+        return result;
+      } finally {
+        await this.pool.run({ op: 'cleanup', jobId } satisfies WorkerTask).catch(() => undefined);
+        this.freeSlots.push(slot);
+      }
+    });
   }
 
   private async runStages(
