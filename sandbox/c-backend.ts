@@ -33,6 +33,8 @@ export interface JobRef {
   config: EvalConfig;
   task: Task;
   skipStatic: boolean;
+  /** Time under SCHED_FIFO (where the host allows it): see docs/c-judge.md. */
+  realtime?: boolean;
 }
 
 export interface StageOutcome {
@@ -332,6 +334,7 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
     `bwrap ${job.mode === 'bwrap' ? 1 : 0}`,
     // bwrap's deny list, then the runner's own allow-list.
     `expect_filters ${job.mode === 'bwrap' ? 2 : 1}`,
+    `realtime ${job.realtime === false ? 0 : 1}`,
     `host_lock ${path.join(os.tmpdir(), 'anvil-timing.lock')}`,
     ...job.task.args.map((a) => {
       const gen = a.kind === 'in' || a.kind === 'f32' ? `${a.gen.dist} ${a.gen.a} ${a.gen.b}` : 'none 0 0';

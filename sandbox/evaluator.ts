@@ -30,6 +30,9 @@ export interface EvaluatorOptions {
   /** Verdicts kept for identical (task, code, seed, config); 0 disables the cache. */
   cacheSize?: number;
   config?: Partial<EvalConfig>;
+  /** Time under SCHED_FIFO where the host allows it (default true); false for
+   * side-by-side benchmarks of the difference. */
+  realtimeTiming?: boolean;
   /** Testing only: skip the static and object-file checks, so that tests can
    * show the sandbox and the judge stopping what those checks would have. */
   unsafeSkipStaticChecks?: boolean;
@@ -94,6 +97,7 @@ export class Evaluator implements EvaluationService {
   private readonly inFlight = new InFlight();
   private readonly baseConfig: EvalConfig;
   private readonly skipStatic: boolean;
+  private readonly realtime: boolean;
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
   private peak: PeakRates | null = null;
@@ -107,6 +111,7 @@ export class Evaluator implements EvaluationService {
     this.cache = new ResultCache(opts.cacheSize ?? 1000);
     this.baseConfig = evalConfig(opts.config);
     this.skipStatic = opts.unsafeSkipStaticChecks ?? false;
+    this.realtime = opts.realtimeTiming ?? true;
     ensureToolchain();
     this.pool = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
@@ -159,7 +164,7 @@ export class Evaluator implements EvaluationService {
       this.warm(req.task);
       const slot = this.freeSlots.pop() ?? this.nextSlot++;
       const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
-      const job: JobRef = { jobId, slot, mode: this.mode, config, task, skipStatic: this.skipStatic };
+      const job: JobRef = { jobId, slot, mode: this.mode, config, task, skipStatic: this.skipStatic, realtime: this.realtime };
       try {
         const result = await this.runStages(job, code, seed, stages, base, { ...opts, signal });
         this.cache.set(key, result);
