@@ -68,6 +68,13 @@ export interface TrialRecord {
   maxAbsErr: number | null;
   maxRelErr: number | null;
   mismatch?: Mismatch;
+  /** C backend: the inputs' kind (plain, blocks, trend, spikes), whether the
+   * output moved as the reference's when a few inputs moved, where it did not,
+   * and the largest error as a share of the tolerance. */
+  regime?: string;
+  sensitive?: boolean;
+  insensitive?: { arg: number; index: number; referenceMoved: number | null; candidateMoved: number | null };
+  toleranceUsed?: number | null;
 }
 
 export interface EvalResult {

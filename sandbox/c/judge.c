@@ -327,6 +327,13 @@ static void sleep_ms(int ms) {
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+static void sleep_until(uint64_t t) {
+  uint64_t now = now_ns();
+  if (t <= now) return;
+  struct timespec ts = {(time_t)((t - now) / 1000000000ull), (long)((t - now) % 1000000000ull)};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
 static void flush_range(const void *p, size_t bytes) {
   const char *c = (const char *)((uintptr_t)p & ~(uintptr_t)(LINE - 1));
   const char *end = (const char *)p + bytes;
@@ -570,15 +577,40 @@ static int reply_pending(runner *r) {
 }
 
 /* Timing under SCHED_FIFO: the other processes of a shared host cannot take a
- * core from a timed call. The kernel's real-time throttling still leaves them
- * 5% of every second, and every call has its deadline. */
+ * core from a timed call. The runners are real-time from their start (they are
+ * frozen whenever no call is in flight); the judge only while a call is in
+ * flight, above them, so that it always gets to freeze a runner whose threads
+ * still spin. Its own work between calls (inputs, comparisons) runs as an
+ * ordinary process, and every real-time call of d is followed by at least d/4
+ * without one: the kernel throttles real-time work beyond 95% of a second,
+ * and a throttled call would stall. */
 #define JUDGE_PRIORITY 20
 #define RUNNER_PRIORITY 10
 static int realtime_on;
+static uint64_t realtime_rest_until;
+
+static int set_realtime(int on) {
+  struct sched_param sp = {.sched_priority = on ? JUDGE_PRIORITY : 0};
+  return sched_setscheduler(0, on ? SCHED_FIFO : SCHED_OTHER, &sp) == 0;
+}
 
 static void enter_realtime(void) {
-  struct sched_param sp = {.sched_priority = JUDGE_PRIORITY};
-  realtime_on = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+  realtime_on = set_realtime(1);
+  if (realtime_on) set_realtime(0);
+}
+
+static void sleep_until(uint64_t t);
+
+static void realtime_call_begins(void) {
+  if (!realtime_on) return;
+  sleep_until(realtime_rest_until);
+  set_realtime(1);
+}
+
+static void realtime_call_ends(uint64_t t0, uint64_t t1) {
+  if (!realtime_on) return;
+  set_realtime(0);
+  realtime_rest_until = t1 + (t1 - t0) / 4;
 }
 
 static int start_runner(runner *r, runner_spec *rs) {
@@ -641,15 +673,18 @@ static int call(runner *r, anvil_cmd *cmd, int limit_ms, uint64_t *elapsed) {
   cmd->seq = ++r->seq;
   if (reply_pending(r)) { kill_runner(r); note_death(r); return CALL_FORGED; }
   anvil_reply rep;
+  realtime_call_begins();
   uint64_t t0 = now_ns();
   thaw(r);
-  if (write(r->cmd_fd, cmd, sizeof *cmd) != (ssize_t)sizeof *cmd) { note_death(r); return CALL_DIED; }
+  if (write(r->cmd_fd, cmd, sizeof *cmd) != (ssize_t)sizeof *cmd) { realtime_call_ends(t0, now_ns()); note_death(r); return CALL_DIED; }
   int rc = await_reply(r, cmd->seq, call_wait_ms(limit_ms), &rep);
   uint64_t t_reply = now_ns();
+  if (rc != CALL_OK) realtime_call_ends(t0, t_reply);
   if (rc == CALL_TIMEOUT || rc == CALL_FORGED) { kill_runner(r); note_death(r); return rc; }
   if (rc == CALL_DIED) { note_death(r); return CALL_DIED; }
   int late = freeze(r);
   uint64_t t1 = now_ns();
+  realtime_call_ends(t0, t1);
   double fms = (double)(t1 - t_reply) / 1e6;
   if (fms > r->freeze_max_ms) r->freeze_max_ms = fms;
   if (late) return CALL_LATE;
@@ -1030,6 +1065,7 @@ static const char *work_while_idle(void) {
   if (!before) fail_env("out of memory for the idle check");
   memcpy(before, cand.mem, cand.mem_size);
   int min_wait = spec.post_wait_ms > 0 ? spec.post_wait_ms : 100, waited = 0, quiet = 0;
+  if (realtime_on) set_realtime(1);  /* above the runner, which may spin */
   thaw(&cand);
   for (; waited < IDLE_LIMIT_MS && (quiet < 2 || waited < min_wait); waited += IDLE_WINDOW_MS) {
     uint64_t cpu0 = cpu_ns(&cand);
@@ -1038,6 +1074,7 @@ static const char *work_while_idle(void) {
     quiet = used < (uint64_t)IDLE_WINDOW_MS * 100000ull ? quiet + 1 : 0;
   }
   int late = freeze(&cand);
+  if (realtime_on) set_realtime(0);
   int changed = memcmp(before, cand.mem, cand.mem_size) != 0;
   free(before);
   if (late) return "the process could not be frozen while idle: work continues in the background";
