@@ -372,7 +372,6 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
       return { phase, outcome: 'env_error', message: `the judge failed: ${truncate(res.stderr || res.stdout, 500)}`, ms: res.ms };
     }
     const run: JudgeRun = { ...out, ms: res.ms };
-    if (process.env.ANVIL_DEBUG_FREEZE) console.error(`freeze ${phase} ${(out as { freezeMaxMs?: number }).freezeMaxMs}`);
     if (out.death && out.outcome === 'env_error') run.message = `${out.message}: ${out.death}`;
     else if (out.death && out.death !== 'timeout') {
       const why = explainDeath(out.death, cand?.oomKilled() ?? false, cfg);

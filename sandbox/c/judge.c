@@ -23,8 +23,8 @@
  * phase time: the reference and the candidate are called alternately; before
  *   every call both get fresh, independent input contents (no call's inputs
  *   exist anywhere before it), at a new address, flushed from the caches; every
- *   output is compared with the reference's, and some calls are sensitivity
- *   runs. The first call of each (the warm-up) is bounded by a multiple of the
+ *   output is compared with the reference's, and four calls per shape are
+ *   sensitivity runs. The first call of each (the warm-up) is bounded by a multiple of the
  *   reference's. Repetitions go on until the relative standard error of the
  *   paired speedup is under target, or the timed budget ends. Timing runs under
  *   SCHED_FIFO where the host allows it (the runners below the judge), so the
@@ -58,7 +58,7 @@
 #define POISON_BITS 0x7fc0deadu
 #define LINE 64
 #define SENSITIVITY_POINTS 3   /* elements moved per input array in a sensitivity run */
-#define TIMING_SENSITIVITY_RUNS 2
+#define TIMING_SENSITIVITY_RUNS 4
 
 /* ---------- the job spec ---------- */
 
@@ -1393,9 +1393,16 @@ static void phase_time(void) {
   float scalars[ANVIL_MAX_ARGS] = {0};
   for (int si = 0; si < spec.nshapes; si++) {
     const shape_spec *s = &spec.shape[si];
-    int sens_at[TIMING_SENSITIVITY_RUNS];
-    for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++)
-      sens_at[j] = 1 + j + (int)(mix64(key_of(5, (uint64_t)si, (uint64_t)j)) % (uint64_t)(spec.min_reps > 2 ? spec.min_reps - 1 : 1));
+    /* Sensitivity runs after distinct repetitions among the first min_reps (which always run). */
+    int sens_at[TIMING_SENSITIVITY_RUNS], order[1024];
+    int span = spec.min_reps < 1024 ? spec.min_reps : 1024;
+    for (int j = 0; j < span; j++) order[j] = j + 1;
+    for (int j = span - 1; j > 0; j--) {
+      int o = (int)(mix64(key_of(5, (uint64_t)si, (uint64_t)j)) % (uint64_t)(j + 1)), tmp = order[j];
+      order[j] = order[o];
+      order[o] = tmp;
+    }
+    for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++) sens_at[j] = order[j % span];
     int reps = 0;
     /* The profile: of each call's time (less the hand-over), the candidate's own
      * part is its threads' CPU time, but never more than what the library's
