@@ -1184,10 +1184,10 @@ static void check_call(const shape_spec *s, const float *scalars, int slot, int 
   conclude();
 }
 
-static void reference_call(const shape_spec *s, const float *scalars, int slot, uint64_t *ns, const char *where) {
+static void reference_call(const shape_spec *s, const float *scalars, int slot, const char *where) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
-  if (call(&ref, &cmd, spec.call_timeout_ms, ns) != CALL_OK) reference_failed(where);
+  if (call(&ref, &cmd, spec.call_timeout_ms, NULL) != CALL_OK) reference_failed(where);
 }
 
 static void phase_check(void) {
@@ -1221,7 +1221,7 @@ static void phase_check(void) {
       }
     }
     stage(&ref, s, 0, pristine);
-    reference_call(s, scalars, 0, NULL, "during a correctness trial");
+    reference_call(s, scalars, 0, "during a correctness trial");
     for (int i = 0; i < spec.nargs; i++)
       if (spec.arg[i].kind == ANVIL_OUT) compare(snap[i], window(&ref, i, 0), (size_t)s->v[i], i, &vs_ref);
     keep_outputs(ref_out, &ref, s, 0);
@@ -1234,7 +1234,7 @@ static void phase_check(void) {
     check_call(s, scalars, slot, passed, ntrials, t);
     fail_mutation(&cand, s, slot, pristine, "during the call");
     stage(&ref, s, 0, pristine);
-    reference_call(s, scalars, 0, NULL, "during a correctness trial");
+    reference_call(s, scalars, 0, "during a correctness trial");
     for (int i = 0; i < spec.nargs; i++) {
       if (spec.arg[i].kind != ANVIL_OUT) continue;
       size_t n = (size_t)s->v[i];
@@ -1409,6 +1409,7 @@ static void phase_time(void) {
      * busy time leaves: a thread that only spins while the library works
      * earns nothing. */
     double lib_total = 0, own_total = 0, cand_total = 0, timed_total = 0, warm_c = 0, warm_r = 0;
+    int call_limit = spec.call_timeout_ms;
     for (int k = 0; k < spec.max_reps + 1; k++) {
       int slot = slot_order[k % slots];
       int regime = k % 4 == 3 ? 1 + (k / 4) % (NREGIMES - 1) : REGIME_PLAIN;
@@ -1437,10 +1438,14 @@ static void phase_time(void) {
           conclude();
         }
         if (ms_c < 0) timing_failure(si, k, ms_c, "while warming up");
+        /* Later calls may take at most 10 × the first (or 20 × the reference's): a call runs
+         * in real time, and one that never returns must not hold the host's cores for long. */
+        double later = fmax(fmax(10 * ms_c, spec.warmup_factor * ms_r), (double)spec.warmup_floor_ms);
+        call_limit = later < spec.call_timeout_ms ? (int)ceil(later) : spec.call_timeout_ms;
       } else {
         for (int turn = 0; turn < 2; turn++) {
           if ((turn == 0) == (k % 2 != 0)) {
-            ms_c = timed_call(&cand, s, scalars, slot, spec.call_timeout_ms, &prof);
+            ms_c = timed_call(&cand, s, scalars, slot, call_limit, &prof);
             if (ms_c < 0) timing_failure(si, k, ms_c, "while being timed");
           } else {
             ms_r = timed_call(&ref, s, scalars, slot, spec.call_timeout_ms, NULL);
@@ -1462,7 +1467,7 @@ static void phase_time(void) {
         int slot2 = slot_order[(spec.max_reps + 1 + j) % slots];
         stage(&cand, s, slot2, pristine);
         stage(&ref, s, slot2, pristine);
-        double m = timed_call(&cand, s, scalars, slot2, spec.call_timeout_ms, NULL);
+        double m = timed_call(&cand, s, scalars, slot2, call_limit, NULL);
         if (m < 0) timing_failure(si, k, m, "while being timed");
         if (timed_call(&ref, s, scalars, slot2, spec.call_timeout_ms, NULL) < 0) reference_failed("while being timed");
         fail_mutation(&cand, s, slot2, pristine, "while being timed");
