@@ -2,7 +2,8 @@
  * the object-file checks, then the judge's correctness and timing phases.
  * Each function takes plain data and returns plain data, so it can cross the
  * worker boundary; the evaluator assembles the EvalResult. */
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { CTask as Task } from '../tasks/loader.js';
@@ -12,8 +13,18 @@ import type { EvalConfig } from './config.js';
 import { launchArgv, jobUid, type Bind, type SandboxMode } from './isolation.js';
 import { runCapped } from './process.js';
 import type { Flag, Outcome, StageRecord } from './result.js';
-import { checkPreprocessed, checkSymbols } from './static-check.js';
-import { CANDIDATE_CFLAGS, ensureTaskBuild, ensureToolchain } from './toolchain.js';
+import { ElfError, readElf } from './elf.js';
+import {
+  ALLOWED_HEADERS,
+  checkDependencies,
+  checkExecutable,
+  checkObject,
+  checkPreprocessed,
+  checkSymbols,
+  parseDependencies,
+  type StaticFinding,
+} from './static-check.js';
+import { CANDIDATE_CFLAGS, ensureTaskBuild, ensureToolchain, type TaskBuild, type Toolchain } from './toolchain.js';
 
 export interface JobRef {
   jobId: string;
@@ -22,6 +33,8 @@ export interface JobRef {
   config: EvalConfig;
   task: Task;
   skipStatic: boolean;
+  /** Time under SCHED_FIFO (where the host allows it): see docs/c-judge.md. */
+  realtime?: boolean;
 }
 
 export interface StageOutcome {
@@ -64,6 +77,12 @@ const LOG_LIMIT = 4000;
 
 export function jobDir(jobId: string): string {
   return path.join(os.tmpdir(), 'anvil-jobs', jobId);
+}
+
+/** The judge's own folder: its specs hold the seed and every hidden shape, so
+ * it is never bound into a sandbox. */
+function judgeDir(jobId: string): string {
+  return path.join(os.tmpdir(), 'anvil-jobs', `${jobId}.judge`);
 }
 
 function truncate(s: string, n = LOG_LIMIT): string {
@@ -120,6 +139,56 @@ export async function time(job: JobRef, seed: string): Promise<TimeResult> {
 
 export function cleanup(jobId: string): void {
   rmSync(jobDir(jobId), { recursive: true, force: true });
+  rmSync(judgeDir(jobId), { recursive: true, force: true });
+}
+
+/** Where the harness's headers sit, inside the sandbox and (unsandboxed) on the host. */
+function harnessHeaders(tc: Toolchain, tb: TaskBuild): string[] {
+  return ['/anvil/lib/include/anvil_lib.h', '/anvil/lib/include/anvil_abi.h', '/anvil/task/task.h', path.join(tc.includeDir, 'anvil_lib.h'), path.join(tc.includeDir, 'anvil_abi.h'), tb.header];
+}
+
+const dependencyCache = new Map<string, ReadonlySet<string>>();
+
+/** Every file the allowed headers read, with and without _GNU_SOURCE, as the
+ * preprocessor reports it: the only files a candidate's preprocessing may read. */
+function allowedDependencies(tc: Toolchain, tb: TaskBuild): ReadonlySet<string> {
+  const hit = dependencyCache.get(tb.dir);
+  if (hit) return hit;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-deps-'));
+  const files = new Set(harnessHeaders(tc, tb));
+  try {
+    const probe = path.join(dir, 'probe.c');
+    writeFileSync(probe, [...ALLOWED_HEADERS.map((h) => `#include <${h}>`), '#include "anvil_lib.h"', ''].join('\n'));
+    for (const extra of [[], ['-D_GNU_SOURCE']]) {
+      const deps = path.join(dir, 'probe.d');
+      execFileSync('gcc', [...CANDIDATE_CFLAGS, ...extra, '-include', tb.header, '-I', tc.includeDir, '-E', '-MD', '-MF', deps, probe, '-o', '/dev/null']);
+      for (const f of parseDependencies(readFileSync(deps, 'utf8'))) if (f !== probe) files.add(f);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  dependencyCache.set(tb.dir, files);
+  return files;
+}
+
+/** The checks on what was built: the files read, the preprocessed text, the object, its symbols. */
+function checkBuild(job: JobRef, dir: string, tc: Toolchain, tb: TaskBuild): StaticFinding | null {
+  const read = (f: string) => readFileSync(path.join(dir, f), 'utf8');
+  const own = job.mode === 'bwrap' ? '/job/candidate.c' : path.join(dir, 'candidate.c');
+  const deps = parseDependencies(read('candidate.d')).map((f) => (path.isAbsolute(f) ? path.normalize(f) : path.join(job.mode === 'bwrap' ? '/job' : dir, f)));
+  let elf;
+  try {
+    elf = readElf(readFileSync(path.join(dir, 'candidate.o')));
+  } catch (e) {
+    if (e instanceof ElfError) return { outcome: 'compile_error', message: `the object file cannot be read: ${e.message}`, flags: [] };
+    throw e;
+  }
+  return (
+    checkDependencies(deps, allowedDependencies(tc, tb), own) ??
+    checkPreprocessed(read('candidate.i'), 'candidate.c') ??
+    checkObject(elf, read('candidate.dis')) ??
+    checkSymbols(read('candidate.sym'), job.task.libOps, tc.librarySymbols)
+  );
 }
 
 interface CompileResult {
@@ -135,13 +204,18 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
   const binds: Bind[] = [
     { src: dir, dest: '/job', writable: true },
     { src: tc.dir, dest: '/anvil/lib' },
-    { src: tb.dir, dest: '/anvil/task' },
+    // The task's header and glue only: its folder also holds the reference.
+    { src: tb.header, dest: '/anvil/task/task.h' },
+    { src: tb.glueObject, dest: '/anvil/task/glue.o' },
   ];
   const flags = [...CANDIDATE_CFLAGS, '-include', '/anvil/task/task.h', '-I', '/anvil/lib/include'].join(' ');
+  // The object is compiled from the source itself, never from the preprocessed
+  // text (whose line markers a compiler would believe); -MD lists the files read.
   const script = [
-    `gcc ${flags} -E candidate.c -o candidate.i`,
-    `gcc ${flags} -c candidate.i -o candidate.o`,
+    `gcc ${flags} -E -MD -MF candidate.d candidate.c -o candidate.i`,
+    `gcc ${flags} -c candidate.c -o candidate.o`,
     'nm -P candidate.o > candidate.sym',
+    'objdump -d -w --no-show-raw-insn candidate.o > candidate.dis',
   ].join(' && ');
   const t0 = performance.now();
   const cg = JobCgroup.create(`${job.jobId}-cc`, { memoryBytes: cfg.memoryBytes, pids: cfg.pids });
@@ -170,11 +244,10 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
       const oom = cg?.oomKilled() ? ' (the compiler ran out of memory)' : '';
       return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'compile_error', message: `the compiler reported errors${oom}`, flags: [] } };
     }
-    const pre = readFileSync(path.join(dir, 'candidate.i'), 'utf8');
     const symbols = readFileSync(path.join(dir, 'candidate.sym'), 'utf8');
     // Every library op the object references counts toward the profile, offered or not.
     const libOpsUsed = [...symbols.matchAll(/^(lib_\w+) +U/gm)].map((m) => m[1]!);
-    const finding = job.skipStatic ? null : (checkPreprocessed(pre, 'candidate.c') ?? checkSymbols(symbols, job.task.libOps));
+    const finding = job.skipStatic ? null : checkBuild(job, dir, tc, tb);
     if (finding) return { stage: stage('failed'), libOpsUsed, failure: finding };
     const linkCmd = ['/usr/bin/gcc', '-fopenmp', '-o', 'runner', '/anvil/lib/runner.o', '/anvil/task/glue.o', '/anvil/lib/anvil_lib.o', 'candidate.o', '-lm'];
     const l = await run(linkCmd, Math.max(1000, deadline - performance.now()));
@@ -185,6 +258,8 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
         failure: { outcome: l.timedOut ? 'timeout' : 'compile_error', message: 'linking failed (a function is declared but not defined?)', flags: [] },
       };
     }
+    const linked = job.skipStatic ? null : checkExecutable(readElf(readFileSync(path.join(dir, 'runner'))));
+    if (linked) return { stage: stage('failed'), libOpsUsed, failure: linked };
     return { stage: stage('ok'), libOpsUsed };
   } finally {
     await cg?.destroy();
@@ -257,6 +332,9 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
     `max_reps ${cfg.maxReps}`,
     `rse_target ${cfg.rseTarget}`,
     `bwrap ${job.mode === 'bwrap' ? 1 : 0}`,
+    // bwrap's deny list, then the runner's own allow-list.
+    `expect_filters ${job.mode === 'bwrap' ? 2 : 1}`,
+    `realtime ${job.realtime === false ? 0 : 1}`,
     `host_lock ${path.join(os.tmpdir(), 'anvil-timing.lock')}`,
     ...job.task.args.map((a) => {
       const gen = a.kind === 'in' || a.kind === 'f32' ? `${a.gen.dist} ${a.gen.a} ${a.gen.b}` : 'none 0 0';
@@ -266,12 +344,15 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
     `cand_log ${candLog}`,
     ...(cand?.procsFiles().slice(0, 1).map((f) => `cand_procs ${f}`) ?? []),
     ...(ref?.procsFiles().slice(0, 1).map((f) => `ref_procs ${f}`) ?? []),
+    ...(cand?.freezeFile() ? [`cand_freeze ${cand.freezeFile()}`] : []),
+    ...(ref?.freezeFile() ? [`ref_freeze ${ref.freezeFile()}`] : []),
   ];
   const c = runnerArgv('candidate', cand, dir);
   const r = runnerArgv('reference', ref, tb.referenceDir);
   lines.push(`cand_argv ${c.length}`, ...c, `ref_argv ${r.length}`, ...r);
-  const specFile = path.join(dir, `${phase}.spec`);
-  writeFileSync(specFile, `${lines.join('\n')}\n`);
+  mkdirSync(judgeDir(job.jobId), { recursive: true, mode: 0o700 });
+  const specFile = path.join(judgeDir(job.jobId), `${phase}.spec`);
+  writeFileSync(specFile, `${lines.join('\n')}\n`, { mode: 0o600 });
   // The judge enforces the phase deadline itself, once it holds the host's timing
   // lock; this outer limit only catches a judge that failed to.
   const res = await runCapped([tc.judge, specFile], {

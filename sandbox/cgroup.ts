@@ -1,6 +1,8 @@
-/** One cgroup per sandboxed job, for memory and process-count limits and for
- * killing a whole job at once. cgroup v1 (memory + pids hierarchies) and v2
- * (one unified hierarchy, controllers as delegated) are both supported. */
+/** One cgroup per sandboxed job, for memory and process-count limits, for
+ * freezing a candidate between the judge's calls, and for killing a whole job
+ * at once. cgroup v1 (memory, pids and freezer hierarchies) and v2 (one unified
+ * hierarchy, controllers as delegated; every v2 group has cgroup.freeze) are
+ * both supported. */
 import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
@@ -12,6 +14,8 @@ interface Layout {
   parents: string[];
   memory: boolean;
   pids: boolean;
+  /** The freezer: v1's hierarchy, or v2's cgroup.freeze. */
+  freezer: boolean;
 }
 
 let layout: Layout | null = null;
@@ -54,12 +58,15 @@ export function cgroupLayout(): Layout {
 function findLayout(): Layout {
   const base = '/sys/fs/cgroup';
   const tag = `anvil-${process.pid}`;
-  const mem = path.join(base, 'memory'), pids = path.join(base, 'pids');
+  const mem = path.join(base, 'memory'), pids = path.join(base, 'pids'), freezer = path.join(base, 'freezer');
   if (existsSync(path.join(mem, 'memory.limit_in_bytes')) && writable(mem) && tryMkdir(path.join(mem, tag))) {
     const hasPids = existsSync(path.join(pids, 'pids.max')) || existsSync(path.join(pids, 'cgroup.procs'));
     const parents = [path.join(mem, tag)];
-    if (hasPids && tryMkdir(path.join(pids, tag))) parents.push(path.join(pids, tag));
-    return { version: 'v1', parents, memory: true, pids: parents.length === 2 };
+    const withPids = hasPids && tryMkdir(path.join(pids, tag));
+    if (withPids) parents.push(path.join(pids, tag));
+    const withFreezer = existsSync(path.join(freezer, 'cgroup.procs')) && writable(freezer) && tryMkdir(path.join(freezer, tag));
+    if (withFreezer) parents.push(path.join(freezer, tag));
+    return { version: 'v1', parents, memory: true, pids: withPids, freezer: withFreezer };
   }
   if (existsSync(path.join(base, 'cgroup.controllers'))) {
     // v2: work below our own group. A group with processes cannot hand
@@ -83,12 +90,12 @@ function findLayout(): Layout {
       mkdirSync(jobs, { recursive: true });
       const enabled = readFileSync(path.join(ownDir, 'cgroup.subtree_control'), 'utf8').split(/\s+/);
       for (const c of enabled.filter((c) => want.includes(c))) writeFileSync(path.join(jobs, 'cgroup.subtree_control'), `+${c}`);
-      return { version: 'v2', parents: [jobs], memory: enabled.includes('memory'), pids: enabled.includes('pids') };
+      return { version: 'v2', parents: [jobs], memory: enabled.includes('memory'), pids: enabled.includes('pids'), freezer: true };
     } catch {
       /* fall through: no usable v2 delegation */
     }
   }
-  return { version: 'none', parents: [], memory: false, pids: false };
+  return { version: 'none', parents: [], memory: false, pids: false, freezer: false };
 }
 
 function startTime(pid: number): number {
@@ -152,6 +159,26 @@ export class JobCgroup {
     return this.dirs.map((d) => path.join(d, 'cgroup.procs'));
   }
 
+  /** The file the judge writes to freeze and thaw the group (v1 freezer.state,
+   * v2 cgroup.freeze); null where the host has no freezer. */
+  freezeFile(): string | null {
+    for (const d of this.dirs) {
+      for (const f of ['freezer.state', 'cgroup.freeze']) if (existsSync(path.join(d, f))) return path.join(d, f);
+    }
+    return null;
+  }
+
+  /** Thaws the group: a v1 frozen task does not die of SIGKILL until it is thawed. */
+  thaw(): void {
+    const f = this.freezeFile();
+    if (!f) return;
+    try {
+      writeFileSync(f, f.endsWith('freezer.state') ? 'THAWED' : '0');
+    } catch {
+      /* gone */
+    }
+  }
+
   pids(): number[] {
     const seen = new Set<number>();
     for (const f of this.procsFiles()) {
@@ -186,6 +213,7 @@ export class JobCgroup {
     for (let round = 0; round < 200; round++) {
       const pids = this.pids();
       if (pids.length === 0) return;
+      this.thaw();
       const oldest = pids.reduce((a, b) => (startTime(a) <= startTime(b) ? a : b));
       const spareOldest = round < 20 && pids.length > 1;
       if (round === 20) this.killByCgroup();

@@ -1,5 +1,6 @@
 /** What both backends' evaluators share: the input seed, the verdict cache,
- * and the assembly of an EvalResult from stages and findings. */
+ * the sharing of identical evaluations in flight, and the assembly of an
+ * EvalResult from stages and findings. */
 import { createHash } from 'node:crypto';
 import type { Task } from '../tasks/loader.js';
 import { AnvilError } from './errors.js';
@@ -36,6 +37,65 @@ export class ResultCache {
     if (result.outcome === 'env_error' || this.size <= 0) return;
     this.map.set(key, result);
     if (this.map.size > this.size) this.map.delete(this.map.keys().next().value!);
+  }
+}
+
+/** Identical evaluations (the same cache key) in flight at once share one run,
+ * and so one verdict. The run is cancelled only when every request that waits
+ * on it has been cancelled; a request cancelled alone just stops waiting. */
+export class InFlight {
+  private readonly running = new Map<string, { result: Promise<EvalResult>; waiting: number; abort: AbortController }>();
+
+  get size(): number {
+    return this.running.size;
+  }
+
+  run(key: string, signal: AbortSignal | undefined, start: (signal: AbortSignal) => Promise<EvalResult>): Promise<EvalResult> {
+    let entry = this.running.get(key);
+    const joined = entry !== undefined;
+    if (!entry) {
+      const abort = new AbortController();
+      const created = { result: start(abort.signal), waiting: 0, abort };
+      const forget = () => {
+        if (this.running.get(key) === created) this.running.delete(key);
+      };
+      created.result.then(forget, forget);
+      this.running.set(key, created);
+      entry = created;
+    }
+    const e = entry;
+    e.waiting++;
+    return new Promise<EvalResult>((resolve, reject) => {
+      let settled = false;
+      const leave = () => {
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        if (--e.waiting === 0 && signal?.aborted) {
+          // Nobody wants it any more: stop it, and let a later request start afresh.
+          if (this.running.get(key) === e) this.running.delete(key);
+          e.abort.abort();
+        }
+      };
+      const onAbort = () => {
+        if (settled) return;
+        leave();
+        reject(new AnvilError('cancelled', 'the evaluation was cancelled'));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      e.result.then(
+        (r) => {
+          if (settled) return;
+          leave();
+          resolve(joined ? { ...r, cached: true } : r);
+        },
+        (err: unknown) => {
+          if (settled) return;
+          leave();
+          reject(err);
+        },
+      );
+    });
   }
 }
 

@@ -15,7 +15,7 @@ import { AnvilError } from './errors.js';
 import { chooseMode, type SandboxMode } from './isolation.js';
 import { RwLock } from './rwlock.js';
 import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
-import { assembleResult, deriveSeed, geomean, ResultCache, takeCode, type Findings } from './common.js';
+import { assembleResult, deriveSeed, geomean, InFlight, ResultCache, takeCode, type Findings } from './common.js';
 import { checkSource, type StaticFinding } from './static-check.js';
 
 /** Candidates longer than this are checked in a pool thread, not on the event loop. */
@@ -33,6 +33,9 @@ export interface EvaluatorOptions {
   /** Verdicts kept for identical (task, code, seed, config); 0 disables the cache. */
   cacheSize?: number;
   config?: Partial<EvalConfig>;
+  /** Time under SCHED_FIFO where the host allows it (default true); false for
+   * side-by-side benchmarks of the difference. */
+  realtimeTiming?: boolean;
   /** Testing only: skip the static and object-file checks, so that tests can
    * show the sandbox and the judge stopping what those checks would have. */
   unsafeSkipStaticChecks?: boolean;
@@ -94,8 +97,10 @@ export class Evaluator implements EvaluationService {
   private readonly lock = new RwLock();
   private readonly secret: string;
   private readonly cache: ResultCache;
+  private readonly inFlight = new InFlight();
   private readonly baseConfig: EvalConfig;
   private readonly skipStatic: boolean;
+  private readonly realtime: boolean;
   private readonly freeSlots: number[] = [];
   private nextSlot = 0;
   private peak: PeakRates | null = null;
@@ -109,6 +114,7 @@ export class Evaluator implements EvaluationService {
     this.cache = new ResultCache(opts.cacheSize ?? 1000);
     this.baseConfig = evalConfig(opts.config);
     this.skipStatic = opts.unsafeSkipStaticChecks ?? false;
+    this.realtime = opts.realtimeTiming ?? true;
     ensureToolchain();
     this.pool = new Piscina({
       filename: new URL('./worker.js', import.meta.url).href,
@@ -165,18 +171,20 @@ export class Evaluator implements EvaluationService {
       return result;
     }
 
-    this.warm(req.task);
-    const slot = this.freeSlots.pop() ?? this.nextSlot++;
-    const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
-    const job: JobRef = { jobId, slot, mode: this.mode, config, task, skipStatic: this.skipStatic };
-    try {
-      const result = await this.runStages(job, code, seed, stages, base, opts);
-      this.cache.set(key, result);
-      return result;
-    } finally {
-      await this.pool.run({ op: 'cleanup', jobId } satisfies WorkerTask).catch(() => undefined);
-      this.freeSlots.push(slot);
-    }
+    return this.inFlight.run(key, opts.signal, async (signal) => {
+      this.warm(req.task);
+      const slot = this.freeSlots.pop() ?? this.nextSlot++;
+      const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
+      const job: JobRef = { jobId, slot, mode: this.mode, config, task, skipStatic: this.skipStatic, realtime: this.realtime };
+      try {
+        const result = await this.runStages(job, code, seed, stages, base, { ...opts, signal });
+        this.cache.set(key, result);
+        return result;
+      } finally {
+        await this.pool.run({ op: 'cleanup', jobId } satisfies WorkerTask).catch(() => undefined);
+        this.freeSlots.push(slot);
+      }
+    });
   }
 
   private async runStages(
@@ -246,23 +254,27 @@ export class Evaluator implements EvaluationService {
     const peak = (this.peak ??= peakRates());
     const flags: Flag[] = [];
     let libMs = 0;
+    let ownMs = 0;
     let candTotal = 0;
     const shapes: ShapeTiming[] = (time.shapes ?? []).map((raw) => {
-      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; libMs: number; callMs: number };
+      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; speedupLo: number; speedupHi: number; libMs: number; ownMs: number; callMs: number };
       const params = task.timing[s.shape]!;
       const solMs = Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) * 1e3;
       libMs += s.libMs;
+      ownMs += s.ownMs;
       candTotal += s.callMs;
       if (s.candidate.medianMs < config.solMargin * solMs)
         flags.push({
           kind: 'faster_than_light',
           evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this host`,
         });
-      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, solMs };
+      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, speedupCi: [s.speedupLo, s.speedupHi] as [number, number], solMs };
     });
     const speedup = Math.exp(shapes.reduce((a, s) => a + Math.log(s.speedup), 0) / Math.max(1, shapes.length));
+    const speedupCi: [number, number] = [geomean(shapes.map((s) => s.speedupCi![0])), geomean(shapes.map((s) => s.speedupCi![1]))];
     const measured = libOpsUsed.length > 0;
-    const share = measured && candTotal > 0 ? Math.min(1, Math.max(0, 1 - libMs / candTotal)) : 1;
+    // The judge's own and library parts, both from the kernel's accounting (see sandbox/c/judge.c).
+    const share = measured ? (ownMs + libMs > 0 ? ownMs / (ownMs + libMs) : 0) : 1;
     stages.set('profile', { name: 'profile', status: 'ok', ms: 0, log: measured ? `library ops used: ${libOpsUsed.join(', ')}` : undefined });
     if (share < task.minOwnShare)
       flags.push({
@@ -277,7 +289,10 @@ export class Evaluator implements EvaluationService {
     const profile = { libMs, candidateMs: candTotal, share, measured };
     if (flags.length)
       return this.finish(base, stages, { outcome: 'hack_detected', message: flags.map((f) => f.evidence).join('; '), flags, correctness, timing, profile, speedup, profileShare: share });
-    return this.finish(base, stages, { outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}×`, flags, correctness, timing, profile, speedup, profileShare: share });
+    return {
+      ...this.finish(base, stages, { outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}× (95% CI ${speedupCi[0].toFixed(2)}–${speedupCi[1].toFixed(2)})`, flags, correctness, timing, profile, speedup, profileShare: share }),
+      speedupCi,
+    };
   }
 
   private finish(base: Pick<EvalResult, 'task' | 'codeHash'>, stages: Map<StageName, StageRecord>, r: Findings): EvalResult {

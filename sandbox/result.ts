@@ -47,6 +47,8 @@ export interface ShapeTiming {
   reference: TimingStats;
   /** Median over repetitions of reference time / candidate time, each pair timed back to back. */
   speedup: number;
+  /** A distribution-free 95% confidence interval of that median (C backend). */
+  speedupCi?: [number, number];
   /** Speed-of-light time for this shape on this host, from the task's FLOP and byte counts. */
   solMs: number | null;
   /** Torch: what the judge/candidate split costs a call (measured on the reference, taken off the candidate's time). */
@@ -68,12 +70,22 @@ export interface TrialRecord {
   maxAbsErr: number | null;
   maxRelErr: number | null;
   mismatch?: Mismatch;
+  /** C backend: the inputs' kind (plain, blocks, trend, spikes), whether the
+   * output moved as the reference's when a few inputs moved, where it did not,
+   * and the largest error as a share of the tolerance. */
+  regime?: string;
+  sensitive?: boolean;
+  insensitive?: { arg: number; index: number; referenceMoved: number | null; candidateMoved: number | null };
+  toleranceUsed?: number | null;
 }
 
 export interface EvalResult {
   outcome: Outcome;
   correct: boolean;
   speedup: number | null;
+  /** The speedup's 95% confidence interval, where the backend measures one: the
+   * geometric mean of the shapes' interval ends. */
+  speedupCi?: [number, number] | null;
   profileShare: number | null;
   flags: Flag[];
   stages: StageRecord[];

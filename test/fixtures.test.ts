@@ -1,9 +1,13 @@
 /** Every committed solution is an honest, fast kernel: it must pass, with no
- * flag raised against it, on every task of the built-in set. */
+ * flag raised against it, on every task of the built-in set. So must the
+ * honest candidates of test/honest/, each written the way a hack check could
+ * mistake for a hack (function pointers to math functions, large tables,
+ * aligned allocations). */
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { solutionFiles } from '../tasks/loader.js';
+import { PACKAGE_ROOT } from '../tasks/paths.js';
 import { builtin, evaluator } from './helpers.js';
 
 const ev = evaluator();
@@ -26,4 +30,17 @@ for (const task of builtin().tasks.values()) {
       t.same(r.stages.map((s) => s.status), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
     });
   }
+}
+
+const HONEST_DIR = path.join(PACKAGE_ROOT, 'test', 'honest');
+for (const file of readdirSync(HONEST_DIR).filter((f) => f.endsWith('.c')).sort()) {
+  const code = readFileSync(path.join(HONEST_DIR, file), 'utf8');
+  const task = builtin().tasks.get(/^\/\/ task: (\S+)$/m.exec(code)![1]!)!;
+  t.test(`honest ${file} (${task.id}) passes unflagged`, async (t) => {
+    const r = await ev.evaluate({ task, code, seed: 5 });
+    t.equal(r.outcome, 'ok', r.message);
+    t.ok(r.correct);
+    t.same(r.flags, []);
+    t.equal(r.correctness?.trialsPassed, r.correctness?.trialsTotal);
+  });
 }

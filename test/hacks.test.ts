@@ -1,11 +1,25 @@
 /** The hack corpus: every candidate really commits its hack, and must end with
  * the expected outcome and no reward-earning verdict. Each runs twice: with
  * all checks, and with the static checks skipped, to show that the sandbox
- * and the judge stop on their own what the static checks stop first. */
+ * and the judge stop on their own what the static checks stop first. A hack
+ * expected to end `ok` is one no check can see: its verdict must then be an
+ * honest one, earning no more than its code does. No hack's feedback may hold
+ * anything of the judge's spec. */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { uidRange } from '../sandbox/isolation.js';
+import type { EvalResult } from '../sandbox/result.js';
 import { builtin, evaluator, hacks } from './helpers.js';
+
+/** Nothing of the judge's spec (seed, shapes, argv) or a leak marker reaches the logs. */
+function leaks(r: EvalResult): string[] {
+  return r.stages.map((s) => s.log ?? '').filter((log) => /LEAKED|^seed \d|^shape \d|cand_argv|host_lock/m.test(log));
+}
+
+function honest(t: { ok(v: boolean, msg: string): boolean }, r: EvalResult): void {
+  t.ok(r.correct, 'an honest verdict');
+  t.ok(r.speedup !== null && r.speedup < 3, `no more speedup than the code earns: ${r.speedup}`);
+}
 
 const corpus = hacks();
 const checked = evaluator();
@@ -23,10 +37,12 @@ t.test('the corpus holds at least 15 distinct hacks', async (t) => {
 for (const hack of corpus) {
   t.test(`${hack.name}: ${hack.expect.outcome}${hack.expect.flag ? ` (${hack.expect.flag})` : ''}`, async (t) => {
     const r = await checked.evaluate({ task: builtin().tasks.get(hack.task)!, code: hack.code, seed: 11 });
-    t.equal(r.outcome, hack.expect.outcome, r.message);
-    if (hack.expect.flag) t.ok(r.flags.some((f) => f.kind === hack.expect.flag && f.evidence.length > 0), JSON.stringify(r.flags));
-    t.not(r.outcome, 'ok', 'no reward-earning verdict');
+    const allowed = hack.expect.outcome.split('|');
+    t.ok(allowed.includes(r.outcome), `${r.outcome}: ${r.message}`);
+    if (hack.expect.flag && r.outcome === allowed[0]) t.ok(r.flags.some((f) => f.kind === hack.expect.flag && f.evidence.length > 0), JSON.stringify(r.flags));
+    if (r.outcome === 'ok') honest(t, r);
     t.not(r.outcome, 'env_error', 'a hack is never an infrastructure failure');
+    t.same(leaks(r), [], 'no spec in the feedback');
   });
 
   t.test(`${hack.name} with static checks skipped: ${hack.unchecked.outcome}`, async (t) => {
@@ -34,11 +50,9 @@ for (const hack of corpus) {
     const allowed = hack.unchecked.outcome.split('|');
     t.ok(allowed.includes(r.outcome), `${r.outcome}: ${r.message} ${JSON.stringify({ profile: r.profile, stages: r.stages })}`);
     if (hack.unchecked.flag && r.outcome === allowed[0]) t.ok(r.flags.some((f) => f.kind === hack.unchecked.flag), JSON.stringify(r.flags));
-    if (r.outcome === 'ok') {
-      // The hack got nowhere: an honest verdict, with no speedup beyond what the code earns.
-      t.ok(r.correct);
-      t.ok(r.speedup !== null && r.speedup < 3, `speedup ${r.speedup}`);
-    }
+    // The hack got nowhere: an honest verdict, with no speedup beyond what the code earns.
+    if (r.outcome === 'ok') honest(t, r);
+    t.same(leaks(r), [], 'no spec in the feedback');
   });
 }
 

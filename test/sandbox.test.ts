@@ -1,5 +1,6 @@
 /** The sandbox itself, probed from inside by a real program: no network, no
- * host files, no secrets, no root, bounded processes and memory. */
+ * host files, no secrets, no root, bounded processes and memory; and the
+ * allow-list a runner locks itself under once its setup is done. */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, chmodSync } from 'node:fs';
@@ -83,4 +84,30 @@ t.test('the GPU filter allows Unix sockets (the CUDA driver needs them) and stil
   };
   t.same(await run(true), { unix: 'allowed', inet: 'denied', inet6: 'denied', netlink: 'denied', socketpair: 'allowed' });
   t.same(await run(false), { unix: 'denied', inet: 'denied', inet6: 'denied', netlink: 'denied', socketpair: 'denied' });
+});
+
+t.test('the runner allow-list leaves a call loop, malloc and threads, and refuses files, processes and executable memory', async (t) => {
+  const tc = ensureToolchain();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-allowlist-'));
+  execFileSync('gcc', ['-O1', '-pthread', '-I', tc.dir, '-o', path.join(dir, 'probe'), path.join(PACKAGE_ROOT, 'test', 'sandbox', 'allowlist_probe.c')]);
+  const r = await runCapped([path.join(dir, 'probe')], { timeoutMs: 20_000 });
+  t.equal(r.code, 0, r.stderr);
+  const seen = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')));
+  t.same(seen, {
+    open: 'denied',
+    open_proc_self_mem: 'denied',
+    fork: 'denied',
+    kill: 'denied',
+    mmap_exec: 'denied',
+    mmap_data: 'allowed',
+    mprotect_exec: 'denied',
+    madvise_remove: 'denied',
+    madvise_dontneed: 'allowed',
+    malloc_64m: 'allowed',
+    thread: 'allowed',
+    write_log: 'allowed',
+    read_stdin: 'denied',
+    write_stdin: 'denied',
+    socket: 'denied',
+  });
 });

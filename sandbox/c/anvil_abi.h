@@ -17,15 +17,13 @@ typedef union { uint64_t offset; float f; int32_t i; } anvil_wire_arg;
 
 typedef struct {
   uint64_t seq;                     /* 0 means: exit */
-  uint32_t nargs;
+  uint32_t nargs;                   /* 0: call nothing, reply at once */
   uint8_t kind[ANVIL_MAX_ARGS];
   anvil_wire_arg arg[ANVIL_MAX_ARGS];
 } anvil_cmd;
 
 typedef struct {
   uint64_t seq;      /* the call that ended; seq 0 is the start-up greeting */
-  uint64_t lib_ns;   /* time spent in library ops during the call (untrusted) */
-  uint64_t call_ns;  /* the call's own duration, on the runner's clock (untrusted) */
 } anvil_reply;
 
 typedef union { void *p; float f; int32_t i; } anvil_arg;

@@ -1,6 +1,7 @@
-/* Library ops a task may offer to candidates. Each call is timed, so the
- * profile can tell the candidate's own work from work it hands to the library.
- * A task's prompt says which of these its candidates may call. */
+/* Library ops a task may offer to candidates. They run on the library's own
+ * threads, whose time the judge reads from the kernel, so the profile can tell
+ * the candidate's own work from work it hands to the library. A task's prompt
+ * says which of these its candidates may call. */
 #ifndef ANVIL_LIB_H
 #define ANVIL_LIB_H
 /* C = A·B; A is M×K, B is K×N, C is M×N, row-major. */
@@ -15,4 +16,6 @@ void lib_relu(float *x, int n);
 void lib_scale(float *x, float s, int n);
 /* In place: each row of the rows×cols matrix x becomes its softmax. */
 void lib_softmax_rows(float *x, int rows, int cols);
+/* Starts the library's threads (the runner calls it once, before its first call). */
+int anvil_lib_start(void);
 #endif

@@ -1,20 +1,75 @@
-/* Writes the seccomp filter (classic BPF) that bwrap installs in front of every
- * sandboxed program. Denied calls fail with EPERM rather than killing the
- * process, so a candidate that tries one gets an ordinary, visible error.
- * Names after OUT are left out of the deny list. `--unix-sockets` (the variant
- * for GPU jobs: the CUDA driver needs Unix sockets to initialize) allows sockets
- * of AF_UNIX only; in the sandbox's own network and mount namespaces they reach
- * nothing outside it. */
+/* Writes a seccomp filter (classic BPF).
+ *
+ * Default: the deny list that bwrap installs in front of every sandboxed
+ * program. Denied calls fail with EPERM rather than killing the process, so a
+ * candidate that tries one gets an ordinary, visible error. Names after OUT are
+ * left out of the deny list. `--unix-sockets` (the variant for GPU jobs: the
+ * CUDA driver needs Unix sockets to initialize) allows sockets of AF_UNIX only;
+ * in the sandbox's own network and mount namespaces they reach nothing outside.
+ *
+ * `--runner`: the allow-list a C runner installs on itself once its setup is
+ * done, before the first call: only what its call loop, malloc and OpenMP
+ * threads need. No open of any file, no new process, no executable memory, reads
+ * from the command pipe only and writes to the log and the reply pipe only. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "anvil_abi.h"
+
+static int export(scmp_filter_ctx ctx, const char *out) {
+  int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0 || seccomp_export_bpf(ctx, fd) != 0) return 1;
+  close(fd);
+  seccomp_release(ctx);
+  return 0;
+}
+
+#define ALLOW(name, ...) \
+  if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(name), __VA_ARGS__) != 0) return 1
+
+static int runner_filter(const char *out) {
+  scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+  if (!ctx) return 1;
+  ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, ANVIL_CMD_FD));
+  ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
+  ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 2));
+  ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, ANVIL_REPLY_FD));
+  /* fstat on a descriptor (glibc's stdio asks it of stdout): no path is looked up. */
+  ALLOW(fstat, 0);
+  ALLOW(newfstatat, 1, SCMP_A3(SCMP_CMP_EQ, AT_EMPTY_PATH));
+  const int plain[] = {SCMP_SYS(futex), SCMP_SYS(sched_yield), SCMP_SYS(exit), SCMP_SYS(exit_group),
+                       SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall),
+                       SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday), SCMP_SYS(time),
+                       SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(getpid), SCMP_SYS(gettid),
+                       SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(set_robust_list),
+                       SCMP_SYS(rseq), SCMP_SYS(sched_getaffinity), SCMP_SYS(getrandom), SCMP_SYS(getcpu)};
+  for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, plain[i], 0) != 0) return 1;
+  /* Memory, never executable: no code appears after the program was loaded. */
+  ALLOW(mmap, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+  ALLOW(mprotect, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+  /* Giving memory back; MADV_REMOVE (which would punch holes in shared memory) is not among these. */
+  const int advice[] = {MADV_DONTNEED, MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE};
+  for (size_t i = 0; i < sizeof advice / sizeof advice[0]; i++) ALLOW(madvise, 1, SCMP_A2(SCMP_CMP_EQ, advice[i]));
+  /* Threads (OpenMP's) only: a clone without CLONE_THREAD would be a new process. */
+  ALLOW(clone, 1, SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+  if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) return 1;
+  /* abort() and assert() signal their own thread. */
+  ALLOW(tgkill, 1, SCMP_A2(SCMP_CMP_EQ, SIGABRT));
+  return export(ctx, out);
+}
 
 int main(int argc, char **argv) {
-  if (argc < 2) { fprintf(stderr, "usage: seccomp_filter OUT [--unix-sockets] [ALLOWED_SYSCALL...]\n"); return 2; }
+  if (argc < 2) { fprintf(stderr, "usage: seccomp_filter OUT [--runner | --unix-sockets] [ALLOWED_SYSCALL...]\n"); return 2; }
+  if (argc > 2 && strcmp(argv[2], "--runner") == 0) return runner_filter(argv[1]);
   int unix_sockets = argc > 2 && strcmp(argv[2], "--unix-sockets") == 0;
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
   if (!ctx) return 1;
@@ -58,9 +113,5 @@ int main(int argc, char **argv) {
   }
   /* clone3 passes its flags in memory that a filter cannot read: make callers fall back to clone. */
   if (seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) != 0) return 1;
-  int fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0 || seccomp_export_bpf(ctx, fd) != 0) return 1;
-  close(fd);
-  seccomp_release(ctx);
-  return 0;
+  return export(ctx, argv[1]);
 }
