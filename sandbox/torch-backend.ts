@@ -16,7 +16,7 @@ import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
 import type { TorchTask } from '../tasks/torch-loader.js';
 import { cgroupLayout, JobCgroup } from './cgroup.js';
 import { MeasurementSchema } from './config.js';
-import { assembleResult, deriveSeed, geomean, ResultCache, takeCode, type Findings } from './common.js';
+import { assembleResult, deriveSeed, geomean, InFlight, ResultCache, takeCode, type Findings } from './common.js';
 import { AnvilError } from './errors.js';
 import type { DeviceHealth, EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
 import { chooseMode, jobUid, launchArgv, type Bind, type SandboxMode } from './isolation.js';
@@ -330,6 +330,7 @@ export class TorchEvaluator implements EvaluationService {
   private readonly harnesses: DeviceHarness[];
   private readonly secret: string;
   private readonly cache: ResultCache;
+  private readonly inFlight = new InFlight();
   private readonly baseConfig: TorchConfig;
   private readonly skipStatic: boolean;
   private readonly compileSlots: number;
@@ -428,6 +429,12 @@ export class TorchEvaluator implements EvaluationService {
     const key = ResultCache.key(task, seed, config, code);
     const hit = this.cache.get(key);
     if (hit) return hit;
+    // Identical work in flight at once is one evaluation with one verdict.
+    return this.inFlight.run(key, opts.signal, (signal) => this.evaluateNow(task, config, code, seed, key, stages, base, { ...opts, signal }));
+  }
+
+  private async evaluateNow(task: TorchTask, config: TorchConfig, code: string, seed: string, key: string, stages: Map<StageName, StageRecord>, base: Pick<EvalResult, 'task' | 'codeHash'>, opts: EvaluateOptions): Promise<EvalResult> {
+    const env = () => this.environment();
     const cancelled = () => {
       if (opts.signal?.aborted) throw new AnvilError('cancelled', 'the evaluation was cancelled');
     };

@@ -184,3 +184,14 @@ function cacheEntries(): string[] {
     return [];
   }
 }
+
+t.test('identical torch submissions in flight at once share one evaluation and one verdict', async (t) => {
+  const jobs = () => Number(/(\d+) jobs/.exec(checked.workers().find((w) => w.id === 'cpu')!.detail)![1]);
+  const code = `${readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8')}\n# shared ${Date.now()}\n`;
+  const before = jobs();
+  const [a, b] = await Promise.all([checked.evaluate({ task: gelu, code, seed: 51 }), checked.evaluate({ task: gelu, code, seed: 51 })]);
+  t.equal(a.outcome, 'ok', a.message);
+  t.same({ ...b, cached: false }, { ...a, cached: false }, 'the same result for both');
+  t.ok(a.cached !== b.cached, 'the one that joined is marked cached');
+  t.equal(jobs() - before, 1, 'one job on the device');
+});
