@@ -39,6 +39,18 @@ from wire import Channel, ChannelError
 TRANSFORMS = ("negated", "both signs", "doubled", "zeros and extremes")
 
 
+# What each field of a runner's answer must be; the judge believes nothing else of an answer.
+ANSWER_FIELDS = {
+    "ok": lambda v: v is True,
+    "patched": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "hasModel": lambda v: isinstance(v, bool),
+    "first": lambda v: type(v) is int and 0 <= v < 1 << 20,
+    "handles": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "outputs": lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),
+    "profile": lambda v: isinstance(v, dict),
+}
+
+
 class RunnerDied(Exception):
     pass
 
@@ -82,8 +94,9 @@ class Proc:
             self.stop()  # the candidate runs only while it is being called
         if reply.get("error"):
             raise RunnerError(self.role, reply)
-        if any(k not in reply for k in expect):
-            raise self.forged(f"an answer to {msg['op']} without {', '.join(k for k in expect if k not in reply)}")
+        bad = [k for k in expect if k not in reply or not ANSWER_FIELDS.get(k, lambda v: True)(reply[k])]
+        if bad:
+            raise self.forged(f"an answer to {msg['op']} without a valid {', '.join(bad)}")
         return reply
 
     def failure(self, e):
@@ -383,6 +396,8 @@ class Judge:
                 raise Outcome("wrong_result", f"output {i} is on {str(d.get('device'))[:20]}, expected {self.dev.kind}")
             try:
                 if self.cuda:
+                    if not isinstance(d.get("handle"), str):
+                        raise share.ShareError("an output without its IPC handle")
                     if d.get("handle") in p.handles:
                         raise Outcome("hack_detected", "an output is one of the inputs", [flag("output_aliases_input", f"output {i} lies in an input's buffer")])
                     t = share.view(self.opened.raw(d.get("handle")), d)
@@ -626,9 +641,11 @@ class Judge:
                 self.check_timed(bad, same_inputs, where)
             return a.elapsed_time(b), probe, p0.elapsed_time(a)
         args, views = self.write_inputs(p, xs)
+        # The clock runs from before the candidate is resumed: the inputs are already there, so
+        # whatever it does once it runs again is its call's time.
+        h0 = time.perf_counter()
         if candidate:
             p.resume()
-        h0 = time.perf_counter()
         try:
             reply = p.ask({"op": "call", "model": model, "args": args}, self.deadline("timing"), ("ok", "outputs"))
         except RunnerError as e:
@@ -681,8 +698,10 @@ class Judge:
         extension's kernels (from the built object), never the candidate's word."""
         if not isinstance(p, dict) or not isinstance(p.get("byName"), dict) or len(p["byName"]) > 4096:
             raise self.cand.forged("a profile without times by name")
-        by_name = {str(k)[:200]: float(v) for k, v in p["byName"].items() if isinstance(v, (int, float)) and v >= 0}
-        other = float(p.get("otherMs") or 0.0) if isinstance(p.get("otherMs"), (int, float)) else 0.0
+        by_name = {str(k)[:200]: finite(v) for k, v in p["byName"].items()}
+        if any(v is None for v in by_name.values()) or finite(p.get("otherMs", 0.0)) is None:
+            raise self.cand.forged("a profile with times that are not finite, non-negative numbers")
+        other = finite(p.get("otherMs", 0.0))
         ext_names = measure.own_kernel_names(self.job["extDir"]) if self.cuda else set()
         own_set = self.own_names | ext_names | ({"extension"} if not self.cuda and has_extension(self.job["extDir"], self.job["candidatePath"]) else set())
         is_own = lambda n: n in own_set or n.split("(")[0] in own_set or n.split("(")[0].split("::")[-1] in own_set
@@ -695,6 +714,17 @@ class Judge:
         return {"ownMs": sum(own.values()), "totalMs": max(total, sum(own.values())), "ownKernels": sorted(n[:80] for n in own),
                 "kernels": [{"name": n[:80], "ms": round(ms, 4)} for n, ms in kernels], "launchedTriton": launched,
                 "device": bool(self.cuda), "method": str(p.get("method"))[:40]}
+
+
+def finite(v):
+    """A non-negative finite number of milliseconds, or None."""
+    if type(v) not in (int, float):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if f >= 0 and f == f and f != float("inf") else None
 
 
 def has_extension(ext_dir, candidate_path):

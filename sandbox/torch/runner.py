@@ -238,6 +238,7 @@ def spawner_main(sock):
 
 def _runner_child(role, req, rfd, wfd):
     log_path = os.path.join(req["scratchDir"], f"{role}.log")
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the spawner's setting is not the runner's
     try:
         for fd in map(int, os.listdir("/proc/self/fd")):
             if fd > 2 and fd not in (rfd, wfd):
