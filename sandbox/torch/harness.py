@@ -64,14 +64,8 @@ def clean(x):
 
 def child_main(job, nonce, wfd, log, runners):
     """In the forked child: run the job and write the verdict on the pipe."""
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    os.close(null)
-    sys.stdout = os.fdopen(1, "w", buffering=1)
-    sys.stderr = os.fdopen(2, "w", buffering=1)
+    runner_mod.redirect_stdio(log)
+    sys.stdout.reconfigure(line_buffering=True)
     send = lambda msg: os.write(wfd, (nonce + json.dumps(clean(msg), allow_nan=False) + "\n").encode())
     current = [None]
 

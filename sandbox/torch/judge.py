@@ -250,28 +250,11 @@ class Judge:
         """Idle-device figures taken before any candidate code runs: the flush's time and the idle probe's."""
         if not self.cuda:
             return
-        flush_ms, probe_ms = [], []
-        for _ in range(10):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            self.flush.zero_()
-            b.record()
-            torch.cuda.synchronize()
-            flush_ms.append(a.elapsed_time(b))
-            probe_ms.append(self.probe())
-        self.flush_base = statistics.median(flush_ms)
-        self.probe_base = statistics.median(probe_ms)
+        self.flush_base = device_ms(self.flush.zero_, 10)
+        self.probe_base = statistics.median(self.probe() for _ in range(10))
         free = torch.cuda.mem_get_info()[0]
         self.pad = torch.empty(int(min(2 ** 28, free // 64)), dtype=torch.float32, device="cuda")
-        pads = []
-        for _ in range(5):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            self.pad.zero_()
-            b.record()
-            torch.cuda.synchronize()
-            pads.append(a.elapsed_time(b))
-        self.pad_ms = max(0.01, statistics.median(pads))
+        self.pad_ms = max(0.01, device_ms(self.pad.zero_, 5))
 
     def probe(self):
         """Host time for a tiny kernel on an idle device; another process's queued work makes it wait."""
@@ -714,6 +697,19 @@ class Judge:
         return {"ownMs": sum(own.values()), "totalMs": max(total, sum(own.values())), "ownKernels": sorted(n[:80] for n in own),
                 "kernels": [{"name": n[:80], "ms": round(ms, 4)} for n, ms in kernels], "launchedTriton": launched,
                 "device": bool(self.cuda), "method": str(p.get("method"))[:40]}
+
+
+def device_ms(fn, n):
+    """The median device time of n calls of fn, each alone on the device."""
+    times = []
+    for _ in range(n):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
 
 
 def finite(v):

@@ -188,18 +188,22 @@ class Runner:
 OPS = {"hello", "load", "model", "alloc", "map", "call", "profile"}
 
 
-def runner_main(rfd, wfd, device, ext_dir, role, log_path, work_dir):
-    """The runner process's body: its stdout and stderr go to its log, never to a channel."""
+def redirect_stdio(log):
+    """stdin from /dev/null, stdout and stderr to the log descriptor (which is closed); the file
+    objects stay, their descriptors now lead to the log."""
     sys.stdout.flush()
     sys.stderr.flush()
-    # The file objects stay; their descriptors now lead to the log.
-    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
     os.close(null)
+
+
+def runner_main(rfd, wfd, device, ext_dir, role, log_path, work_dir):
+    """The runner process's body: its stdout and stderr go to its log, never to a channel."""
+    redirect_stdio(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     os.makedirs(work_dir, exist_ok=True)
     os.chdir(work_dir)
     os.environ.update(TMPDIR=work_dir, HOME=work_dir, TRITON_CACHE_DIR=os.path.join(work_dir, ".triton"))
