@@ -7,56 +7,84 @@ import { createWriteStream, readdirSync } from 'node:fs';
 
 const given = process.argv.slice(2);
 const files = given.length ? given : readdirSync('dist/test').filter((f) => f.endsWith('.test.js')).map((f) => `dist/test/${f}`);
-const args = ['tap', '--reporter=tap', '--allow-incomplete-coverage', '--coverage-report=text-summary', ...files];
 const raw = createWriteStream('test-results.tap');
-const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0' } });
 
 let passed = 0;
 let failed = 0;
 let skipped = 0;
-let buffer = '';
-/** Lines of the test in progress: shown, in short, only if it fails. */
-let current = [];
 
-function onLine(line) {
-  raw.write(`${line}\n`);
-  // Level 0: one point per test file. Level 1: one point per test (t.test).
-  const file = /^(not )?ok \d+ - (\S+)/.exec(line);
-  if (file) {
-    console.log(`${file[1] ? 'FAIL' : 'ok  '} ${file[2]}`);
-    return;
+/** Runs tap over `list`; calls back with the files that failed without one failing test in them
+ * (the runtime itself died while loading them) and whether anything else made tap fail. */
+function runTap(list, done) {
+  const args = ['tap', '--reporter=tap', '--allow-incomplete-coverage', '--coverage-report=text-summary', ...list];
+  const child = spawn('npx', args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, FORCE_COLOR: '0' } });
+  let buffer = '';
+  /** Lines of the test in progress: shown, in short, only if it fails. */
+  let current = [];
+  let failedInFile = 0;
+  const crashed = [];
+  const failedBefore = failed;
+
+  function onLine(line) {
+    raw.write(`${line}\n`);
+    // Level 0: one point per test file. Level 1: one point per test (t.test).
+    const file = /^(not )?ok \d+ - (\S+)/.exec(line);
+    if (file) {
+      console.log(`${file[1] ? 'FAIL' : 'ok  '} ${file[2]}`);
+      if (file[1] && failedInFile === 0) crashed.push(file[2]);
+      failedInFile = 0;
+      return;
+    }
+    const test = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\S*.*| # time=.*)?$/.exec(line);
+    if (test) {
+      if (test[3]) skipped++;
+      else if (test[1]) {
+        failed++;
+        failedInFile++;
+        console.log(`  not ok: ${test[2]}`);
+        for (const l of current.filter((l) => /^ {8}not ok|^ {10}(found|wanted|compare|message):/.test(l)).slice(0, 40)) console.log(`    ${l.trim()}`);
+      } else passed++;
+      current = [];
+      return;
+    }
+    if (/^ {8}/.test(line)) current.push(line);
+    if (/^(Statements|Branches|Functions|Lines)\b/.test(line) || /^# \{ total/.test(line)) console.log(line);
   }
-  const test = /^ {4}(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\S*.*| # time=.*)?$/.exec(line);
-  if (test) {
-    if (test[3]) skipped++;
-    else if (test[1]) {
-      failed++;
-      console.log(`  not ok: ${test[2]}`);
-      for (const l of current.filter((l) => /^ {8}not ok|^ {10}(found|wanted|compare|message):/.test(l)).slice(0, 40)) console.log(`    ${l.trim()}`);
-    } else passed++;
-    current = [];
-    return;
-  }
-  if (/^ {8}/.test(line)) current.push(line);
-  if (/^(Statements|Branches|Functions|Lines)\b/.test(line) || /^# \{ total/.test(line)) console.log(line);
+
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk) => {
+    buffer += chunk;
+    let i;
+    while ((i = buffer.indexOf('\n')) >= 0) {
+      onLine(buffer.slice(0, i));
+      buffer = buffer.slice(i + 1);
+    }
+  });
+  child.on('close', (code) => {
+    if (buffer) onLine(buffer);
+    // A crash outside any test still fails the run, unless it is a file's own crash (retried below).
+    done(crashed, code !== 0 && failed === failedBefore && crashed.length === 0);
+  });
 }
 
-child.stdout.setEncoding('utf8');
-child.stdout.on('data', (chunk) => {
-  buffer += chunk;
-  let i;
-  while ((i = buffer.indexOf('\n')) >= 0) {
-    onLine(buffer.slice(0, i));
-    buffer = buffer.slice(i + 1);
-  }
+runTap(files, (crashed, otherFailure) => {
+  if (otherFailure) failed++;
+  if (!crashed.length) return next();
+  // Node 20 can die inside its module loader (a require(esm) race: "FATAL ERROR:
+  // v8::Module::IsGraphAsync") before a file's first test. Such a file runs once more, alone;
+  // failing again, it counts as failed.
+  console.log(`rerunning after a crash before any test ran: ${crashed.join(', ')}`);
+  runTap(crashed, (again) => {
+    failed += again.length;
+    next();
+  });
 });
-child.on('close', (code) => {
-  if (buffer) onLine(buffer);
+
+function next() {
   raw.end();
-  if (code !== 0 && failed === 0) failed++; // a crash outside any test still fails the run
   if (!given.length) runPython();
   else finish();
-});
+}
 
 /** The Python client's tests, with Debian's interpreter, against a real server. */
 function runPython() {
