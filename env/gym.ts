@@ -406,6 +406,8 @@ export class Gym {
       action: text,
       feedback,
       meta: meta ?? null,
+      completionIds: m.completionIds ?? null,
+      logprobs: m.logprobs ?? null,
       eval: evalSummary,
       reward: reward.total,
       components: reward.components,
