@@ -188,14 +188,21 @@ class AnvilClient:
         return [Env._from_reset(self, e) for e in answer["episodes"]]
 
     def env(self, *, task: Optional[str] = None, taskset: Optional[str] = None, split: Optional[str] = None,
-            max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None) -> "Env":
-        """An environment handle; its episode starts at `await env.reset()`."""
-        return Env(self, task=task, taskset=taskset, split=split, max_turns=max_turns, reward=reward)
+            max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None,
+            group_id: Optional[str] = None) -> "Env":
+        """An environment handle; its episode starts at `await env.reset()`. Episodes that a
+        trainer compares with each other (a GRPO group: one prompt, several samples) must
+        share a `group_id` (here, or in `reset(options={"group_id": ...})`): the export's
+        per-turn baseline is computed within a group, and a group of one has no baseline."""
+        return Env(self, task=task, taskset=taskset, split=split, max_turns=max_turns, reward=reward,
+                   group_id=group_id)
 
-    async def _step(self, episode: str, action: str, meta: Any, on_progress: Optional[ProgressCallback]) -> StepResult:
+    async def _step(self, episode: str, action: str, meta: Any, on_progress: Optional[ProgressCallback],
+                    completion_ids: Optional[List[int]] = None, logprobs: Optional[List[float]] = None) -> StepResult:
         rid = next(self._ids)
         try:
-            answer = await self._request({"op": "step", "episode": episode, "action": action, "meta": meta},
+            answer = await self._request({"op": "step", "episode": episode, "action": action, "meta": meta,
+                                          "completionIds": completion_ids, "logprobs": logprobs},
                                          resend=True, on_progress=on_progress, request_id=rid)
         except asyncio.CancelledError:
             # The caller gave up on the step: stop its evaluation on the server too.
@@ -268,11 +275,14 @@ class Env:
         return self.observation, self.info  # type: ignore[return-value]
 
     async def step(self, action: Union[str, Dict[str, str]], *, meta: Any = None,
-                   on_progress: Optional[ProgressCallback] = None) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
+                   on_progress: Optional[ProgressCallback] = None, completion_ids: Optional[List[int]] = None,
+                   logprobs: Optional[List[float]] = None) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
+        """`completion_ids` and `logprobs` (the reply's tokens, as the policy sampled them) are
+        logged with the turn and exported, for trainers that must not re-tokenize."""
         if self.episode is None:
             raise RuntimeError("call reset() first")
         text = action if isinstance(action, str) else action["content"]
-        return (await self.client._step(self.episode, text, meta, on_progress)).as_tuple()
+        return (await self.client._step(self.episode, text, meta, on_progress, completion_ids, logprobs)).as_tuple()
 
     async def state(self) -> Dict[str, Any]:
         return await self.client.state(self.episode or "")
