@@ -408,6 +408,7 @@ export class Gym {
       meta: meta ?? null,
       completionIds: m.completionIds ?? null,
       logprobs: m.logprobs ?? null,
+      policyVersion: m.policyVersion === undefined ? null : String(m.policyVersion),
       eval: evalSummary,
       reward: reward.total,
       components: reward.components,

@@ -15,7 +15,7 @@ import type { Admission } from './admission.js';
 import type { ServerConfig } from './config.js';
 import { ProtocolError } from './errors.js';
 import type { Gym } from './gym.js';
-import { CompletionIdsSchema, LogprobsSchema, ResetOptionsSchema, type RequestId } from './protocol.js';
+import { CompletionIdsSchema, LogprobsSchema, PolicyVersionSchema, ResetOptionsSchema, type RequestId } from './protocol.js';
 import type { Session, Sink } from './sessions.js';
 
 /** A reset's `data` (WebSocket) or body (HTTP): protocol v1's reset options. */
@@ -37,6 +37,7 @@ export const KernelActionSchema = z
     message: z.string().describe("the model's reply; the kernel is extracted from it as in protocol v1"),
     completion_ids: CompletionIdsSchema.optional(),
     logprobs: LogprobsSchema.optional(),
+    policy_version: PolicyVersionSchema.optional(),
     metadata: z.record(z.string(), z.unknown()).optional().describe('kept in the turn log as meta'),
   })
   .strict()
@@ -190,7 +191,7 @@ class Instance {
     const id = requestId ?? `openenv-${++this.nextId}`;
     const answer = this.waiters.wait(id);
     try {
-      this.gym.step(this.session, { id, op: 'step', episode, action: a.message, meta: a.metadata, completionIds: a.completion_ids, logprobs: a.logprobs }, 'json');
+      this.gym.step(this.session, { id, op: 'step', episode, action: a.message, meta: a.metadata, completionIds: a.completion_ids, logprobs: a.logprobs, policyVersion: a.policy_version }, 'json');
     } catch (e) {
       this.waiters.forget(id);
       throw e;

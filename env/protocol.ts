@@ -39,6 +39,7 @@ export const ResetOptionsSchema = z
 /** Tokens of a step's completion, for token-in/token-out trainers: logged and exported
  * as given, never used to score. At most one id (and one log-probability) per reply character. */
 export const CompletionIdsSchema = z.array(z.number().int().nonnegative().safe()).max(512 * 1024);
+export const PolicyVersionSchema = z.union([z.string().min(1).max(128), z.number().int().safe()]);
 export const LogprobsSchema = z.array(z.number().finite().max(0)).max(512 * 1024);
 
 const Reset = z
@@ -63,6 +64,8 @@ const Step = z
     meta: z.unknown().optional(),
     completionIds: CompletionIdsSchema.optional(),
     logprobs: LogprobsSchema.optional(),
+    /** The policy (weights) that sampled the reply, e.g. the trainer's step: logged and exported. */
+    policyVersion: PolicyVersionSchema.optional(),
   })
   .strict()
   .refine((m) => m.logprobs === undefined || m.completionIds?.length === m.logprobs.length, 'logprobs needs completionIds of the same length');

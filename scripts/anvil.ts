@@ -33,8 +33,13 @@ const USAGES: Record<string, string> = {
   demo: `demo [--port P] [--log-dir DIR]
       start a server and play scripted episodes against it`,
   export: `export --logs DIR --out FILE [--format jsonl|parquet] [--gamma G] [--prs-tau T --prs-f F]
-         [--filter correct|best|improved]... [--episodes]
-      per-turn logs to a dataset with returns, TRLOO advantages and keep flags (streamed)`,
+         [--filter correct|best|improved]... [--episodes] [--layout anvil|trl] [--per-token]
+         [--ended-baseline exclude|zero]
+      per-turn logs to a dataset with returns, TRLOO advantages and keep flags (streamed);
+      --layout trl writes prompt/completion (TRL's conversational layout) for messages/action;
+      --per-token adds tokenMask and tokenAdvantages from the logged completion token ids;
+      --ended-baseline zero counts episodes that ended earlier (solved) as a return of 0 in later
+      turns' baselines instead of leaving them out`,
   report: `report --logs DIR [--out report.html]
       one self-contained HTML report of a run`,
 };
@@ -208,9 +213,15 @@ async function cmdExport(argv: string[]): Promise<void> {
       'prs-f': { type: 'string', default: '0.1' },
       filter: { type: 'string', multiple: true, default: [] },
       episodes: { type: 'boolean', default: false },
+      layout: { type: 'string', default: 'anvil' },
+      'per-token': { type: 'boolean', default: false },
+      'ended-baseline': { type: 'string', default: 'exclude' },
     },
   });
   if (!values.logs || !values.out) fail('export needs --logs DIR and --out FILE');
+  if (values.layout !== 'anvil' && values.layout !== 'trl') fail(`--layout is anvil or trl, not ${values.layout}`);
+  const endedBaseline = values['ended-baseline'];
+  if (endedBaseline !== 'exclude' && endedBaseline !== 'zero') fail(`--ended-baseline is exclude or zero, not ${endedBaseline}`);
   // Loaded here, not at start-up: only export needs Arrow and Parquet.
   const { exportDataset, FILTERS } = await import('../rewards/export.js');
   const format = values.format ?? (values.out.endsWith('.parquet') ? 'parquet' : 'jsonl');
@@ -233,12 +244,20 @@ async function cmdExport(argv: string[]): Promise<void> {
     prsF: num('prs-f', values['prs-f']!, 1e-9, 1),
     filters,
     episodes: values.episodes!,
+    layout: values.layout,
+    perToken: values['per-token']!,
+    endedBaseline,
   } as const;
   const report = await overLogs('export', (onProgress) => exportDataset({ ...options, onProgress }));
   console.log(
     `read ${report.records} turn records from ${report.files} files (${report.skipped.length} lines skipped); ` +
       `${report.groups} groups, ${report.episodes} episodes; wrote ${report.rows} rows to ${report.written.join(' and ')}`,
   );
+  if (report.singletonGroups > 0)
+    console.error(
+      `anvil export: warning: ${report.singletonGroups} of ${report.groups} groups hold one episode: their advantage is the raw return (no baseline). ` +
+        'Give the episodes of one prompt the same group (reset with group.size, or the same group id).',
+    );
 }
 
 async function cmdWorker(argv: string[]): Promise<void> {

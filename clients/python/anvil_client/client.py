@@ -198,11 +198,13 @@ class AnvilClient:
                    group_id=group_id)
 
     async def _step(self, episode: str, action: str, meta: Any, on_progress: Optional[ProgressCallback],
-                    completion_ids: Optional[List[int]] = None, logprobs: Optional[List[float]] = None) -> StepResult:
+                    completion_ids: Optional[List[int]] = None, logprobs: Optional[List[float]] = None,
+                    policy_version: Optional[Union[str, int]] = None) -> StepResult:
         rid = next(self._ids)
         try:
             answer = await self._request({"op": "step", "episode": episode, "action": action, "meta": meta,
-                                          "completionIds": completion_ids, "logprobs": logprobs},
+                                          "completionIds": completion_ids, "logprobs": logprobs,
+                                          "policyVersion": policy_version},
                                          resend=True, on_progress=on_progress, request_id=rid)
         except asyncio.CancelledError:
             # The caller gave up on the step: stop its evaluation on the server too.
@@ -276,13 +278,16 @@ class Env:
 
     async def step(self, action: Union[str, Dict[str, str]], *, meta: Any = None,
                    on_progress: Optional[ProgressCallback] = None, completion_ids: Optional[List[int]] = None,
-                   logprobs: Optional[List[float]] = None) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
-        """`completion_ids` and `logprobs` (the reply's tokens, as the policy sampled them) are
-        logged with the turn and exported, for trainers that must not re-tokenize."""
+                   logprobs: Optional[List[float]] = None, policy_version: Optional[Union[str, int]] = None,
+                   ) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
+        """`completion_ids` and `logprobs` (the reply's tokens, as the policy sampled them) and
+        `policy_version` (which weights sampled it) are logged with the turn and exported, for
+        trainers that must not re-tokenize."""
         if self.episode is None:
             raise RuntimeError("call reset() first")
         text = action if isinstance(action, str) else action["content"]
-        return (await self.client._step(self.episode, text, meta, on_progress, completion_ids, logprobs)).as_tuple()
+        return (await self.client._step(self.episode, text, meta, on_progress, completion_ids, logprobs,
+                                        policy_version)).as_tuple()
 
     async def state(self) -> Dict[str, Any]:
         return await self.client.state(self.episode or "")

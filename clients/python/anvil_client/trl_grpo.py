@@ -80,14 +80,14 @@ class AnvilRollout:
                                            group_id=group_id, max_turns=self.max_turns)
             self.groups.append({"group": group_id, "episodes": [e.episode for e in envs], "step": trainer.state.global_step})
             for env in envs:
-                sample = self.play(env, tokenizer, generate)
+                sample = self.play(env, tokenizer, generate, policy_version=trainer.state.global_step)
                 for k, v in sample.items():
                     out[k].append(v)
                 out["anvil_group"].append(group_id)
                 env.close()
         return out
 
-    def play(self, env: Any, tokenizer: Any, generate: Generate) -> Dict[str, Any]:
+    def play(self, env: Any, tokenizer: Any, generate: Generate, policy_version: Optional[int] = None) -> Dict[str, Any]:
         """One episode: the model's turns and Anvil's feedback as one completion, with its mask."""
         prompt_ids = _templated(tokenizer, env.observation["messages"])
         completion: List[int] = []
@@ -97,7 +97,7 @@ class AnvilRollout:
         for _ in range(self.max_attempts):
             ids, lps = generate(prompt_ids + completion)
             text = tokenizer.decode(ids, skip_special_tokens=True)
-            obs, reward, terminated, truncated, info = env.step(text, completion_ids=ids, logprobs=lps)
+            obs, reward, terminated, truncated, info = env.step(text, completion_ids=ids, logprobs=lps, policy_version=policy_version)
             completion += ids
             logprobs += lps
             mask += [0 if info["mask"] else 1] * len(ids)
