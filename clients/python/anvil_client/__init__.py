@@ -12,3 +12,12 @@ __all__ = [
     "TooLargeError", "UnauthorizedError", "UnknownEpisodeError", "UnknownOpError", "UnknownStepError",
     "UnknownTaskError", "UnknownTasksetError",
 ]
+
+try:  # Gymnasium is optional: with it, gymnasium.make("anvil/Kernel-v0", url=...) works after `import anvil_client`.
+    import gymnasium as _gymnasium  # noqa: F401
+except ImportError:
+    pass
+else:
+    from .gym_env import register as _register_gymnasium
+
+    _register_gymnasium()
