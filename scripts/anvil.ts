@@ -40,6 +40,13 @@ const USAGES: Record<string, string> = {
       --per-token adds tokenMask and tokenAdvantages from the logged completion token ids;
       --ended-baseline zero counts episodes that ended earlier (solved) as a return of 0 in later
       turns' baselines instead of leaving them out`,
+  'eval-model': `eval-model --base-url URL --model NAME [--taskset ID] [--split eval|train] [--tasks a,b]
+             [-n EPISODES] [-k SAMPLES] [--max-turns T] [--p 1,1.5] [--temperature X] [--max-tokens N]
+             [--concurrency C] [--api-key KEY] [--out DIR]
+      play EPISODES episodes per task (in groups of SAMPLES on one seed) against an
+      OpenAI-compatible chat endpoint (POST URL/chat/completions; the key also from
+      OPENAI_API_KEY); print correctness and fast_p per task (fast_p@k with -k > 1); write the
+      turn logs, eval.json and report.html to DIR (default eval-<time>)`,
   report: `report --logs DIR [--out report.html]
       one self-contained HTML report of a run`,
 };
@@ -346,7 +353,62 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   worker: cmdWorker,
   export: cmdExport,
   report: cmdReport,
+  'eval-model': cmdEvalModel,
 };
+
+async function cmdEvalModel(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'base-url': { type: 'string' },
+      model: { type: 'string' },
+      'api-key': { type: 'string' },
+      taskset: { type: 'string', default: 'builtin-c' },
+      split: { type: 'string', default: 'eval' },
+      tasks: { type: 'string' },
+      n: { type: 'string', short: 'n', default: '4' },
+      k: { type: 'string', short: 'k', default: '1' },
+      'max-turns': { type: 'string' },
+      p: { type: 'string', default: '1' },
+      temperature: { type: 'string', default: '0.7' },
+      'max-tokens': { type: 'string', default: '4096' },
+      concurrency: { type: 'string', default: '8' },
+      out: { type: 'string' },
+    },
+  });
+  if (!values['base-url'] || !values.model) fail('eval-model needs --base-url URL and --model NAME');
+  if (values.split !== 'eval' && values.split !== 'train') fail(`--split is eval or train, not ${values.split}`);
+  const int = (name: string, v: string | undefined) => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < 1) fail(`--${name} takes a positive integer, not ${v}`);
+    return x;
+  };
+  const p = values.p!.split(',').map(Number);
+  if (p.some((x) => !Number.isFinite(x) || x < 0)) fail(`--p takes thresholds like 1,1.5, not ${values.p}`);
+  const temperature = Number(values.temperature);
+  if (!Number.isFinite(temperature) || temperature < 0) fail(`--temperature takes a number ≥ 0, not ${values.temperature}`);
+  const { runEvalModel, formatScores } = await import('./eval-model.js');
+  const samples = int('k', values.k);
+  const r = await runEvalModel({
+    baseUrl: values['base-url'],
+    model: values.model,
+    apiKey: values['api-key'] ?? process.env.OPENAI_API_KEY,
+    taskset: values.taskset!,
+    split: values.split,
+    tasks: values.tasks ? values.tasks.split(',') : undefined,
+    episodes: int('n', values.n),
+    samples,
+    maxTurns: values['max-turns'] === undefined ? undefined : int('max-turns', values['max-turns']),
+    temperature,
+    maxTokens: int('max-tokens', values['max-tokens']),
+    p,
+    concurrency: int('concurrency', values.concurrency),
+    out: values.out ?? `eval-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    requestTimeoutMs: 600_000,
+  });
+  console.log(formatScores(r.tasks, samples));
+  console.log(`wrote ${r.written.join(', ')}`);
+}
 
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2);
