@@ -86,7 +86,7 @@ fi
 # When it cannot be made, setup says so and goes on; those tests then fail (never skip).
 if [ "$mode" = test ]; then
   venv=.venv-trainers
-  if [ ! -e "$venv/.anvil-ok" ] || [ clients/python/pyproject.toml -nt "$venv/.anvil-ok" ]; then
+  if [ ! -e "$venv/.anvil-ok" ] || [ clients/python/pyproject.toml -nt "$venv/.anvil-ok" ] || [ scripts/setup.sh -nt "$venv/.anvil-ok" ]; then
     echo "setup: installing the trainer packages into $venv (log: $venv-install.log)" >&2
     rm -f "$venv/.anvil-ok"
     if { python3 -m venv "$venv" &&
@@ -95,6 +95,15 @@ if [ "$mode" = test ]; then
       touch "$venv/.anvil-ok"
     else
       echo "setup: could not install the trainer packages (see $venv-install.log); their tests will fail" >&2
+    fi
+    rm -rf clients/python/build
+  elif [ -n "$(find clients/python/anvil_client -name '*.py' -newer "$venv/.anvil-ok" | head -1)" ]; then
+    # Only the client changed: install it again, nothing else.
+    if "$venv/bin/pip" install --disable-pip-version-check --timeout 5 --retries 0 --no-deps ./clients/python >"$venv-install.log" 2>&1; then
+      touch "$venv/.anvil-ok"
+    else
+      rm -f "$venv/.anvil-ok"
+      echo "setup: could not install the Python client into $venv (see $venv-install.log); the trainer tests will fail" >&2
     fi
     rm -rf clients/python/build
   fi
