@@ -13,7 +13,11 @@ const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Without tap's loader hooks (NODE_OPTIONS): under them, a child that loads ES modules lazily can
+    // crash in node's require(esm) (a fatal IsGraphAsync error seen under load), which is not the CLI's doing.
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
