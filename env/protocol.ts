@@ -27,6 +27,21 @@ const Hello = z
 
 const Tasks = z.object({ id: Id, op: z.literal('tasks'), taskset: z.string().max(256).optional(), split: z.enum(['train', 'eval']).optional() }).strict();
 
+/** A reset's options (shared with the OpenEnv front door). */
+export const ResetOptionsSchema = z
+  .object({
+    maxTurns: z.number().int().positive().optional(),
+    backend: z.literal('c').optional(),
+    reward: RewardOverrideSchema.optional(),
+  })
+  .strict();
+
+/** Tokens of a step's completion, for token-in/token-out trainers: logged and exported
+ * as given, never used to score. At most one id (and one log-probability) per reply character. */
+export const CompletionIdsSchema = z.array(z.number().int().nonnegative().safe()).max(512 * 1024);
+export const PolicyVersionSchema = z.union([z.string().min(1).max(128), z.number().int().safe()]);
+export const LogprobsSchema = z.array(z.number().finite().max(0)).max(512 * 1024);
+
 const Reset = z
   .object({
     id: Id,
@@ -36,18 +51,24 @@ const Reset = z
     split: z.enum(['train', 'eval']).optional(),
     seed: z.number().int().safe().optional(),
     group: z.object({ id: z.string().min(1).max(128).optional(), size: z.number().int().positive().optional() }).strict().optional(),
-    options: z
-      .object({
-        maxTurns: z.number().int().positive().optional(),
-        backend: z.literal('c').optional(),
-        reward: RewardOverrideSchema.optional(),
-      })
-      .strict()
-      .optional(),
+    options: ResetOptionsSchema.optional(),
   })
   .strict();
 
-const Step = z.object({ id: Id, op: z.literal('step'), episode: EpisodeId, action: ActionSchema, meta: z.unknown().optional() }).strict();
+const Step = z
+  .object({
+    id: Id,
+    op: z.literal('step'),
+    episode: EpisodeId,
+    action: ActionSchema,
+    meta: z.unknown().optional(),
+    completionIds: CompletionIdsSchema.optional(),
+    logprobs: LogprobsSchema.optional(),
+    /** The policy (weights) that sampled the reply, e.g. the trainer's step: logged and exported. */
+    policyVersion: PolicyVersionSchema.optional(),
+  })
+  .strict()
+  .refine((m) => m.logprobs === undefined || m.completionIds?.length === m.logprobs.length, 'logprobs needs completionIds of the same length');
 const Cancel = z.object({ id: Id, op: z.literal('cancel'), target: Id }).strict();
 const State = z.object({ id: Id, op: z.literal('state'), episode: EpisodeId }).strict();
 const Close = z.object({ id: Id, op: z.literal('close'), episode: EpisodeId }).strict();

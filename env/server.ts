@@ -26,6 +26,7 @@ import { ProtocolError } from './errors.js';
 import { Gym } from './gym.js';
 import { TurnLog } from './log.js';
 import { Metrics } from './metrics.js';
+import { OpenEnvDoor } from './openenv.js';
 import type { ClientMessage, RequestId } from './protocol.js';
 import type { Session, Sink } from './sessions.js';
 
@@ -52,6 +53,8 @@ export class AnvilServer {
   readonly gym: Gym;
   readonly evaluator: EvaluationService;
   readonly log: TurnLog;
+  /** OpenEnv's protocol at /ws and /reset, /step, /state, /schema, /health, /metadata. */
+  readonly openenv: OpenEnvDoor;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Conn>();
   /** Connections that said a successful hello. */
@@ -93,6 +96,7 @@ export class AnvilServer {
     };
     this.admission = new Admission(this.config);
     this.gym = new Gym(this.config, sets, this.evaluator, this.log, this.metrics);
+    this.openenv = new OpenEnvDoor(this.gym, this.config, this.admission, (h, q) => this.authorized(h, q), () => !this.log.full && this.evaluator.available());
     // Idle keep-alive HTTP connections go after 5 s; a request's headers must be complete within the hello deadline.
     this.app = Fastify({ logger: false, bodyLimit: this.config.maxFrameBytes, keepAliveTimeout: 5000 });
     this.app.server.headersTimeout = this.config.helloTimeoutMs;
@@ -124,6 +128,7 @@ export class AnvilServer {
     });
     this.apiRoutes();
     this.dashboardRoutes();
+    this.openenv.routes(app);
   }
 
   /** The live dashboard: one page, one script, two JSON endpoints; behind the token when one is set. */
@@ -233,6 +238,7 @@ export class AnvilServer {
     });
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname === '/ws') return this.openenv.upgrade(req, socket, head);
       if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'Not Found');
       const address = (socket as Socket).remoteAddress ?? '?';
       if (this.admission.throttled(address)) return refuse(socket, 429, 'Too Many Requests');
@@ -395,6 +401,7 @@ export class AnvilServer {
   async close(): Promise<void> {
     if (this.pingTimer) clearInterval(this.pingTimer);
     this.admission.close();
+    this.openenv.close();
     for (const c of this.conns) c.ws.terminate();
     for (const s of [...this.gym.sessions.all()]) this.gym.sessions.expire(s);
     await this.app.close();

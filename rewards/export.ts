@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Bool, Field, Float64, Int32, List, Struct, Utf8, makeTable, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { eachTurnLog, logFiles } from './logs.js';
-import { keepFlag, trloo } from './trloo.js';
+import { keepFlag, trloo, type EndedBaseline } from './trloo.js';
 
 export interface ChatMessage {
   role: string;
@@ -24,10 +24,14 @@ interface LogRecord {
   index: number;
   task: string;
   taskVersion: number;
+  seed: number;
   turn: number;
   observation: { messages: ChatMessage[] };
   action: string;
   meta: unknown;
+  completionIds?: number[] | null;
+  logprobs?: number[] | null;
+  policyVersion?: string | null;
   eval: { outcome: string; correct: boolean; speedup: number | null; profileShare: number | null } | null;
   reward: number;
   components: Record<string, number>;
@@ -37,11 +41,18 @@ interface LogRecord {
 
 export interface TurnRow {
   task: string;
+  taskVersion: number;
+  seed: number;
   group: string;
+  /** The episode's place in its group (reset with a group of several). */
+  index: number;
   episode: string;
   turn: number;
   messages: ChatMessage[];
   action: string;
+  /** --layout trl: the conversation before the reply, and the reply, as TRL's conversational prompt/completion. */
+  prompt?: ChatMessage[];
+  completion?: ChatMessage[];
   reward: number;
   components: Record<string, number>;
   return: number | null;
@@ -51,6 +62,12 @@ export interface TurnRow {
   meta: unknown;
   outcome: string;
   speedup: number | null;
+  policyVersion: string | null;
+  completionIds: number[] | null;
+  logprobs: number[] | null;
+  /** --per-token: one value per completion token, for trainers that weight tokens. */
+  tokenMask?: number[] | null;
+  tokenAdvantages?: number[] | null;
 }
 
 export interface EpisodeRow {
@@ -81,6 +98,12 @@ export interface ExportOptions {
   onProgress?: (readBytes: number, totalBytes: number) => void;
   /** Log bytes per partition (default 32 MiB); smaller in tests, to show the output does not depend on it. */
   partitionBytes?: number;
+  /** `anvil` (default): messages and action; `trl`: prompt and completion, TRL's conversational layout. */
+  layout?: 'anvil' | 'trl';
+  /** Per-token columns (tokenMask, tokenAdvantages) from the turns' completion token ids. */
+  perToken?: boolean;
+  /** The baseline of turn t counts episodes that ended before t as a return of 0 ('zero'), or leaves them out ('exclude', default). */
+  endedBaseline?: EndedBaseline;
 }
 
 export interface ExportReport {
@@ -90,6 +113,8 @@ export interface ExportReport {
   rows: number;
   episodes: number;
   groups: number;
+  /** Groups holding one episode: their advantage is the raw return (no baseline). */
+  singletonGroups: number;
   written: string[];
 }
 
@@ -109,7 +134,8 @@ export async function exportDataset(opts: ExportOptions): Promise<ExportReport> 
   const work = mkdtempSync(path.join(path.dirname(path.resolve(opts.out)), '.anvil-export-'));
   try {
     const parts = await partition(opts.logs, work, opts.partitionBytes ?? PARTITION_BYTES, opts.onProgress);
-    const report: ExportReport = { files: parts.files, records: parts.records, skipped: parts.skipped, rows: 0, episodes: 0, groups: 0, written: [] };
+    const report: ExportReport = { files: parts.files, records: parts.records, skipped: parts.skipped, rows: 0, episodes: 0, groups: 0, singletonGroups: 0, written: [] };
+    const columns = turnColumnsFor(opts);
     const turnRuns: string[] = [];
     const episodeRuns: string[] = [];
     for (const [i, file] of parts.paths.entries()) {
@@ -118,10 +144,11 @@ export async function exportDataset(opts: ExportOptions): Promise<ExportReport> 
       report.rows += r.rows.length;
       report.episodes += r.episodes.length;
       report.groups += r.groups;
-      turnRuns.push(writeRun(path.join(work, `turns-${i}.run`), r.rows, turnColumns));
+      report.singletonGroups += r.singletonGroups;
+      turnRuns.push(writeRun(path.join(work, `turns-${i}.run`), r.rows, columns));
       if (opts.episodes) episodeRuns.push(writeRun(path.join(work, `episodes-${i}.run`), r.episodes, episodeColumns));
     }
-    await writeMerged(opts.out, opts.format, turnRuns, turnColumns);
+    await writeMerged(opts.out, opts.format, turnRuns, columns);
     report.written.push(opts.out);
     if (opts.episodes) {
       const ext = path.extname(opts.out);
@@ -188,12 +215,13 @@ function readPartition(file: string): LogRecord[] {
 }
 
 /** One partition's rows, in output order, with their sort keys. */
-function sortedRows(records: LogRecord[], opts: ExportOptions): { rows: Array<TurnRow & { key: SortKey }>; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number } {
+function sortedRows(records: LogRecord[], opts: ExportOptions): { rows: Array<TurnRow & { key: SortKey }>; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number; singletonGroups: number } {
   // Deterministic order: group, episode, turn, then time (a masked attempt before its retry).
   records.sort((a, b) => cmp(a.group, b.group) || cmp(a.episode, b.episode) || a.turn - b.turn || cmp(a.time, b.time) || Number(b.mask) - Number(a.mask));
   const values = trloo(
     records.map((r) => ({ group: r.group, episode: r.episode, turn: r.turn, reward: r.reward, mask: r.mask })),
     opts.gamma,
+    opts.endedBaseline,
   );
   let rows: Array<TurnRow & { key: SortKey }> = [];
   let conversation: ChatMessage[] = [];
@@ -205,14 +233,20 @@ function sortedRows(records: LogRecord[], opts: ExportOptions): { rows: Array<Tu
     }
     const messages = [...conversation, ...r.observation.messages];
     if (!r.mask) conversation = [...messages, { role: 'assistant', content: r.action }];
+    const advantage = values[i]!.advantage;
+    const ids = r.completionIds ?? null;
     rows.push({
       key: [r.group, r.episode, r.turn, r.time, r.mask ? 0 : 1],
       task: r.task,
+      taskVersion: r.taskVersion,
+      seed: r.seed,
       group: r.group,
+      index: r.index,
       episode: r.episode,
       turn: r.turn,
       messages,
       action: r.action,
+      ...(opts.layout === 'trl' ? { prompt: messages, completion: [{ role: 'assistant', content: r.action }] } : {}),
       reward: r.reward,
       components: r.components ?? {},
       return: values[i]!.return,
@@ -222,11 +256,19 @@ function sortedRows(records: LogRecord[], opts: ExportOptions): { rows: Array<Tu
       meta: r.meta ?? null,
       outcome: r.eval?.outcome ?? r.reason ?? 'unknown',
       speedup: r.eval?.speedup ?? null,
+      policyVersion: r.policyVersion ?? null,
+      completionIds: ids,
+      logprobs: r.logprobs ?? null,
+      ...(opts.perToken
+        ? { tokenMask: ids && ids.map(() => (r.mask ? 0 : 1)), tokenAdvantages: ids && (advantage === null ? null : ids.map(() => advantage)) }
+        : {}),
     });
   });
   const episodes = episodeRows(rows, conversationsOf(records)).map((e) => ({ ...e, key: [e.group, e.episode] as SortKey }));
   rows = applyFilters(rows, opts.filters);
-  return { rows, episodes, groups: new Set(records.map((r) => r.group)).size };
+  const perGroup = new Map<string, Set<string>>();
+  for (const r of records) perGroup.set(r.group, (perGroup.get(r.group) ?? new Set()).add(r.episode));
+  return { rows, episodes, groups: perGroup.size, singletonGroups: [...perGroup.values()].filter((e) => e.size === 1).length };
 }
 
 type SortKey = Array<string | number>;
@@ -246,7 +288,9 @@ function writeRun<R>(file: string, rows: Array<R & { key: SortKey }>, columns: C
   let chunks: string[] = [];
   let bytes = 0;
   for (const r of rows) {
-    const line = `${JSON.stringify(r.key)}\t${JSON.stringify(Object.fromEntries(columns.map((c) => [c.name, r[c.name]])))}\n`;
+    // JSON columns are text in every format: the same types in JSON Lines and Parquet.
+    const row = Object.fromEntries(columns.map((c) => [c.name, c.type === 'json' ? JSON.stringify(r[c.name] ?? null) : (r[c.name] ?? null)]));
+    const line = `${JSON.stringify(r.key)}\t${JSON.stringify(row)}\n`;
     chunks.push(line);
     bytes += line.length;
     if (bytes > 1024 ** 2) {
@@ -367,7 +411,7 @@ function parquetSink<R>(file: string, columns: Column<R>[]): Sink {
       });
     },
   }, { highWaterMark: 1 });
-  const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(PARQUET_BATCH_ROWS).setCreatedBy('anvil export').build();
+  const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(PARQUET_BATCH_ROWS).setCompression(pq.Compression.ZSTD).setCreatedBy('anvil export').build();
   const written = pq.transformParquetStream(source, props).then(async (out) => {
     const reader = out.getReader();
     for (;;) {
@@ -471,11 +515,14 @@ export function applyFilters<T extends TurnRow>(rows: T[], filters: Filter[]): T
   return out;
 }
 
-type Column<R> = { name: keyof R & string; type: 'string' | 'int' | 'float' | 'bool' | 'messages' | 'json' | 'strings' };
+type Column<R> = { name: keyof R & string; type: 'string' | 'int' | 'float' | 'bool' | 'messages' | 'json' | 'strings' | 'ints' | 'floats' };
 
 const turnColumns: Column<TurnRow>[] = [
   { name: 'task', type: 'string' },
+  { name: 'taskVersion', type: 'int' },
+  { name: 'seed', type: 'int' },
   { name: 'group', type: 'string' },
+  { name: 'index', type: 'int' },
   { name: 'episode', type: 'string' },
   { name: 'turn', type: 'int' },
   { name: 'messages', type: 'messages' },
@@ -489,7 +536,19 @@ const turnColumns: Column<TurnRow>[] = [
   { name: 'meta', type: 'json' },
   { name: 'outcome', type: 'string' },
   { name: 'speedup', type: 'float' },
+  { name: 'policyVersion', type: 'string' },
+  { name: 'completionIds', type: 'ints' },
+  { name: 'logprobs', type: 'floats' },
 ];
+
+/** The turn columns of a layout: TRL's has prompt and completion in place of messages and action. */
+function turnColumnsFor(opts: ExportOptions): Column<TurnRow>[] {
+  let cols = turnColumns;
+  if (opts.layout === 'trl')
+    cols = cols.flatMap((c): Column<TurnRow>[] => (c.name === 'messages' ? [{ name: 'prompt', type: 'messages' }, { name: 'completion', type: 'messages' }] : c.name === 'action' ? [] : [c]));
+  if (opts.perToken) cols = [...cols, { name: 'tokenMask', type: 'ints' }, { name: 'tokenAdvantages', type: 'floats' }];
+  return cols;
+}
 
 const episodeColumns: Column<EpisodeRow>[] = [
   { name: 'task', type: 'string' },
@@ -521,9 +580,13 @@ function arrowTable<R>(rows: R[], columns: Column<R>[]) {
           return [c.name, vectorFromArray(data as ChatMessage[][], new List(new Field('item', message)))];
         case 'strings':
           return [c.name, vectorFromArray(data as string[][], new List(new Field('item', new Utf8())))];
+        case 'ints':
+          return [c.name, vectorFromArray(data as (number[] | null)[], new List(new Field('item', new Int32())))];
+        case 'floats':
+          return [c.name, vectorFromArray(data as (number[] | null)[], new List(new Field('item', new Float64())))];
         case 'json':
-          // Free-form maps (reward components, the client's meta) travel as JSON text.
-          return [c.name, vectorFromArray(data.map((d) => JSON.stringify(d ?? null)), new Utf8())];
+          // Free-form maps (reward components, the client's meta) are JSON text, in JSON Lines too (see writeRun).
+          return [c.name, vectorFromArray(data as string[], new Utf8())];
       }
     }),
   );

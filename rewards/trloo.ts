@@ -12,6 +12,12 @@ export interface TurnInput {
   mask: boolean;
 }
 
+/** How the baseline of turn t treats the group's episodes that ended before t (a solved episode
+ * stops): left out ('exclude': the baseline is the mean over those still going, which biases it
+ * towards the survivors), or counted with a return of 0 ('zero': an ended episode earns nothing
+ * more, so every episode of the group is in every turn's baseline up to the group's last turn). */
+export type EndedBaseline = 'exclude' | 'zero';
+
 export interface TurnValues {
   return: number | null;
   advantage: number | null;
@@ -21,7 +27,7 @@ export interface TurnValues {
  * A(i,t) = G(i,t) − mean of G(j,t) over the other episodes j of the group that
  * have an unmasked turn t; A = G when no other episode has one. Masked turns
  * get nulls. Returns values in the order of the input. */
-export function trloo(turns: readonly TurnInput[], gamma: number): TurnValues[] {
+export function trloo(turns: readonly TurnInput[], gamma: number, ended: EndedBaseline = 'exclude'): TurnValues[] {
   if (!(gamma >= 0 && gamma <= 1)) throw new RangeError(`gamma must be in [0, 1], got ${gamma}`);
   const out: TurnValues[] = turns.map(() => ({ return: null, advantage: null }));
   const byEpisode = new Map<string, number[]>();
@@ -48,8 +54,21 @@ export function trloo(turns: readonly TurnInput[], gamma: number): TurnValues[] 
     list.push(i);
     cells.set(key, list);
   });
+  // 'zero': per group, the episodes and the turn each last played, for those absent from a later cell.
+  const lastTurn = new Map<string, Map<string, number>>();
+  if (ended === 'zero')
+    for (const [ep, idx] of byEpisode) {
+      const t = turns[idx[0]!]!;
+      const group = lastTurn.get(t.group) ?? new Map<string, number>();
+      group.set(ep, turns[idx[idx.length - 1]!]!.turn);
+      lastTurn.set(t.group, group);
+    }
   for (const members of cells.values()) {
-    const n = members.length;
+    const first = turns[members[0]!]!;
+    // Episodes of the group that ended before this turn: each a return of 0 in the baseline.
+    let endedBefore = 0;
+    if (ended === 'zero') for (const last of lastTurn.get(first.group)!.values()) if (last < first.turn) endedBefore++;
+    const n = members.length + endedBefore;
     const sum = members.reduce((a, i) => a + out[i]!.return!, 0);
     for (const i of members) {
       const g = out[i]!.return!;

@@ -33,8 +33,20 @@ const USAGES: Record<string, string> = {
   demo: `demo [--port P] [--log-dir DIR]
       start a server and play scripted episodes against it`,
   export: `export --logs DIR --out FILE [--format jsonl|parquet] [--gamma G] [--prs-tau T --prs-f F]
-         [--filter correct|best|improved]... [--episodes]
-      per-turn logs to a dataset with returns, TRLOO advantages and keep flags (streamed)`,
+         [--filter correct|best|improved]... [--episodes] [--layout anvil|trl] [--per-token]
+         [--ended-baseline exclude|zero]
+      per-turn logs to a dataset with returns, TRLOO advantages and keep flags (streamed);
+      --layout trl writes prompt/completion (TRL's conversational layout) for messages/action;
+      --per-token adds tokenMask and tokenAdvantages from the logged completion token ids;
+      --ended-baseline zero counts episodes that ended earlier (solved) as a return of 0 in later
+      turns' baselines instead of leaving them out`,
+  'eval-model': `eval-model --base-url URL --model NAME [--taskset ID] [--split eval|train] [--tasks a,b]
+             [-n EPISODES] [-k SAMPLES] [--max-turns T] [--p 1,1.5] [--temperature X] [--max-tokens N]
+             [--concurrency C] [--api-key KEY] [--out DIR]
+      play EPISODES episodes per task (in groups of SAMPLES on one seed) against an
+      OpenAI-compatible chat endpoint (POST URL/chat/completions; the key also from
+      OPENAI_API_KEY); print correctness and fast_p per task (fast_p@k with -k > 1); write the
+      turn logs, eval.json and report.html to DIR (default eval-<time>)`,
   report: `report --logs DIR [--out report.html]
       one self-contained HTML report of a run`,
 };
@@ -208,9 +220,15 @@ async function cmdExport(argv: string[]): Promise<void> {
       'prs-f': { type: 'string', default: '0.1' },
       filter: { type: 'string', multiple: true, default: [] },
       episodes: { type: 'boolean', default: false },
+      layout: { type: 'string', default: 'anvil' },
+      'per-token': { type: 'boolean', default: false },
+      'ended-baseline': { type: 'string', default: 'exclude' },
     },
   });
   if (!values.logs || !values.out) fail('export needs --logs DIR and --out FILE');
+  if (values.layout !== 'anvil' && values.layout !== 'trl') fail(`--layout is anvil or trl, not ${values.layout}`);
+  const endedBaseline = values['ended-baseline'];
+  if (endedBaseline !== 'exclude' && endedBaseline !== 'zero') fail(`--ended-baseline is exclude or zero, not ${endedBaseline}`);
   // Loaded here, not at start-up: only export needs Arrow and Parquet.
   const { exportDataset, FILTERS } = await import('../rewards/export.js');
   const format = values.format ?? (values.out.endsWith('.parquet') ? 'parquet' : 'jsonl');
@@ -233,12 +251,20 @@ async function cmdExport(argv: string[]): Promise<void> {
     prsF: num('prs-f', values['prs-f']!, 1e-9, 1),
     filters,
     episodes: values.episodes!,
+    layout: values.layout,
+    perToken: values['per-token']!,
+    endedBaseline,
   } as const;
   const report = await overLogs('export', (onProgress) => exportDataset({ ...options, onProgress }));
   console.log(
     `read ${report.records} turn records from ${report.files} files (${report.skipped.length} lines skipped); ` +
       `${report.groups} groups, ${report.episodes} episodes; wrote ${report.rows} rows to ${report.written.join(' and ')}`,
   );
+  if (report.singletonGroups > 0)
+    console.error(
+      `anvil export: warning: ${report.singletonGroups} of ${report.groups} groups hold one episode: their advantage is the raw return (no baseline). ` +
+        'Give the episodes of one prompt the same group (reset with group.size, or the same group id).',
+    );
 }
 
 async function cmdWorker(argv: string[]): Promise<void> {
@@ -327,7 +353,62 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   worker: cmdWorker,
   export: cmdExport,
   report: cmdReport,
+  'eval-model': cmdEvalModel,
 };
+
+async function cmdEvalModel(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'base-url': { type: 'string' },
+      model: { type: 'string' },
+      'api-key': { type: 'string' },
+      taskset: { type: 'string', default: 'builtin-c' },
+      split: { type: 'string', default: 'eval' },
+      tasks: { type: 'string' },
+      n: { type: 'string', short: 'n', default: '4' },
+      k: { type: 'string', short: 'k', default: '1' },
+      'max-turns': { type: 'string' },
+      p: { type: 'string', default: '1' },
+      temperature: { type: 'string', default: '0.7' },
+      'max-tokens': { type: 'string', default: '4096' },
+      concurrency: { type: 'string', default: '8' },
+      out: { type: 'string' },
+    },
+  });
+  if (!values['base-url'] || !values.model) fail('eval-model needs --base-url URL and --model NAME');
+  if (values.split !== 'eval' && values.split !== 'train') fail(`--split is eval or train, not ${values.split}`);
+  const int = (name: string, v: string | undefined) => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < 1) fail(`--${name} takes a positive integer, not ${v}`);
+    return x;
+  };
+  const p = values.p!.split(',').map(Number);
+  if (p.some((x) => !Number.isFinite(x) || x < 0)) fail(`--p takes thresholds like 1,1.5, not ${values.p}`);
+  const temperature = Number(values.temperature);
+  if (!Number.isFinite(temperature) || temperature < 0) fail(`--temperature takes a number ≥ 0, not ${values.temperature}`);
+  const { runEvalModel, formatScores } = await import('./eval-model.js');
+  const samples = int('k', values.k);
+  const r = await runEvalModel({
+    baseUrl: values['base-url'],
+    model: values.model,
+    apiKey: values['api-key'] ?? process.env.OPENAI_API_KEY,
+    taskset: values.taskset!,
+    split: values.split,
+    tasks: values.tasks ? values.tasks.split(',') : undefined,
+    episodes: int('n', values.n),
+    samples,
+    maxTurns: values['max-turns'] === undefined ? undefined : int('max-turns', values['max-turns']),
+    temperature,
+    maxTokens: int('max-tokens', values['max-tokens']),
+    p,
+    concurrency: int('concurrency', values.concurrency),
+    out: values.out ?? `eval-${new Date().toISOString().replace(/[:.]/g, '-')}`,
+    requestTimeoutMs: 600_000,
+  });
+  console.log(formatScores(r.tasks, samples));
+  console.log(`wrote ${r.written.join(', ')}`);
+}
 
 async function main(): Promise<number> {
   const [cmd, ...rest] = process.argv.slice(2);

@@ -3,7 +3,7 @@
 // test-results.tap, prints each file's result and every failure, and ends with
 // the line CI counts: "N passed, N failed".
 import { spawn } from 'node:child_process';
-import { createWriteStream, readdirSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync } from 'node:fs';
 
 const given = process.argv.slice(2);
 const files = given.length ? given : readdirSync('dist/test').filter((f) => f.endsWith('.test.js')).map((f) => `dist/test/${f}`);
@@ -82,13 +82,22 @@ runTap(files, (crashed, otherFailure) => {
 
 function next() {
   raw.end();
-  if (!given.length) runPython();
+  if (!given.length) runPython('/usr/bin/python3', 'clients/python/tests', () => runPython(TRAINER_PYTHON, 'clients/python/trainer_tests', finish));
   else finish();
 }
 
-/** The Python client's tests, with Debian's interpreter, against a real server. */
-function runPython() {
-  const py = spawn('/usr/bin/python3', ['-m', 'unittest', 'discover', '-s', 'clients/python/tests', '-v'], { stdio: ['ignore', 'inherit', 'pipe'] });
+/** The trainers' virtual environment (TRL, transformers, torch, datasets, Gymnasium), made by
+ * `scripts/setup.sh --test`; its tests fail, never skip, when it could not be made. */
+const TRAINER_PYTHON = '.venv-trainers/bin/python';
+
+/** Python tests against a real server: the client's with Debian's interpreter, the trainers' in their venv. */
+function runPython(python, dir, then) {
+  if (!existsSync(python) || !existsSync('.venv-trainers/.anvil-ok') && python === TRAINER_PYTHON) {
+    console.log(`FAIL python ${dir}: ${python} is missing or incomplete; run bash scripts/setup.sh --test (see .venv-trainers-install.log)`);
+    failed++;
+    return then();
+  }
+  const py = spawn(python, ['-m', 'unittest', 'discover', '-s', dir, '-v'], { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, TRL_EXPERIMENTAL_SILENCE: '1' } });
   let err = '';
   py.stderr.setEncoding('utf8');
   py.stderr.on('data', (d) => (err += d));
@@ -108,7 +117,7 @@ function runPython() {
     failed += pyFailed;
     skipped += pySkipped;
     passed += total - pyFailed - pySkipped;
-    finish();
+    then();
   });
 }
 

@@ -10,7 +10,10 @@
 #                                  python3-msgpack (the Python client's tests), torch 1.13 with
 #                                  its headers, pybind11 and ninja (the torch backend on the
 #                                  CPU), chromium (dashboard and report tests) and redis-server
-#                                  (the distributed-queue tests)
+#                                  (the distributed-queue tests); and a virtual environment,
+#                                  .venv-trainers, with TRL, transformers, torch for the CPU,
+#                                  datasets, Gymnasium and this checkout's Python client (the
+#                                  trainer integrations' tests; pip's own index, 5 s timeout)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +22,7 @@ case "${1:-}" in
   '') ;;
   --test) mode=test ;;
   -h | --help)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -77,4 +80,31 @@ stamp="dist/.built-${project%.json}"
 if [ ! -e "$stamp" ] || [ -n "$(find env rewards sandbox tasks clients scripts bench test tsconfig*.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
   node node_modules/typescript/bin/tsc -p "$project"
   touch "$stamp"
+fi
+
+# The trainer integrations' tests run in a virtual environment of their own, never the demo's.
+# When it cannot be made, setup says so and goes on; those tests then fail (never skip).
+if [ "$mode" = test ]; then
+  venv=.venv-trainers
+  if [ ! -e "$venv/.anvil-ok" ] || [ clients/python/pyproject.toml -nt "$venv/.anvil-ok" ] || [ scripts/setup.sh -nt "$venv/.anvil-ok" ]; then
+    echo "setup: installing the trainer packages into $venv (log: $venv-install.log)" >&2
+    rm -f "$venv/.anvil-ok"
+    if { python3 -m venv "$venv" &&
+      "$venv/bin/pip" install --disable-pip-version-check --timeout 5 --retries 0 \
+        'trl==1.13.*' transformers torch datasets 'gymnasium==1.3.*' pyarrow pydantic websockets msgpack ./clients/python; } >"$venv-install.log" 2>&1; then
+      touch "$venv/.anvil-ok"
+    else
+      echo "setup: could not install the trainer packages (see $venv-install.log); their tests will fail" >&2
+    fi
+    rm -rf clients/python/build
+  elif [ -n "$(find clients/python/anvil_client -name '*.py' -newer "$venv/.anvil-ok" | head -1)" ]; then
+    # Only the client changed: install it again, nothing else.
+    if "$venv/bin/pip" install --disable-pip-version-check --timeout 5 --retries 0 --no-deps ./clients/python >"$venv-install.log" 2>&1; then
+      touch "$venv/.anvil-ok"
+    else
+      rm -f "$venv/.anvil-ok"
+      echo "setup: could not install the Python client into $venv (see $venv-install.log); the trainer tests will fail" >&2
+    fi
+    rm -rf clients/python/build
+  fi
 fi

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 
 import msgpack
 import websockets
 
-from .errors import AnvilError, ConnectionLostError, from_wire
+from .errors import AnvilError, BusyError, ConnectionLostError, from_wire
+from .models import BusyRetry, ResetInfo, ResetResult, StepResult
+from .models import Observation as TypedObservation
 
 Message = Dict[str, str]
 Observation = Dict[str, List[Message]]
@@ -32,23 +34,12 @@ class _Pending:
     on_progress: Optional[ProgressCallback] = None
 
 
-@dataclass
-class StepResult:
-    observation: Observation
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: Dict[str, Any] = field(default_factory=dict)
-
-    def as_tuple(self) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
-        return self.observation, self.reward, self.terminated, self.truncated, self.info
-
-
 class AnvilClient:
     """Connect with `await AnvilClient.connect(url, token=...)`."""
 
     def __init__(self, url: str, *, token: Optional[str] = None, encoding: str = "msgpack",
-                 reconnect: bool = True, reconnect_timeout: float = 60.0, client_name: str = "anvil-python") -> None:
+                 reconnect: bool = True, reconnect_timeout: float = 60.0, client_name: str = "anvil-python",
+                 busy_retry: BusyRetry = BusyRetry()) -> None:
         if encoding not in ("msgpack", "json"):
             raise ValueError("encoding is 'msgpack' or 'json'")
         self.url = url
@@ -57,6 +48,9 @@ class AnvilClient:
         self.reconnect = reconnect
         self.reconnect_timeout = reconnect_timeout
         self.client_name = client_name
+        self.busy_retry = busy_retry
+        #: How many requests were answered busy and retried (for tests and monitoring).
+        self.busy_retries = 0
         self.session: str = ""
         self.resume_token: str = ""
         self.server_info: Dict[str, Any] = {}
@@ -160,6 +154,22 @@ class AnvilClient:
 
     async def _request(self, body: Dict[str, Any], *, resend: bool, on_progress: Optional[ProgressCallback] = None,
                        request_id: Optional[int] = None, wait_connected: bool = True) -> Dict[str, Any]:
+        """One request; answered `busy`, it is sent again after a jittered delay (see BusyRetry):
+        a busy request was not started, so sending it again is safe."""
+        attempt = 0
+        while True:
+            try:
+                return await self._request_once(body, resend=resend, on_progress=on_progress, request_id=request_id,
+                                                wait_connected=wait_connected)
+            except BusyError as e:
+                if attempt >= self.busy_retry.attempts:
+                    raise
+                self.busy_retries += 1
+                await asyncio.sleep(self.busy_retry.delay(attempt, e.retry_after_ms))
+                attempt += 1
+
+    async def _request_once(self, body: Dict[str, Any], *, resend: bool, on_progress: Optional[ProgressCallback],
+                            request_id: Optional[int], wait_connected: bool) -> Dict[str, Any]:
         if wait_connected:
             await asyncio.wait_for(self._connected.wait(), self.reconnect_timeout)
         rid = request_id if request_id is not None else next(self._ids)
@@ -179,23 +189,35 @@ class AnvilClient:
 
     async def reset_group(self, size: int, *, task: Optional[str] = None, taskset: Optional[str] = None,
                           split: Optional[str] = None, seed: Optional[int] = None, group_id: Optional[str] = None,
-                          max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None) -> List["Env"]:
+                          max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None,
+                          backend: Optional[str] = None) -> List["Env"]:
         """`size` episodes on one task and one seed: a GRPO/TRLOO group, made on the server."""
-        options = {k: v for k, v in {"maxTurns": max_turns, "reward": reward}.items() if v is not None}
+        options = {k: v for k, v in {"maxTurns": max_turns, "reward": reward, "backend": backend}.items() if v is not None}
         group = {k: v for k, v in {"size": size, "id": group_id}.items() if v is not None}
         answer = await self._request({"op": "reset", "task": task, "taskset": taskset, "split": split, "seed": seed,
                                       "group": group, "options": options or None}, resend=False)
         return [Env._from_reset(self, e) for e in answer["episodes"]]
 
     def env(self, *, task: Optional[str] = None, taskset: Optional[str] = None, split: Optional[str] = None,
-            max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None) -> "Env":
-        """An environment handle; its episode starts at `await env.reset()`."""
-        return Env(self, task=task, taskset=taskset, split=split, max_turns=max_turns, reward=reward)
+            max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None,
+            group_id: Optional[str] = None, seed: Optional[int] = None, backend: Optional[str] = None) -> "Env":
+        """An environment handle; its episode starts at `await env.reset()`. Episodes that a
+        trainer compares with each other (a GRPO group: one prompt, several samples) must
+        share a `group_id` (here, or in `reset(options={"group_id": ...})`): the export's
+        per-turn baseline is computed within a group, and a group of one has no baseline.
+        Every reset option can be given here (defaults) or to `reset(seed, options=...)`; `seed` here
+        is the default seed of every reset."""
+        return Env(self, task=task, taskset=taskset, split=split, max_turns=max_turns, reward=reward,
+                   group_id=group_id, seed=seed, backend=backend)
 
-    async def _step(self, episode: str, action: str, meta: Any, on_progress: Optional[ProgressCallback]) -> StepResult:
+    async def _step(self, episode: str, action: str, meta: Any, on_progress: Optional[ProgressCallback],
+                    completion_ids: Optional[List[int]] = None, logprobs: Optional[List[float]] = None,
+                    policy_version: Optional[Union[str, int]] = None) -> StepResult:
         rid = next(self._ids)
         try:
-            answer = await self._request({"op": "step", "episode": episode, "action": action, "meta": meta},
+            answer = await self._request({"op": "step", "episode": episode, "action": action, "meta": meta,
+                                          "completionIds": completion_ids, "logprobs": logprobs,
+                                          "policyVersion": policy_version},
                                          resend=True, on_progress=on_progress, request_id=rid)
         except asyncio.CancelledError:
             # The caller gave up on the step: stop its evaluation on the server too.
@@ -203,11 +225,7 @@ class AnvilClient:
             if self._connected.is_set():
                 await self._send({"id": next(self._ids), "op": "cancel", "target": rid})
             raise
-        info = dict(answer.get("info", {}))
-        if "reason" in answer:
-            info["reason"] = answer["reason"]
-        return StepResult(answer["observation"], float(answer["reward"]), bool(answer["terminated"]),
-                          bool(answer["truncated"]), info)
+        return StepResult.from_wire(answer)
 
     async def state(self, episode: str) -> Dict[str, Any]:
         return await self._request({"op": "state", "episode": episode}, resend=True)
@@ -259,20 +277,40 @@ class Env:
         self.info = e["info"]
 
     async def reset(self, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None) -> Tuple[Observation, Dict[str, Any]]:
+        """`options`: any of env()'s reset options (task, taskset, split, max_turns, reward, group_id, backend)."""
+        r = await self.reset_result(seed, options)
+        return r.raw["observation"], r.raw["info"]
+
+    async def reset_result(self, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None) -> ResetResult:
+        """As reset(), typed."""
         if self.episode is not None:
             await self.close()
-        opts = {**self.defaults, **(options or {})}
-        [env] = await self.client.reset_group(1, seed=seed, **opts)
-        self._bind({"episode": env.episode, "group": env.group, "index": env.index,
-                    "observation": env.observation, "info": env.info})
-        return self.observation, self.info  # type: ignore[return-value]
+        opts = {k: v for k, v in {**self.defaults, **(options or {})}.items() if v is not None}
+        default_seed = opts.pop("seed", None)
+        [env] = await self.client.reset_group(1, seed=seed if seed is not None else default_seed, **opts)
+        wire = {"episode": env.episode, "group": env.group, "index": env.index, "observation": env.observation, "info": env.info}
+        self._bind(wire)
+        return ResetResult(TypedObservation.from_wire(env.observation), ResetInfo.from_wire(wire), wire)  # type: ignore[arg-type]
 
     async def step(self, action: Union[str, Dict[str, str]], *, meta: Any = None,
-                   on_progress: Optional[ProgressCallback] = None) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
+                   on_progress: Optional[ProgressCallback] = None, completion_ids: Optional[List[int]] = None,
+                   logprobs: Optional[List[float]] = None, policy_version: Optional[Union[str, int]] = None,
+                   ) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
+        """`completion_ids` and `logprobs` (the reply's tokens, as the policy sampled them) and
+        `policy_version` (which weights sampled it) are logged with the turn and exported, for
+        trainers that must not re-tokenize."""
+        return (await self.step_result(action, meta=meta, on_progress=on_progress, completion_ids=completion_ids,
+                                       logprobs=logprobs, policy_version=policy_version)).as_tuple()
+
+    async def step_result(self, action: Union[str, Dict[str, str]], *, meta: Any = None,
+                          on_progress: Optional[ProgressCallback] = None, completion_ids: Optional[List[int]] = None,
+                          logprobs: Optional[List[float]] = None, policy_version: Optional[Union[str, int]] = None,
+                          ) -> StepResult:
+        """As step(), typed."""
         if self.episode is None:
             raise RuntimeError("call reset() first")
         text = action if isinstance(action, str) else action["content"]
-        return (await self.client._step(self.episode, text, meta, on_progress)).as_tuple()
+        return await self.client._step(self.episode, text, meta, on_progress, completion_ids, logprobs, policy_version)
 
     async def state(self) -> Dict[str, Any]:
         return await self.client.state(self.episode or "")

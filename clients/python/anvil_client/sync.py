@@ -7,6 +7,7 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from .client import AnvilClient, Env, Observation
+from .models import ResetResult, StepResult
 
 
 class SyncClient:
@@ -58,6 +59,12 @@ class SyncEnv:
 
     def step(self, action: Any, **kwargs: Any) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
         return self._owner._run(self.env.step(action, **kwargs))
+
+    def reset_result(self, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None) -> ResetResult:
+        return self._owner._run(self.env.reset_result(seed=seed, options=options))
+
+    def step_result(self, action: Any, **kwargs: Any) -> StepResult:
+        return self._owner._run(self.env.step_result(action, **kwargs))
 
     def close(self) -> None:
         self._owner._run(self.env.close())

@@ -1,48 +1,30 @@
-"""Anvil as the environment of TRL's GRPOTrainer, through `rollout_func`.
+"""Anvil as the environment of TRL's GRPOTrainer (TRL 1.13, `rollout_func(prompts, trainer)`).
 
-Not run in Anvil's CI: it needs TRL, vLLM and a model, none of which this
-project installs. It follows TRL's documented contract for `rollout_func`
-(docs: "OpenEnv Integration", experimental): it receives the batch's prompts,
-returns a dict with `prompt_ids`, `completion_ids` and `logprobs`, and any extra
-key is handed to the reward functions as a keyword argument. Its exact
-signature has changed between TRL releases: check the one you run.
+The integration is `anvil_client.trl_grpo.AnvilRollout` (see docs/trainers.md); this script is
+what a run looks like. CI runs the same path with a tiny random model on the CPU
+(clients/python/trainer_tests/test_trl_grpo.py); this script, with a real model, is not run here.
 
-GRPOTrainer generates one completion per prompt, so each rollout here is the
-first turn of an Anvil episode; the GRPO group is TRL's (num_generations
-completions of one prompt), and the prompt carries the Anvil task id.
+    ANVIL_URL=ws://127.0.0.1:8765/v1/ws python trl_rollout.py Qwen/Qwen2.5-0.5B-Instruct
 """
 import os
+import sys
 
-from anvil_client import SyncClient
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import GRPOConfig, GRPOTrainer
 
-ANVIL = SyncClient(os.environ.get("ANVIL_URL", "ws://127.0.0.1:8765/v1/ws"), token=os.environ.get("ANVIL_TOKEN"))
+from anvil_client.trl_grpo import AnvilRollout, anvil_reward, task_prompts
 
-
-def make_rollout_func(generate):
-    """`generate(prompts) -> (prompt_ids, completion_ids, logprobs, texts)` is your generation backend
-    (for example TRL's vLLM server client); the prompts are the dataset rows' prompt text, whose
-    first line names the Anvil task (`task: sgemm`)."""
-
-    def rollout_func(prompts, args, processing_class):
-        prompt_ids, completion_ids, logprobs, texts = generate(prompts)
-        rewards = []
-        for prompt, text in zip(prompts, texts):
-            task = prompt.splitlines()[0].removeprefix("task:").strip()
-            env = ANVIL.env(task=task, max_turns=1)
-            env.reset(seed=abs(hash(prompt)) % 2**31)
-            _, reward, _, _, info = env.step(text)
-            rewards.append(None if info["mask"] else reward)
-            env.close()
-        return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": logprobs, "anvil_reward": rewards}
-
-    return rollout_func
-
-
-def anvil_reward(completions, anvil_reward, **kwargs):
-    """The reward function: passes through what Anvil measured. TRL's reward functions have no
-    mask, so an infrastructure failure (None here) scores 0 in this path; the raw client and the
-    exported dataset keep the mask."""
-    return [0.0 if r is None else r for r in anvil_reward]
-
-# trainer = GRPOTrainer(model=..., reward_funcs=[anvil_reward], train_dataset=..., args=GRPOConfig(...),
-#                       rollout_func=make_rollout_func(my_vllm_generate))
+model_name = sys.argv[1]
+tokenizer = AutoTokenizer.from_pretrained(model_name, padding_side="left")
+model = AutoModelForCausalLM.from_pretrained(model_name)
+# Each GRPO group (num_generations samples of one prompt) becomes one Anvil group.
+rollout = AnvilRollout(os.environ.get("ANVIL_URL", "ws://127.0.0.1:8765/v1/ws"), token=os.environ.get("ANVIL_TOKEN"),
+                       max_turns=3, max_new_tokens=1024)
+trainer = GRPOTrainer(
+    model=model, processing_class=tokenizer, reward_funcs=[anvil_reward], rollout_func=rollout,
+    train_dataset=task_prompts([(task, seed) for seed in range(64) for task in ("vector_add", "saxpy", "sgemm")]),
+    args=GRPOConfig(output_dir="grpo-anvil", num_generations=8, per_device_train_batch_size=8, max_steps=100,
+                    learning_rate=1e-6, max_completion_length=8192, logging_steps=1),
+)
+trainer.train()
+rollout.close()

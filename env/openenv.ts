@@ -1,0 +1,431 @@
+/** The OpenEnv front door: OpenEnv's published protocol (a WebSocket at /ws with
+ * reset/step/state/close messages; HTTP /reset, /step, /state, /schema, /health,
+ * /metadata) over the same Gym as protocol v1. Episodes, rewards, masks, log
+ * records and limits are the Gym's; only the shapes differ. A masked turn (an
+ * infrastructure failure) is an `error` message with code ENV_ERROR, never an
+ * observation with a reward: OpenEnv's observations have no mask. */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { z } from 'zod';
+import { PACKAGE_VERSION } from '../tasks/paths.js';
+import type { Admission } from './admission.js';
+import type { ServerConfig } from './config.js';
+import { ProtocolError } from './errors.js';
+import type { Gym } from './gym.js';
+import { CompletionIdsSchema, LogprobsSchema, PolicyVersionSchema, ResetOptionsSchema, type RequestId } from './protocol.js';
+import type { Session, Sink } from './sessions.js';
+
+/** A reset's `data` (WebSocket) or body (HTTP): protocol v1's reset options. */
+export const OpenEnvResetSchema = z
+  .object({
+    seed: z.number().int().min(0).safe().optional(),
+    task: z.string().max(128).optional(),
+    taskset: z.string().max(256).optional(),
+    split: z.enum(['train', 'eval']).optional(),
+    /** Episodes of one GRPO group share it; the export's baseline is computed within a group. */
+    group_id: z.string().min(1).max(128).optional(),
+    options: ResetOptionsSchema.optional(),
+  })
+  .strict();
+
+/** The action: the model's whole reply, optionally its tokens (logged and exported, never scored). */
+export const KernelActionSchema = z
+  .object({
+    message: z.string().describe("the model's reply; the kernel is extracted from it as in protocol v1"),
+    completion_ids: CompletionIdsSchema.optional(),
+    logprobs: LogprobsSchema.optional(),
+    policy_version: PolicyVersionSchema.optional(),
+    metadata: z.record(z.string(), z.unknown()).optional().describe('kept in the turn log as meta'),
+  })
+  .strict()
+  .refine((a) => a.logprobs === undefined || a.completion_ids?.length === a.logprobs.length, 'logprobs needs completion_ids of the same length');
+
+const ChatMessageSchema = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() });
+
+/** The observation as OpenEnv's Observation model (done, reward, metadata and the fields);
+ * on the wire, done and reward travel beside it as OpenEnv's serializer puts them. */
+export const KernelObservationSchema = z.object({
+  done: z.boolean(),
+  reward: z.number().nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+  messages: z.array(ChatMessageSchema).describe('the messages to show the model next: the prompt after reset, the feedback after a step'),
+  episode_id: z.string(),
+  group_id: z.string(),
+  index: z.number().int(),
+  task: z.string(),
+  turn: z.number().int().describe('counted turns so far'),
+  terminated: z.boolean(),
+  truncated: z.boolean(),
+  reason: z.string().nullable().describe('why the episode ended: solved, max_turns, invalid_action; null while it goes on'),
+  info: z.record(z.string(), z.unknown()).describe("protocol v1's info of the reset or the step (mask, outcome, components, eval)"),
+});
+
+export const KernelStateSchema = z.object({
+  episode_id: z.string().nullable(),
+  step_count: z.number().int().min(0),
+  group_id: z.string().nullable(),
+  index: z.number().int().nullable(),
+  task: z.string().nullable(),
+  seed: z.number().int().nullable(),
+  state: z.enum(['none', 'ready', 'stepping', 'done']),
+  max_turns: z.number().int().nullable(),
+  end_reason: z.string().nullable(),
+});
+
+const HttpStepSchema = z
+  .object({
+    action: z.unknown(),
+    episode_id: z.string().min(1).max(64).describe('from the observation of /reset: HTTP has no session'),
+    request_id: z.string().min(1).max(255).optional().describe('a retry with the same id gets the same answer, never a second evaluation'),
+  })
+  .strict();
+
+const WsMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('reset'), data: z.record(z.string(), z.unknown()).default({}) }).strict(),
+  z.object({ type: z.literal('step'), data: z.record(z.string(), z.unknown()) }).strict(),
+  z.object({ type: z.literal('state') }).strict(),
+  z.object({ type: z.literal('close') }).strict(),
+]);
+
+/** Frames one connection may have waiting behind the one in progress. */
+const MAX_QUEUED = 64;
+
+class DoorError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+function errorData(e: unknown): Record<string, unknown> {
+  if (e instanceof DoorError) return { message: e.message, code: e.code, ...e.extra };
+  if (e instanceof ProtocolError) {
+    const w = e.toWire();
+    return { message: w.message, code: w.code.toUpperCase(), retryable: w.retryable, ...(w.retryAfterMs !== undefined ? { retry_after_ms: w.retryAfterMs } : {}) };
+  }
+  console.error('openenv: internal error:', e);
+  return { message: 'internal error', code: 'INTERNAL', retryable: true };
+}
+
+function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  throw new DoorError('VALIDATION_ERROR', `${what}: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`, { errors: r.error.issues.slice(0, 10).map((i) => ({ loc: i.path, msg: i.message })) });
+}
+
+type StepAnswer = { ok: true; event: 'result'; observation: { messages: z.infer<typeof ChatMessageSchema>[] }; reward: number; terminated: boolean; truncated: boolean; reason?: string; info: { turn: number; mask: boolean; outcome: string } & Record<string, unknown> };
+type Answer = StepAnswer | { ok: false; error: { code: string; message: string; retryable: boolean; retryAfterMs?: number } };
+
+/** Routes a session's answers to the requests waiting for them. */
+class Waiters implements Sink {
+  private readonly waiting = new Map<string, Array<(a: Answer) => void>>();
+  constructor(private readonly onClose: (code: number, reason: string) => void = () => {}) {}
+  wait(id: RequestId): Promise<Answer> {
+    const key = JSON.stringify(id);
+    return new Promise((resolve) => {
+      const list = this.waiting.get(key) ?? [];
+      list.push(resolve);
+      this.waiting.set(key, list);
+    });
+  }
+  forget(id: RequestId): void {
+    this.waiting.delete(JSON.stringify(id));
+  }
+  send(value: unknown): void {
+    const v = value as { id: RequestId; event?: string } & Answer;
+    if (v.event === 'progress') return;
+    const key = JSON.stringify(v.id);
+    const list = this.waiting.get(key);
+    this.waiting.delete(key);
+    for (const resolve of list ?? []) resolve(v);
+  }
+  close(code: number, reason: string): void {
+    this.onClose(code, reason);
+  }
+}
+
+/** One OpenEnv environment instance: a Gym session holding at most one current episode. */
+class Instance {
+  episode: string | null = null;
+  private nextId = 0;
+  constructor(
+    private readonly gym: Gym,
+    readonly session: Session,
+    readonly waiters: Waiters,
+  ) {}
+
+  reset(data: unknown) {
+    const d = parse(OpenEnvResetSchema, data ?? {}, 'reset');
+    // One episode at a time, as an OpenEnv environment: a reset drops the current one.
+    if (this.episode && this.gym.episodes.has(this.episode)) this.gym.close(this.session, { id: 0, op: 'close', episode: this.episode });
+    this.episode = null;
+    const out = this.gym.reset(this.session, {
+      id: 0,
+      op: 'reset',
+      task: d.task,
+      taskset: d.taskset,
+      split: d.split,
+      seed: d.seed,
+      group: d.group_id ? { id: d.group_id } : undefined,
+      options: d.options,
+    }).episodes[0]!;
+    this.episode = out.episode;
+    return {
+      observation: { messages: out.observation.messages, episode_id: out.episode, group_id: out.group, index: out.index, task: out.info.task, turn: 0, terminated: false, truncated: false, reason: null, info: out.info },
+      reward: null,
+      done: false,
+    };
+  }
+
+  async step(data: unknown, requestId?: string) {
+    const a = parse(KernelActionSchema, data, 'action');
+    if (!this.episode) throw new DoorError('SESSION_ERROR', 'no episode: send reset first');
+    const episode = this.episode;
+    const id = requestId ?? `openenv-${++this.nextId}`;
+    const answer = this.waiters.wait(id);
+    try {
+      this.gym.step(this.session, { id, op: 'step', episode, action: a.message, meta: a.metadata, completionIds: a.completion_ids, logprobs: a.logprobs, policyVersion: a.policy_version }, 'json');
+    } catch (e) {
+      this.waiters.forget(id);
+      throw e;
+    }
+    const r = await answer;
+    if (!r.ok) throw new ProtocolError(r.error.code as ProtocolError['code'], r.error.message, r.error.retryAfterMs);
+    if (r.info.mask)
+      // Not a model failure: no reward, the turn is not counted, the episode is ready for the same action again.
+      throw new DoorError('ENV_ERROR', r.observation.messages[0]?.content ?? 'the evaluation failed', { retryable: true, masked: true, reason: r.reason ?? r.info.outcome, turn: r.info.turn });
+    const s = this.gym.state(this.session, { id: 0, op: 'state', episode });
+    return {
+      observation: {
+        messages: r.observation.messages,
+        episode_id: episode,
+        group_id: s.group,
+        index: s.index,
+        task: s.task,
+        turn: s.turns.length,
+        terminated: r.terminated,
+        truncated: r.truncated,
+        reason: r.reason ?? null,
+        info: r.info,
+      },
+      reward: r.reward,
+      done: r.terminated || r.truncated,
+    };
+  }
+
+  state(): z.infer<typeof KernelStateSchema> {
+    if (!this.episode || !this.gym.episodes.has(this.episode))
+      return { episode_id: null, step_count: 0, group_id: null, index: null, task: null, seed: null, state: 'none', max_turns: null, end_reason: null };
+    const s = this.gym.state(this.session, { id: 0, op: 'state', episode: this.episode });
+    return { episode_id: s.episode, step_count: s.turns.length, group_id: s.group, index: s.index, task: s.task, seed: s.seed, state: s.state, max_turns: s.maxTurns, end_reason: s.endReason };
+  }
+}
+
+export class OpenEnvDoor {
+  private readonly wss: WebSocketServer;
+  private readonly sockets = new Set<WebSocket>();
+  /** HTTP has no connection: each /reset makes an instance, found again by its episode id. */
+  private readonly httpInstances = new Map<string, { instance: Instance; active: number }>();
+  private readonly pingTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly gym: Gym,
+    private readonly config: ServerConfig,
+    private readonly admission: Admission,
+    private readonly authorized: (header: string | undefined, query?: unknown) => boolean,
+    /** False while steps are refused (the log's disk is full, the queue unreachable). */
+    private readonly takingSteps: () => boolean,
+  ) {
+    // No hello: a connection is authorized at the upgrade, so frames may be full size at once.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes });
+    const alive = new WeakSet<WebSocket>();
+    this.pingTimer = setInterval(() => {
+      for (const ws of this.sockets) {
+        if (!alive.has(ws)) ws.terminate();
+        else {
+          alive.delete(ws);
+          ws.ping();
+        }
+      }
+    }, config.pingIntervalMs);
+    this.pingTimer.unref();
+    this.wss.on('connection', (ws: WebSocket) => {
+      alive.add(ws);
+      ws.on('pong', () => alive.add(ws));
+    });
+  }
+
+  /** A session for a new instance, within the server's session quotas. */
+  private newSession(address: string): Session {
+    if (this.gym.sessions.size >= this.config.maxSessions) throw new DoorError('CAPACITY_REACHED', `the server holds its limit of ${this.config.maxSessions} sessions`, { retryable: true });
+    if (this.gym.sessions.sessionsOf(address) >= this.config.maxSessionsPerAddress)
+      throw new DoorError('CAPACITY_REACHED', `this address holds its limit of ${this.config.maxSessionsPerAddress} sessions`, { retryable: true });
+    return this.gym.sessions.create(address);
+  }
+
+  /** The upgrade of /ws: authorized by a bearer header or ?token=, then one session per connection. */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const address = (socket as Socket).remoteAddress ?? '?';
+    const refuse = (status: number, text: string): void => void socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    if (this.admission.throttled(address)) return refuse(429, 'Too Many Requests');
+    if (!this.authorized(req.headers.authorization, Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams))) {
+      this.admission.authFailed(address);
+      return refuse(401, 'Unauthorized');
+    }
+    if (this.sockets.size >= this.config.maxConnections) return refuse(503, 'Service Unavailable');
+    this.admission.settle(socket as Socket);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, address));
+  }
+
+  private accept(ws: WebSocket, address: string): void {
+    this.sockets.add(ws);
+    this.wss.emit('connection', ws);
+    const send = (type: string, data: unknown) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ type, data }));
+    };
+    let instance: Instance;
+    try {
+      instance = new Instance(this.gym, this.newSession(address), new Waiters((code, reason) => ws.close(code, reason)));
+    } catch (e) {
+      send('error', errorData(e));
+      ws.close(1013, 'capacity reached');
+      this.sockets.delete(ws);
+      return;
+    }
+    instance.session.attach(instance.waiters);
+    let queue = Promise.resolve();
+    let queued = 0;
+    ws.on('message', (raw: Buffer, isBinary: boolean) => {
+      if (queued >= MAX_QUEUED) return send('error', { message: `more than ${MAX_QUEUED} messages wait behind the one in progress`, code: 'CAPACITY_REACHED', retryable: true });
+      queued++;
+      // One message at a time, in order, as OpenEnv's server answers them.
+      queue = queue.then(async () => {
+        queued--;
+        try {
+          if (isBinary) throw new DoorError('INVALID_JSON', 'frames are JSON text');
+          let json: unknown;
+          try {
+            json = JSON.parse(raw.toString('utf8'));
+          } catch (e) {
+            throw new DoorError('INVALID_JSON', `Invalid JSON: ${(e as Error).message}`);
+          }
+          const type = (json as { type?: unknown } | null)?.type;
+          if (typeof type !== 'string' || !['reset', 'step', 'state', 'close'].includes(type)) throw new DoorError('UNKNOWN_TYPE', `Unknown message type: ${String(type)}`);
+          const m = parse(WsMessageSchema, json, type);
+          if (m.type === 'reset') send('observation', instance.reset(m.data));
+          else if (m.type === 'step') send('observation', await instance.step(m.data));
+          else if (m.type === 'state') send('state', instance.state());
+          else ws.close(1000, 'closed');
+        } catch (e) {
+          send('error', errorData(e));
+        }
+      });
+    });
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => {
+      this.sockets.delete(ws);
+      // The instance goes with its connection: its episode and any step in flight.
+      this.gym.sessions.expire(instance.session);
+    });
+  }
+
+  routes(app: FastifyInstance): void {
+    const fail = (reply: FastifyReply, e: unknown) => {
+      const data = errorData(e);
+      const status: Record<string, number> = { VALIDATION_ERROR: 422, UNAUTHORIZED: 401, UNKNOWN_EPISODE: 404, UNKNOWN_TASK: 404, UNKNOWN_TASKSET: 404, BUSY: 503, CAPACITY_REACHED: 503, STORAGE_FULL: 503, ENV_ERROR: 503, EPISODE_DONE: 409, STEP_IN_FLIGHT: 409, INVALID_MESSAGE: 400, TOO_LARGE: 413 };
+      return reply.code(status[data.code as string] ?? 500).send({ detail: data });
+    };
+    const guard = (req: FastifyRequest) => {
+      if (!this.authorized(req.headers.authorization)) throw new DoorError('UNAUTHORIZED', 'a bearer token is required');
+    };
+    app.post('/reset', async (req, reply) => {
+      try {
+        guard(req);
+        const session = this.newSession(req.ip);
+        const instance = new Instance(this.gym, session, new Waiters());
+        let out;
+        try {
+          out = instance.reset(req.body ?? {});
+        } catch (e) {
+          this.gym.sessions.expire(session);
+          throw e;
+        }
+        this.httpInstances.set(instance.episode!, { instance, active: 0 });
+        // Unattached, the session lasts the resume grace after its last request, then goes with its episode.
+        this.gym.sessions.detach(session);
+        this.sweep();
+        return out;
+      } catch (e) {
+        return fail(reply, e);
+      }
+    });
+    app.post('/step', async (req, reply) => {
+      try {
+        guard(req);
+        const body = parse(HttpStepSchema, req.body, 'step');
+        const held = this.httpInstance(body.episode_id);
+        held.active++;
+        held.instance.session.attach(held.instance.waiters);
+        try {
+          return await held.instance.step(body.action, body.request_id);
+        } finally {
+          if (--held.active === 0) this.gym.sessions.detach(held.instance.session);
+        }
+      } catch (e) {
+        return fail(reply, e);
+      }
+    });
+    app.get('/state', async (req, reply) => {
+      try {
+        guard(req);
+        const id = (req.query as { episode_id?: unknown }).episode_id;
+        if (typeof id !== 'string') throw new DoorError('VALIDATION_ERROR', 'state over HTTP needs ?episode_id= (from the observation of /reset)');
+        return this.httpInstance(id).instance.state();
+      } catch (e) {
+        return fail(reply, e);
+      }
+    });
+    const schemas = {
+      action: z.toJSONSchema(KernelActionSchema, { io: 'input' }),
+      observation: z.toJSONSchema(KernelObservationSchema),
+      state: z.toJSONSchema(KernelStateSchema),
+    };
+    app.get('/schema', async () => schemas);
+    app.get('/health', async () => ({ status: this.takingSteps() ? 'healthy' : 'degraded' }));
+    app.get('/metadata', async () => ({
+      name: 'anvil',
+      description: 'Kernel writing: reset gives a task (a C function to make fast), step takes the model reply; the kernel is compiled, checked, timed and profiled in a sandbox, and the reward comes from the profile.',
+      readme_content: null,
+      version: PACKAGE_VERSION,
+      author: null,
+      documentation_url: null,
+    }));
+  }
+
+  private httpInstance(episode: string) {
+    const held = this.httpInstances.get(episode);
+    if (!held || !this.gym.sessions.get(held.instance.session.id)) {
+      this.httpInstances.delete(episode);
+      throw new ProtocolError('unknown_episode', `no episode "${episode}" (HTTP episodes last ${this.config.resumeGraceMs} ms after their last request)`);
+    }
+    return held;
+  }
+
+  /** Instances whose session expired leave the map (bounded by the session quotas meanwhile). */
+  private sweep(): void {
+    if (this.httpInstances.size < 1024) return;
+    for (const [ep, held] of this.httpInstances) if (!this.gym.sessions.get(held.instance.session.id)) this.httpInstances.delete(ep);
+  }
+
+  close(): void {
+    clearInterval(this.pingTimer);
+    for (const ws of this.sockets) ws.terminate();
+  }
+}
