@@ -254,14 +254,14 @@ export class Evaluator implements EvaluationService {
     const peak = (this.peak ??= peakRates());
     const flags: Flag[] = [];
     let libMs = 0;
-    let ownMs = 0;
+    const ownShares: number[] = [];
     let candTotal = 0;
     const shapes: ShapeTiming[] = (time.shapes ?? []).map((raw) => {
-      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; speedupLo: number; speedupHi: number; libMs: number; ownMs: number; callMs: number };
+      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; speedupLo: number; speedupHi: number; libMs: number; ownShare: number; callMs: number };
       const params = task.timing[s.shape]!;
       const solMs = Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) * 1e3;
       libMs += s.libMs;
-      ownMs += s.ownMs;
+      ownShares.push(s.ownShare);
       candTotal += s.callMs;
       if (s.candidate.medianMs < config.solMargin * solMs)
         flags.push({
@@ -273,8 +273,9 @@ export class Evaluator implements EvaluationService {
     const speedup = Math.exp(shapes.reduce((a, s) => a + Math.log(s.speedup), 0) / Math.max(1, shapes.length));
     const speedupCi: [number, number] = [geomean(shapes.map((s) => s.speedupCi![0])), geomean(shapes.map((s) => s.speedupCi![1]))];
     const measured = libOpsUsed.length > 0;
-    // The judge's own and library parts, both from the kernel's accounting (see sandbox/c/judge.c).
-    const share = measured ? (ownMs + libMs > 0 ? ownMs / (ownMs + libMs) : 0) : 1;
+    // Per shape, the median over calls of the candidate's own part against the library's, both
+    // from the kernel's accounting (see sandbox/c/judge.c); the shapes' mean.
+    const share = measured ? Math.min(1, Math.max(0, ownShares.reduce((a, x) => a + x, 0) / Math.max(1, ownShares.length))) : 1;
     stages.set('profile', { name: 'profile', status: 'ok', ms: 0, log: measured ? `library ops used: ${libOpsUsed.join(', ')}` : undefined });
     if (share < task.minOwnShare)
       flags.push({

@@ -1389,7 +1389,7 @@ static void phase_time(void) {
   emit("\"shapes\":[");
   const double handover = handover_ms();
   double *tc = malloc(sizeof(double) * (size_t)spec.max_reps), *tr = malloc(sizeof(double) * (size_t)spec.max_reps);
-  double *ratio_buf = malloc(sizeof(double) * (size_t)spec.max_reps);
+  double *ratio_buf = malloc(sizeof(double) * (size_t)spec.max_reps), *own_share = malloc(sizeof(double) * (size_t)spec.max_reps);
   float scalars[ANVIL_MAX_ARGS] = {0};
   for (int si = 0; si < spec.nshapes; si++) {
     const shape_spec *s = &spec.shape[si];
@@ -1487,8 +1487,10 @@ static void phase_time(void) {
       tr[reps] = ms_r;
       reps++;
       double work = fmax(ms_c - handover, 0);
-      lib_total += fmin(prof.lib_ms, work);
-      own_total += fmin(prof.own_cpu_ms, work - fmin(prof.lib_ms, work));
+      double lib_k = fmin(prof.lib_ms, work), own_k = fmin(prof.own_cpu_ms, work - lib_k);
+      lib_total += lib_k;
+      own_total += own_k;
+      own_share[reps - 1] = own_k + lib_k > 0 ? own_k / (own_k + lib_k) : 1;
       cand_total += ms_c;
       timed_total += ms_c + ms_r;
       if (reps >= spec.min_reps) {
@@ -1516,6 +1518,8 @@ static void phase_time(void) {
     emit_num("referenceWarmupMs", warm_r);
     emit_num("libMs", lib_total);
     emit_num("ownMs", own_total);
+    /* The share of each call, and their median: one call stalled by the host does not move it. */
+    emit_num("ownShare", summarize(own_share, reps).median);
     emit_num("callMs", cand_total);
     emit_num("handoverMs", handover);
     out_len--;
