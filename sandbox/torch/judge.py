@@ -104,7 +104,9 @@ class Proc:
         if kind == "garbage":
             return self.forged(str(e))
         if kind == "timeout":
-            return Outcome("timeout", f"the {self.role}'s process did not answer within its deadline")
+            if self.role != "candidate":
+                return RunnerDied("the reference runner did not answer within its deadline")
+            return Outcome("timeout", "the candidate's process did not answer within its deadline")
         status = self.reap()
         if self.role != "candidate":
             return RunnerDied(f"the reference runner died ({status})")
