@@ -58,8 +58,8 @@ class RunnerDied(Exception):
 class Proc:
     """A runner process as the judge sees it."""
 
-    def __init__(self, role, pid, chan, log_path):
-        self.role, self.pid, self.chan, self.log_path = role, pid, chan, log_path
+    def __init__(self, role, pid, chan):
+        self.role, self.pid, self.chan = role, pid, chan
         self.buffers = []  # the judge's views of this runner's input buffers
         self.done = None
         self.mem_fd = None
@@ -156,8 +156,8 @@ class Judge:
         self.shm = os.path.join(self.root, "shm")
         os.makedirs(self.shm, exist_ok=True)
         (cand_pid, twin_pid), (cr, cw, tr, tw) = runners
-        self.cand = Proc("candidate", cand_pid, Channel(cr, cw), os.path.join(self.root, "candidate.log"))
-        self.twin = Proc("reference", twin_pid, Channel(tr, tw), os.path.join(self.root, "reference.log"))
+        self.cand = Proc("candidate", cand_pid, Channel(cr, cw))
+        self.twin = Proc("reference", twin_pid, Channel(tr, tw))
         guard.protect_judge()
         self.threads = torch.get_num_threads()
         self.opened = None
@@ -249,10 +249,9 @@ class Judge:
             raise Outcome("runtime_error", "the candidate module defines no ModelNew")
 
     def baselines(self):
-        """Idle-device figures taken before any candidate code runs: the flush's time and the idle probe's."""
+        """Idle-device figures taken before any candidate code runs: the idle probe's time and the padding's."""
         if not self.cuda:
             return
-        self.flush_base = device_ms(self.flush.zero_, 10)
         self.probe_base = statistics.median(self.probe() for _ in range(10))
         free = torch.cuda.mem_get_info()[0]
         self.pad = torch.empty(int(min(2 ** 28, free // 64)), dtype=torch.float32, device="cuda")

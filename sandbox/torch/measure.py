@@ -57,11 +57,6 @@ class Device:
         if self.cuda:
             torch.cuda.synchronize()
 
-    def free_bytes(self):
-        if self.cuda:
-            return torch.cuda.mem_get_info()[0]
-        return 4 * 1024 ** 3
-
 
 _file_values = {}
 
