@@ -319,11 +319,12 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
       ? job.task.correctness.map((c) => ({ visible: c.visible, values: argValues(job.task, c.params) }))
       : job.task.timing.map((p) => ({ visible: false, values: argValues(job.task, p) }));
   const deadlineMs = phase === 'check' ? cfg.correctnessDeadlineMs : cfg.timingDeadlineMs;
+  const tolerance = phase === 'check' ? job.task.tolerance : (job.task.timingTolerance ?? job.task.tolerance);
   const lines = [
     `phase ${phase}`,
     `seed ${seed}`,
-    `atol ${job.task.tolerance.atol}`,
-    `rtol ${job.task.tolerance.rtol}`,
+    `atol ${tolerance.atol}`,
+    `rtol ${tolerance.rtol}`,
     `trials ${cfg.trials}`,
     `call_timeout_ms ${cfg.callTimeoutMs}`,
     `deadline_ms ${deadlineMs}`,

@@ -71,10 +71,16 @@ function cPrompt(task: CTask, cores: number): string {
       : '- No library ops are offered for this task: write the whole computation.',
     '- Only math, memory and OpenMP functions may be called: no inline assembly, threads of your own, system calls, files or sockets.',
     '- All arrays are float32, row-major, sizes in elements. Inputs are read-only; every output element must be written.',
-    `- Outputs are compared with the reference within atol=${task.tolerance.atol}, rtol=${task.tolerance.rtol}.`,
+    `- Outputs are compared with the reference within atol=${task.tolerance.atol}, rtol=${task.tolerance.rtol}${timingTolerance(task)}.`,
     `- Example shapes: ${shown.join('; ')}. Other shapes are used too, for correctness and for timing.`,
   ];
   return lines.join('\n');
+}
+
+/** The larger timing shapes' own tolerance, where a task has one. */
+function timingTolerance(task: CTask): string {
+  const t = task.timingTolerance;
+  return t ? ` (at the larger timing shapes, atol=${t.atol}, rtol=${t.rtol})` : '';
 }
 
 function fmt(p: Record<string, number>): string {

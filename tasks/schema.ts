@@ -16,6 +16,7 @@ export const ArgSchema = z.discriminatedUnion('kind', [
 ]);
 export type TaskArg = z.infer<typeof ArgSchema>;
 
+const Tolerance = z.object({ atol: z.number().nonnegative(), rtol: z.number().nonnegative() }).strict();
 const Params = z.record(z.string(), z.number().int().positive());
 export type ShapeParams = z.infer<typeof Params>;
 
@@ -33,7 +34,12 @@ export const TaskSchema = z
     correctness: z.array(z.object({ params: Params, visible: z.boolean().default(false) }).strict()).min(2),
     /** Timing shapes: never shown. */
     timing: z.array(Params).min(1).max(4),
-    tolerance: z.object({ atol: z.number().nonnegative(), rtol: z.number().nonnegative() }).strict(),
+    tolerance: Tolerance,
+    /** The tolerance of outputs computed while timing, where the timing shapes
+     * reduce over many more elements than the correctness shapes and an honest
+     * kernel's rounding error grows with them (calibrated by bench/c-tolerance.ts);
+     * `tolerance` when absent. */
+    timingTolerance: Tolerance.optional(),
     flops: z.string(),
     bytes: z.string(),
     libOps: z.array(z.enum(LIB_OPS)).default([]),

@@ -1356,6 +1356,7 @@ static void timing_failure(int si, int k, double rc, const char *where) {
 
 static void timing_mismatch(int si, int k, const shape_spec *s, const compare_result *c, const sensitivity_result *sens) {
   emit("{\"shape\":%d,\"failedRep\":%d,\"visible\":%s,", si, k, s->visible ? "true" : "false");
+  if (c) emit_num("toleranceUsed", c->tol_use);
   if (c) emit_mismatch(c);
   else emit_insensitive(sens);
   out_len--;
@@ -1409,6 +1410,7 @@ static void phase_time(void) {
      * busy time leaves: a thread that only spins while the library works
      * earns nothing. */
     double lib_total = 0, own_total = 0, cand_total = 0, timed_total = 0, warm_c = 0, warm_r = 0;
+    double tol_use = 0;  /* the largest error of any timed output as a share of its tolerance */
     int call_limit = spec.call_timeout_ms;
     for (int k = 0; k < spec.max_reps + 1; k++) {
       int slot = slot_order[k % slots];
@@ -1458,6 +1460,7 @@ static void phase_time(void) {
       for (int i = 0; i < spec.nargs; i++)
         if (spec.arg[i].kind == ANVIL_OUT) compare(window(&cand, i, slot), window(&ref, i, slot), (size_t)s->v[i], i, &c);
       if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
+      tol_use = fmax(tol_use, c.tol_use);
       for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++) {
         if (sens_at[j] != k) continue;
         /* A sensitivity run, untimed but indistinguishable from a timed call. */
@@ -1480,6 +1483,7 @@ static void phase_time(void) {
           sensitivity(snap[i], window(&cand, i, slot2), ref_out[i], window(&ref, i, slot2), n, i, &sens);
         }
         if (!c2.ok) timing_mismatch(si, k, s, &c2, NULL);
+        tol_use = fmax(tol_use, c2.tol_use);
         if (!sens.ok) timing_mismatch(si, k, s, NULL, &sens);
       }
       if (k == 0) continue;
@@ -1522,6 +1526,7 @@ static void phase_time(void) {
     emit_num("ownShare", summarize(own_share, reps).median);
     emit_num("callMs", cand_total);
     emit_num("handoverMs", handover);
+    emit_num("toleranceUsed", tol_use);
     out_len--;
     emit("},");
   }
