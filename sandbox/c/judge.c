@@ -418,7 +418,8 @@ static void signal_runner(runner *r, int sig) {
 
 /* Reads /proc/PID/task/TID/<file> for every thread of the runner's own
  * processes and hands each to visit; stops early when visit returns nonzero. */
-static int each_thread(runner *r, const char *file, int (*visit)(const char *text, void *ctx), void *ctx) {
+typedef int (*thread_visit)(pid_t pid, pid_t tid, const char *text, void *ctx);
+static int each_thread(runner *r, const char *file, thread_visit visit, void *ctx) {
   pid_t pids[256];
   int n = runner_pids(r, pids, 256);
   for (int i = 0; i < n; i++) {
@@ -429,7 +430,8 @@ static int each_thread(runner *r, const char *file, int (*visit)(const char *tex
     if (!d) continue;
     struct dirent *e;
     while ((e = readdir(d))) {
-      if (e->d_name[0] == '.') continue;
+      pid_t tid = (pid_t)atoi(e->d_name);
+      if (tid <= 0) continue;
       char path[160], buf[8192];
       snprintf(path, sizeof path, "%.40s/%.60s/%.20s", dir, e->d_name, file);
       int fd = open(path, O_RDONLY);
@@ -438,7 +440,7 @@ static int each_thread(runner *r, const char *file, int (*visit)(const char *tex
       close(fd);
       if (len <= 0) continue;
       buf[len] = 0;
-      if (visit(buf, ctx)) {
+      if (visit(pids[i], tid, buf, ctx)) {
         closedir(d);
         return 1;
       }
@@ -448,8 +450,8 @@ static int each_thread(runner *r, const char *file, int (*visit)(const char *tex
   return 0;
 }
 
-static int is_running(const char *stat, void *ctx) {
-  (void)ctx;
+static int is_running(pid_t pid, pid_t tid, const char *stat, void *ctx) {
+  (void)pid, (void)tid, (void)ctx;
   const char *paren = strrchr(stat, ')');
   if (!paren || paren[1] == 0) return 0;
   char state = paren[2];
@@ -940,7 +942,8 @@ static void hack(const char *kind, const char *evidence, const char *message) {
   conclude();
 }
 
-static int add_cpu(const char *schedstat, void *ctx) {
+static int add_cpu(pid_t pid, pid_t tid, const char *schedstat, void *ctx) {
+  (void)pid, (void)tid;
   *(uint64_t *)ctx += strtoull(schedstat, NULL, 10);
   return 0;
 }
@@ -993,41 +996,28 @@ static uint64_t library_busy_ns(runner *r) {
   return most;
 }
 
-/* CPU time so far of every thread of the runner's processes but the library's. */
-static uint64_t own_cpu_ns(runner *r) {
-  pid_t pids[256];
-  int n = runner_pids(r, pids, 256);
-  uint64_t total = 0;
-  for (int i = 0; i < n; i++) {
-    if (is_keeper(r, pids[i])) continue;
-    char dir[64];
-    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pids[i]);
-    DIR *d = opendir(dir);
-    if (!d) continue;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      pid_t tid = (pid_t)atoi(e->d_name);
-      if (tid <= 0) continue;
-      int lib = 0;
-      for (int k = 0; k < r->nlib; k++) lib |= r->lib_tids[k] == tid && pids[i] == r->main_pid;
-      if (lib) continue;
-      char path[128], buf[256];
-      snprintf(path, sizeof path, "%.60s/%d/schedstat", dir, (int)tid);
-      int fd = open(path, O_RDONLY);
-      if (fd < 0) continue;
-      ssize_t len = read(fd, buf, sizeof buf - 1);
-      close(fd);
-      if (len <= 0) continue;
-      buf[len] = 0;
-      total += strtoull(buf, NULL, 10);
-    }
-    closedir(d);
-  }
-  return total;
+typedef struct {
+  const runner *r;
+  uint64_t total;
+} own_cpu;
+
+static int add_own_cpu(pid_t pid, pid_t tid, const char *schedstat, void *ctx) {
+  own_cpu *o = ctx;
+  for (int k = 0; k < o->r->nlib; k++)
+    if (o->r->lib_tids[k] == tid && pid == o->r->main_pid) return 0;
+  o->total += strtoull(schedstat, NULL, 10);
+  return 0;
 }
 
-static int too_few_filters(const char *status, void *ctx) {
-  (void)ctx;
+/* CPU time so far of every thread of the runner's processes but the library's. */
+static uint64_t own_cpu_ns(runner *r) {
+  own_cpu o = {r, 0};
+  each_thread(r, "schedstat", add_own_cpu, &o);
+  return o.total;
+}
+
+static int too_few_filters(pid_t pid, pid_t tid, const char *status, void *ctx) {
+  (void)pid, (void)tid, (void)ctx;
   const char *f = strstr(status, "Seccomp_filters:");
   return f && atoi(f + strlen("Seccomp_filters:")) < spec.expect_filters;
 }
