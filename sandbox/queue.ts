@@ -11,6 +11,7 @@ import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { EvalConfig } from './config.js';
 import { AnvilError } from './errors.js';
+import { extractCode } from './extract.js';
 import type { EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
 import type { EvalResult } from './result.js';
 import { getTask, loadTaskSet, type Task, type TaskSet } from '../tasks/loader.js';
@@ -108,7 +109,9 @@ export class QueueEvaluator implements EvaluationService {
       seed: req.seed ?? 0,
       ...(req.config ? { config: req.config } : {}),
     };
-    const jobId = createHash('sha256').update(JSON.stringify(data)).digest('hex');
+    // The job is named by what is evaluated: replies that word the same code differently are one job.
+    const evaluated = req.reply !== undefined ? (extractCode(req.reply) ?? req.reply) : req.code;
+    const jobId = createHash('sha256').update(JSON.stringify({ ...data, reply: undefined, code: evaluated })).digest('hex');
     opts.onProgress?.('queued');
     const deadline = Date.now() + 60 * 60_000;
     let job: Job | undefined;

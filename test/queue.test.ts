@@ -172,6 +172,28 @@ t.test('across everything: one log record per answered step', async (t) => {
   t.equal(recs.length, 8 + 6 + 1 + 5 + 1, 'no answered step missing from the logs');
 });
 
+t.test('the same code in replies worded differently is one job across the cluster', async (t) => {
+  const [a, b] = await Promise.all(servers.map((s) => Wire.open(s.url)));
+  t.teardown(() => {
+    a!.close();
+    b!.close();
+  });
+  const http = servers[0]!.url.replace('ws://', 'http://').replace('/v1/ws', '');
+  const completed = async () => Number(/anvil_queue_jobs\{state="completed"\} (\d+)\n/.exec(await (await fetch(`${http}/metrics`)).text())?.[1]);
+  const before = await completed();
+  const [ra, rb] = await Promise.all(
+    [a!, b!].map(async (w, i) => {
+      await w.call({ id: 'h', op: 'hello', protocol: 1 });
+      const ep = (await w.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 6 })).episodes[0].episode;
+      const reply = i === 0 ? `Here is my kernel.\n${variant(100)}` : `${variant(100)}\nIt adds the two arrays.`;
+      return (await stepAll(w, [ep], () => reply, `w${i}`))[0]!;
+    }),
+  );
+  t.equal(ra!.info.outcome, 'ok');
+  t.equal(rb!.info.outcome, 'ok');
+  t.equal((await completed()) - before, 1, 'one job for the two replies');
+});
+
 t.test('torch jobs go to the torch workers of their device kind, never to C workers or to another kind', async (t) => {
   const { Queue } = await import('bullmq');
   const { queueName, redisConnection } = await import('../sandbox/queue.js');
