@@ -66,7 +66,7 @@ async function worstShares(task: CTask, code: string): Promise<Shares> {
     try {
       const seed = String(1000 + s);
       const p = await prepare(job, code, seed);
-      const trials = (p.check?.trials ?? []) as Array<{ toleranceUsed: number | null; passed: boolean }>;
+      const trials = p.check?.trials ?? [];
       if (!trials.length) throw new Error(`${task.id}: ${p.outcome} ${p.message}`);
       for (const t of trials) {
         r.share = Math.max(r.share, t.toleranceUsed ?? Infinity);
@@ -76,7 +76,7 @@ async function worstShares(task: CTask, code: string): Promise<Shares> {
       const t = await time(job, seed);
       if (t.outcome && t.outcome !== 'wrong_result') throw new Error(`${task.id} timing: ${t.outcome} ${t.message}`);
       r.timedFailed += t.outcome ? 1 : 0;
-      for (const shape of (t.time?.shapes ?? []) as Array<{ toleranceUsed?: number | null }>)
+      for (const shape of t.time?.shapes ?? [])
         r.timedShare = Math.max(r.timedShare, shape.toleranceUsed ?? 0);
     } finally {
       cleanup(job.jobId);

@@ -13,6 +13,7 @@ import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeF
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { TurnRecord } from '../contracts/record.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 
 const { values } = parseArgs({
@@ -46,28 +47,37 @@ try {
         for (let e = 0; e < 8 && written < N; e++) {
           const i = written++;
           const ep = g * 8 + e;
-          const record = {
+          // A whole turn record, as the server writes one (the readers parse every line with its schema).
+          const record: TurnRecord = {
             run: 'bench',
             time: new Date(1.8e12 + i * 100).toISOString(),
+            serverVersion: '0.1.0',
+            session: `s${g % 16}`,
             episode: `e${ep}`,
             group: `g${g}`,
             index: e,
             taskset: 'builtin-c',
             task: `task${g % 14}`,
             taskVersion: 1,
+            taskDigest: 'digest',
+            seed: g,
             turn,
             observation: { messages: turn === 0 ? [{ role: 'system', content: 'system prompt '.repeat(20) }, { role: 'user', content: 'task prompt '.repeat(80) }] : [{ role: 'user', content: 'feedback '.repeat(30) }] },
             action: code,
             feedback: 'feedback '.repeat(30),
             meta: { tokens: turn },
-            eval: { outcome: i % 5 ? 'ok' : 'wrong_result', correct: i % 5 !== 0, speedup: i % 5 ? 1 + (i % 7) : null, profileShare: 1, flags: [], message: '', stages: [{ name: 'compile', status: 'ok', ms: 100 + (i % 300) }], cached: false, codeHash: 'x' },
+            completionIds: null,
+            logprobs: null,
+            policyVersion: null,
+            eval: { outcome: i % 5 ? 'ok' : 'wrong_result', correct: i % 5 !== 0, speedup: i % 5 ? 1 + (i % 7) : null, profileShare: 1, flags: [], message: '', stages: [{ name: 'compile', status: 'ok', ms: 100 + (i % 300) }], cached: false, codeHash: 'x', sandbox: 'bwrap' },
             reward: i % 5 ? 1 + (i % 7) / 7 : 0,
             components: { correct: 0.5 },
+            rewardConfig: { formula: 'drkernel', wCorrect: 0.5, wSpeed: 0.5, wProfile: 0.5, speedCap: 3, failureReward: 0, hackReward: 0 },
             terminated: false,
             truncated: turn === 2,
             reason: turn === 2 ? 'max_turns' : null,
             mask: i % 97 === 0,
-            timings: {},
+            timings: { queuedMs: 0, totalMs: 100 + (i % 300), stages: { compile: 100 + (i % 300) } },
           };
           const line = `${JSON.stringify(record)}\n`;
           buf.push(line);

@@ -7,12 +7,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { TurnRecord } from '../contracts/record.js';
 import { TurnLog, type FsyncPolicy } from '../env/log.js';
 
 const { values } = parseArgs({ options: { dir: { type: 'string' }, records: { type: 'string', default: '5000' } } });
 const N = Number(values.records);
 const root = mkdtempSync(path.join(values.dir ?? os.tmpdir(), 'anvil-fsync-'));
-const record = { run: 'bench', action: 'x'.repeat(2000), feedback: 'y'.repeat(800), eval: { stages: [1, 2, 3] } };
+// A turn record as the server writes one (the log checks each against the schema).
+const record: TurnRecord = {
+  run: 'bench', time: new Date().toISOString(), serverVersion: '0', session: 's', episode: 'e', group: 'g', index: 0,
+  taskset: 'ts', task: 't', taskVersion: 1, taskDigest: 'd', seed: 1, turn: 0,
+  observation: { messages: [{ role: 'user', content: 'p' }] }, action: 'x'.repeat(2000), feedback: 'y'.repeat(800),
+  meta: null, completionIds: null, logprobs: null, policyVersion: null,
+  eval: { outcome: 'ok', correct: true, speedup: 1, profileShare: 1, flags: [], message: 'm', cached: false, codeHash: 'h', sandbox: 'bwrap',
+    stages: ['extract', 'compile', 'timing'].map((name) => ({ name, status: 'ok' as const, ms: 1 })) },
+  reward: 1, components: { correct: 0.5 }, rewardConfig: { formula: 'drkernel', wCorrect: 0.5, wSpeed: 0.5, wProfile: 0.5, speedCap: 3, failureReward: 0, hackReward: 0 },
+  terminated: false, truncated: false, reason: null, mask: false, timings: { queuedMs: 0, totalMs: 1, stages: {} },
+};
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 const rows: string[] = [];
@@ -22,7 +33,7 @@ for (const policy of ['none', 'batch', 'step'] as FsyncPolicy[]) {
   const t0 = performance.now();
   for (let i = 0; i < N; i++) {
     const a = performance.now();
-    log.append({ ...record, i });
+    log.append({ ...record, turn: i });
     times.push(performance.now() - a);
     // Spread the appends over time as a server does, so the batched sync runs in between.
     if (i % 100 === 99) await new Promise((r) => setTimeout(r, 5));

@@ -3,8 +3,8 @@
  * decoding and HTTP live in server.ts. */
 import { createHash, randomInt, randomUUID } from 'node:crypto';
 import os from 'node:os';
+import type { TurnRecord } from '../contracts/record.js';
 import { computeReward } from '../rewards/reward.js';
-import type { TurnSummary } from '../rewards/stats.js';
 import { rewardConfig, type RewardConfig } from '../rewards/config.js';
 import { AnvilError } from '../sandbox/errors.js';
 import type { EvaluationService } from '../sandbox/evaluator.js';
@@ -38,7 +38,7 @@ export class Gym {
   readonly runId = `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
   private pending = 0;
   /** The latest turn records, oldest first, for the dashboard. */
-  readonly recent: TurnSummary[] = [];
+  readonly recent: TurnRecord[] = [];
   private readonly cores = os.availableParallelism();
   /** Pieces of work of a few ms each, one per event-loop turn (shared with the server's frame decoding). */
   readonly heavy = new OnePerTurn();
@@ -388,7 +388,7 @@ export class Gym {
       eval: evalSummary,
     };
     // The record is on disk before the answer leaves.
-    const record = {
+    const record: TurnRecord = {
       run: this.runId,
       time: new Date().toISOString(),
       serverVersion: PACKAGE_VERSION,

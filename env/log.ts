@@ -6,9 +6,13 @@
  * A full disk (ENOSPC, EDQUOT) never ends the process: the failed record is
  * cut back out of the file, `append` throws LogFullError, and the log stays
  * "full" — refusing appends at once — until a probe of the folder's free space
- * finds room again. */
+ * finds room again.
+ *
+ * Every record is checked against the turn record's schema before it is written:
+ * a record that is not one throws TurnRecordError, and nothing of it reaches the file. */
 import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, statfsSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { recordProblems, TurnRecordSchema, type TurnRecord } from '../contracts/record.js';
 
 export type FsyncPolicy = 'none' | 'step' | 'batch';
 
@@ -25,6 +29,14 @@ export class LogFullError extends Error {
   constructor(readonly cause: string) {
     super(`the turn log's disk is full (${cause})`);
     this.name = 'LogFullError';
+  }
+}
+
+/** The server built a record that is not a turn record (a bug): it is not written. */
+export class TurnRecordError extends Error {
+  constructor(readonly problems: string) {
+    super(`not a turn record: ${problems}`);
+    this.name = 'TurnRecordError';
   }
 }
 
@@ -72,14 +84,16 @@ export class TurnLog {
     return this.fullSince !== null;
   }
 
-  /** Appends one record, or throws LogFullError with the file as it was.
+  /** Appends one record, or throws LogFullError (or TurnRecordError) with the file as it was.
    * writeSync returns once the kernel has the bytes: they survive the process
    * being killed (SIGKILL); `fsync` decides when they also survive the machine. */
-  append(record: unknown): void {
+  append(record: TurnRecord): void {
     if (this.fullSince) {
       this.refused++;
       throw new LogFullError(this.fullSince.code);
     }
+    const checked = TurnRecordSchema.safeParse(record);
+    if (!checked.success) throw new TurnRecordError(recordProblems(checked.error));
     const buf = Buffer.from(`${JSON.stringify(record)}\n`);
     try {
       if (this.fd === null || (this.bytes > 0 && this.bytes + buf.length > this.opts.rotateBytes)) this.rotate();

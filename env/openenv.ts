@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
+import { ChatMessageSchema, type ChatMessage } from '../contracts/record.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import type { Admission } from './admission.js';
 import type { ServerConfig } from './config.js';
@@ -42,8 +43,6 @@ export const KernelActionSchema = z
   })
   .strict()
   .refine((a) => a.logprobs === undefined || a.completion_ids?.length === a.logprobs.length, 'logprobs needs completion_ids of the same length');
-
-const ChatMessageSchema = z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string() });
 
 /** The observation as OpenEnv's Observation model (done, reward, metadata and the fields);
  * on the wire, done and reward travel beside it as OpenEnv's serializer puts them. */
@@ -120,7 +119,7 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   throw new DoorError('VALIDATION_ERROR', `${what}: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`, { errors: r.error.issues.slice(0, 10).map((i) => ({ loc: i.path, msg: i.message })) });
 }
 
-type StepAnswer = { ok: true; event: 'result'; observation: { messages: z.infer<typeof ChatMessageSchema>[] }; reward: number; terminated: boolean; truncated: boolean; reason?: string; info: { turn: number; mask: boolean; outcome: string } & Record<string, unknown> };
+type StepAnswer = { ok: true; event: 'result'; observation: { messages: ChatMessage[] }; reward: number; terminated: boolean; truncated: boolean; reason?: string; info: { turn: number; mask: boolean; outcome: string } & Record<string, unknown> };
 type Answer = StepAnswer | { ok: false; error: { code: string; message: string; retryable: boolean; retryAfterMs?: number } };
 
 /** Routes a session's answers to the requests waiting for them. */

@@ -80,15 +80,6 @@ export type Op = ClientMessage['op'];
 export const OPS: readonly Op[] = ['hello', 'tasks', 'reset', 'step', 'cancel', 'state', 'close', 'ping'];
 export type Msg<O extends Op> = Extract<ClientMessage, { op: O }>;
 
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
-
-export interface Observation {
-  messages: ChatMessage[];
-}
-
-export type StepReason = 'max_turns' | 'solved' | 'cancelled' | 'env_error' | 'invalid_action';
+export type { ChatMessage, Observation, StepReason } from '../contracts/record.js';
 
 export const IdSchema = Id;

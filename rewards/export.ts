@@ -8,36 +8,9 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Bool, Field, Float64, Int32, List, Struct, Utf8, makeTable, tableToIPC, vectorFromArray } from 'apache-arrow';
-import { eachTurnLog, logFiles } from './logs.js';
+import type { ChatMessage, StoredTurnRecord } from '../contracts/record.js';
+import { eachTurnLog, logFiles, parseTurnLine } from './logs.js';
 import { keepFlag, trloo, type EndedBaseline } from './trloo.js';
-
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
-
-/** The fields of a log record that export reads (see env/gym.ts). */
-interface LogRecord {
-  time: string;
-  episode: string;
-  group: string;
-  index: number;
-  task: string;
-  taskVersion: number;
-  seed: number;
-  turn: number;
-  observation: { messages: ChatMessage[] };
-  action: string;
-  meta: unknown;
-  completionIds?: number[] | null;
-  logprobs?: number[] | null;
-  policyVersion?: string | null;
-  eval: { outcome: string; correct: boolean; speedup: number | null; profileShare: number | null } | null;
-  reward: number;
-  components: Record<string, number>;
-  mask: boolean;
-  reason: string | null;
-}
 
 export interface TurnRow {
   task: string;
@@ -183,7 +156,7 @@ async function partition(dir: string, work: string, partitionBytes: number, onPr
     o.bytes = 0;
   };
   try {
-    const read = await eachTurnLog<LogRecord>(
+    const read = await eachTurnLog(
       dir,
       (r, line) => {
         const o = out[partitionOf(r.group, n)]!;
@@ -202,20 +175,23 @@ async function partition(dir: string, work: string, partitionBytes: number, onPr
   }
 }
 
-function readPartition(file: string): LogRecord[] {
+/** A partition's records; its lines passed the schema in pass 1, so a line that fails now is a bug. */
+function readPartition(file: string): StoredTurnRecord[] {
   const text = readFileSync(file, 'utf8');
-  const out: LogRecord[] = [];
+  const out: StoredTurnRecord[] = [];
   let pos = 0;
   while (pos < text.length) {
     const nl = text.indexOf('\n', pos);
-    out.push(JSON.parse(text.slice(pos, nl)) as LogRecord);
+    const r = parseTurnLine(text.slice(pos, nl));
+    if (typeof r === 'string') throw new Error(`export: partition ${path.basename(file)}: ${r}`);
+    out.push(r);
     pos = nl + 1;
   }
   return out;
 }
 
 /** One partition's rows, in output order, with their sort keys. */
-function sortedRows(records: LogRecord[], opts: ExportOptions): { rows: Array<TurnRow & { key: SortKey }>; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number; singletonGroups: number } {
+function sortedRows(records: StoredTurnRecord[], opts: ExportOptions): { rows: Array<TurnRow & { key: SortKey }>; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number; singletonGroups: number } {
   // Deterministic order: group, episode, turn, then time (a masked attempt before its retry).
   records.sort((a, b) => cmp(a.group, b.group) || cmp(a.episode, b.episode) || a.turn - b.turn || cmp(a.time, b.time) || Number(b.mask) - Number(a.mask));
   const values = trloo(
@@ -234,7 +210,7 @@ function sortedRows(records: LogRecord[], opts: ExportOptions): { rows: Array<Tu
     const messages = [...conversation, ...r.observation.messages];
     if (!r.mask) conversation = [...messages, { role: 'assistant', content: r.action }];
     const advantage = values[i]!.advantage;
-    const ids = r.completionIds ?? null;
+    const ids = r.completionIds;
     rows.push({
       key: [r.group, r.episode, r.turn, r.time, r.mask ? 0 : 1],
       task: r.task,
@@ -248,17 +224,17 @@ function sortedRows(records: LogRecord[], opts: ExportOptions): { rows: Array<Tu
       action: r.action,
       ...(opts.layout === 'trl' ? { prompt: messages, completion: [{ role: 'assistant', content: r.action }] } : {}),
       reward: r.reward,
-      components: r.components ?? {},
+      components: r.components,
       return: values[i]!.return,
       advantage: values[i]!.advantage,
       mask: r.mask,
       keep: keepFlag({ episode: r.episode, turn: r.turn, mask: r.mask, correct: r.eval?.correct ?? false, profileShare: r.eval?.profileShare ?? null }, opts.prsTau, opts.prsF),
-      meta: r.meta ?? null,
+      meta: r.meta,
       outcome: r.eval?.outcome ?? r.reason ?? 'unknown',
       speedup: r.eval?.speedup ?? null,
-      policyVersion: r.policyVersion ?? null,
+      policyVersion: r.policyVersion,
       completionIds: ids,
-      logprobs: r.logprobs ?? null,
+      logprobs: r.logprobs,
       ...(opts.perToken
         ? { tokenMask: ids && ids.map(() => (r.mask ? 0 : 1)), tokenAdvantages: ids && (advantage === null ? null : ids.map(() => advantage)) }
         : {}),
@@ -456,7 +432,7 @@ function cmp(a: string, b: string): number {
 }
 
 /** Each episode's whole conversation: its unmasked turns, in order. */
-function conversationsOf(records: LogRecord[]): Map<string, ChatMessage[]> {
+function conversationsOf(records: StoredTurnRecord[]): Map<string, ChatMessage[]> {
   const out = new Map<string, ChatMessage[]>();
   for (const r of records) {
     if (r.mask) continue;

@@ -1,9 +1,11 @@
-/** Reads a folder of per-turn logs (`*.jsonl` written by anvil serve). A line
- * torn by a crash, or anything that is not a turn record, is skipped and
- * reported, never fatal. */
+/** Reads a folder of per-turn logs (`*.jsonl` written by anvil serve). Each line
+ * is parsed with the turn record's schema; a line torn by a crash, or anything
+ * that is not a turn record, is skipped and reported with its file, line and
+ * why, never fatal and never cast. */
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { recordProblems, StoredTurnRecordSchema, type StoredTurnRecord } from '../contracts/record.js';
 
 export class LogFolderError extends Error {}
 
@@ -21,9 +23,9 @@ export function logFiles(dir: string): { files: string[]; total: number } {
 
 /** Streams every turn record of a folder to `onRecord`, with its line as read;
  * holds one line at a time. */
-export async function eachTurnLog<R>(
+export async function eachTurnLog(
   dir: string,
-  onRecord: (record: R, line: string) => void,
+  onRecord: (record: StoredTurnRecord, line: string) => void,
   onProgress?: (readBytes: number, totalBytes: number) => void,
 ): Promise<{ files: number; records: number; skipped: Skipped }> {
   const { files, total } = logFiles(dir);
@@ -38,19 +40,27 @@ export async function eachTurnLog<R>(
       read += Buffer.byteLength(line) + 1;
       if (n % 1000 === 0) onProgress?.(read, total);
       if (!line.trim()) continue;
-      let r;
-      try {
-        r = JSON.parse(line);
-        if (typeof r.episode !== 'string' || typeof r.turn !== 'number' || typeof r.group !== 'string' || !Array.isArray(r.observation?.messages) || typeof r.action !== 'string')
-          throw new Error('not a turn record');
-      } catch (e) {
-        skipped.push({ file: f, line: n, reason: (e as Error).message.slice(0, 120) });
+      const r = parseTurnLine(line);
+      if (typeof r === 'string') {
+        skipped.push({ file: f, line: n, reason: r.slice(0, 120) });
         continue;
       }
       records++;
-      onRecord(r as R, line);
+      onRecord(r, line);
     }
   }
   onProgress?.(total, total);
   return { files: files.length, records, skipped };
+}
+
+/** One log line as a turn record, or why it is not one. */
+export function parseTurnLine(line: string): StoredTurnRecord | string {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const parsed = StoredTurnRecordSchema.safeParse(value);
+  return parsed.success ? parsed.data : `not a turn record: ${recordProblems(parsed.error)}`;
 }

@@ -5,7 +5,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 import { eachTurnLog } from './logs.js';
-import { emptyRange, episodeView, RunStatsBuilder, widenRange, type TurnSummary } from './stats.js';
+import type { StoredTurnRecord } from '../contracts/record.js';
+import { emptyRange, episodeView, RunStatsBuilder, widenRange } from './stats.js';
 
 const UI = path.join(PACKAGE_ROOT, 'env', 'ui');
 
@@ -24,14 +25,14 @@ export function selfContainedPage(data: unknown): string {
  * statistics, then the records of the episodes the report shows. */
 export async function writeReport(opts: { logs: string; out: string; onProgress?: (read: number, total: number) => void }) {
   const range = emptyRange();
-  const first = await eachTurnLog<TurnSummary>(opts.logs, (r) => widenRange(range, r), opts.onProgress);
+  const first = await eachTurnLog(opts.logs, (r) => widenRange(range, r), opts.onProgress);
   const builder = new RunStatsBuilder(range);
-  await eachTurnLog<TurnSummary>(opts.logs, (r) => builder.add(r));
+  await eachTurnLog(opts.logs, (r) => builder.add(r));
   const stats = builder.result();
   const recent = builder.recentEpisodes(200);
   const wanted = new Set([...recent.map((e) => e.episode), ...stats.best.map((b) => b.episode)]);
-  const shown: TurnSummary[] = [];
-  await eachTurnLog<TurnSummary>(opts.logs, (r) => {
+  const shown: StoredTurnRecord[] = [];
+  await eachTurnLog(opts.logs, (r) => {
     if (wanted.has(r.episode)) shown.push(r);
   });
   const episodes = [...wanted].map((id) => episodeView(shown, id)).filter((e) => e !== null);

@@ -3,26 +3,11 @@
  * fast_p and the best kernels. One pure function serves the live dashboard
  * and the offline report. */
 
-/** The fields of a turn record (a log line, or the server's in-memory copy) used here. */
-export interface TurnSummary {
-  time: string;
-  taskset: string;
-  task: string;
-  episode: string;
-  group: string;
-  turn: number;
-  reward: number;
-  mask: boolean;
-  action: string;
-  eval: {
-    outcome: string;
-    correct: boolean;
-    speedup: number | null;
-    flags: { kind: string; evidence: string }[];
-    stages: { name: string; status: string; ms: number }[];
-  } | null;
-  reason: string | null;
-}
+import type { StoredTurnRecord } from '../contracts/record.js';
+
+/** A turn record as read here: a log line parsed with the schema, or the server's
+ * in-memory copy (a TurnRecord, which is one). */
+type Turn = StoredTurnRecord;
 
 export interface RunStats {
   steps: number;
@@ -44,7 +29,7 @@ export interface RunStats {
   evalsPerMinute: number;
 }
 
-const outcomeOf = (r: TurnSummary) => (r.mask ? (r.reason ?? 'env_error') : (r.eval?.outcome ?? r.reason ?? 'unknown'));
+const outcomeOf = (r: Turn) => (r.mask ? (r.reason ?? 'env_error') : (r.eval?.outcome ?? r.reason ?? 'unknown'));
 
 /** Stage durations in bins 1% apart (from 1 µs): quantiles within 1%, in bounded memory. */
 const BIN_RATIO = Math.log(1.01);
@@ -80,7 +65,7 @@ export interface RunRange {
   rewardHi: number;
 }
 
-export function rangeOf(records: Iterable<TurnSummary>): RunRange {
+export function rangeOf(records: Iterable<Turn>): RunRange {
   const r = emptyRange();
   for (const x of records) widenRange(r, x);
   return r;
@@ -90,7 +75,7 @@ export function emptyRange(): RunRange {
   return { t0: Infinity, t1: -Infinity, rewardLo: 0, rewardHi: 1 };
 }
 
-export function widenRange(range: RunRange, r: TurnSummary): void {
+export function widenRange(range: RunRange, r: Turn): void {
   const t = Date.parse(r.time);
   if (t < range.t0) range.t0 = t;
   if (t > range.t1) range.t1 = t;
@@ -146,7 +131,7 @@ export class RunStatsBuilder {
     this.rewardHistogram = Array.from({ length: 20 }, (_, k) => ({ lo: range.rewardLo + k * this.rewardWidth, hi: range.rewardLo + (k + 1) * this.rewardWidth, n: 0 }));
   }
 
-  add(r: TurnSummary): void {
+  add(r: Turn): void {
     this.steps++;
     const time = Date.parse(r.time);
     if (time > this.now - 60_000) this.lastMinute++;
@@ -254,7 +239,7 @@ export class RunStatsBuilder {
   }
 }
 
-export function runStats(records: readonly TurnSummary[], opts: { buckets?: number; now?: number } = {}): RunStats {
+export function runStats(records: readonly Turn[], opts: { buckets?: number; now?: number } = {}): RunStats {
   const b = new RunStatsBuilder(rangeOf(records), opts);
   for (const r of records) b.add(r);
   return b.result();
@@ -269,7 +254,7 @@ export interface EpisodeTurnView {
   components: Record<string, number>;
   mask: boolean;
   reason: string | null;
-  eval: (TurnSummary['eval'] & { message: string }) | null;
+  eval: Turn['eval'];
 }
 
 export interface EpisodeView {
@@ -281,11 +266,9 @@ export interface EpisodeView {
   turns: EpisodeTurnView[];
 }
 
-type FullRecord = TurnSummary & { feedback?: string; components?: Record<string, number>; seed?: number; observation?: { messages: { role: string; content: string }[] } };
-
 /** The recent episodes, newest first, one line each. */
-export function episodeSummaries(records: readonly TurnSummary[], limit: number) {
-  const by = new Map<string, TurnSummary[]>();
+export function episodeSummaries(records: readonly Turn[], limit: number) {
+  const by = new Map<string, Turn[]>();
   for (const r of records) {
     const list = by.get(r.episode) ?? [];
     list.push(r);
@@ -311,27 +294,27 @@ export function episodeSummaries(records: readonly TurnSummary[], limit: number)
 }
 
 /** One episode's conversation, turn by turn, from its records. */
-export function episodeView(records: readonly TurnSummary[], episode: string): EpisodeView | null {
-  const turns = (records as FullRecord[]).filter((r) => r.episode === episode).sort((a, b) => a.turn - b.turn || (a.time < b.time ? -1 : 1));
+export function episodeView(records: readonly Turn[], episode: string): EpisodeView | null {
+  const turns = records.filter((r) => r.episode === episode).sort((a, b) => a.turn - b.turn || (a.time < b.time ? -1 : 1));
   if (!turns.length) return null;
   const first = turns[0]!;
-  const prompt = first.observation?.messages.map((m) => `[${m.role}]\n${m.content}`).join('\n\n') ?? '';
+  const prompt = first.observation.messages.map((m) => `[${m.role}]\n${m.content}`).join('\n\n');
   return {
     episode,
     task: first.task,
     group: first.group,
-    seed: first.seed ?? null,
+    seed: first.seed,
     prompt,
     turns: turns.map((r, i) => ({
       turn: r.turn,
       action: r.action,
       // Logs written before the feedback was recorded: the next turn's observation is it.
-      feedback: r.feedback ?? turns.slice(i + 1).find((n) => !n.mask)?.observation?.messages.map((m) => m.content).join('\n') ?? '',
+      feedback: r.feedback ?? turns.slice(i + 1).find((n) => !n.mask)?.observation.messages.map((m) => m.content).join('\n') ?? '',
       reward: r.reward,
-      components: r.components ?? {},
+      components: r.components,
       mask: r.mask,
       reason: r.reason,
-      eval: (r.eval as EpisodeTurnView['eval']) ?? null,
+      eval: r.eval,
     })),
   };
 }

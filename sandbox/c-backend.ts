@@ -12,8 +12,10 @@ import { JobCgroup } from './cgroup.js';
 import type { EvalConfig } from './config.js';
 import { launchArgv, jobUid, type Bind, type SandboxMode } from './isolation.js';
 import { runCapped } from './process.js';
+export type { JudgeOutput } from './judge-output.js';
 import type { Flag, Outcome, StageRecord } from './result.js';
 import { ElfError, readElf } from './elf.js';
+import { parseJudgeOutput, type JudgeOutput } from './judge-output.js';
 import {
   ALLOWED_HEADERS,
   checkDependencies,
@@ -53,24 +55,6 @@ export interface PrepareResult extends StageOutcome {
 
 export interface TimeResult extends StageOutcome {
   time?: JudgeOutput;
-}
-
-/** The judge's JSON; see sandbox/c/judge.c. */
-export interface JudgeOutput {
-  phase: 'check' | 'time';
-  outcome: Outcome;
-  message?: string;
-  death?: string;
-  flags?: Flag[];
-  trials?: unknown[];
-  trialsPassed?: number;
-  trialsTotal?: number;
-  failedTrial?: number;
-  failedVisible?: number;
-  maxAbsErr?: number | null;
-  maxRelErr?: number | null;
-  logBytesFirstTrial?: number;
-  shapes?: Array<Record<string, unknown>>;
 }
 
 const LOG_LIMIT = 4000;
@@ -298,13 +282,42 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
   const tc = ensureToolchain();
   const tb = ensureTaskBuild(job.task);
   const cfg = job.config;
-  const dir = jobDir(job.jobId);
-  const candLog = path.join(dir, `${phase}.log`);
+  const candLog = path.join(jobDir(job.jobId), `${phase}.log`);
   const cand = JobCgroup.create(`${job.jobId}-${phase}`, { memoryBytes: cfg.memoryBytes, pids: cfg.pids });
   const ref = JobCgroup.create(`${job.jobId}-${phase}-ref`, { memoryBytes: cfg.memoryBytes * 2, pids: cfg.pids });
+  const deadlineMs = phase === 'check' ? cfg.correctnessDeadlineMs : cfg.timingDeadlineMs;
+  mkdirSync(judgeDir(job.jobId), { recursive: true, mode: 0o700 });
+  const specFile = path.join(judgeDir(job.jobId), `${phase}.spec`);
+  writeFileSync(specFile, `${judgeSpec(job, phase, seed, { tc, tb, deadlineMs, candLog, cand, ref }).join('\n')}\n`, { mode: 0o600 });
+  // The judge enforces the phase deadline itself, once it holds the host's timing
+  // lock; this outer limit only catches a judge that failed to.
+  const res = await runCapped([tc.judge, specFile], {
+    timeoutMs: deadlineMs + 120_000,
+    maxOutput: 1024 * 1024,
+    onTimeout: async () => {
+      await cand?.killAll();
+      await ref?.killAll();
+    },
+  });
+  try {
+    return judgeRun(res, phase, { cfg, candLog, oomKilled: () => cand?.oomKilled() ?? false });
+  } finally {
+    await cand?.destroy();
+    await ref?.destroy();
+  }
+}
+
+/** The judge's spec file: the phase, the measurement settings, the task's arguments and shapes, and both runners' command lines. */
+function judgeSpec(
+  job: JobRef,
+  phase: 'check' | 'time',
+  seed: string,
+  o: { tc: Toolchain; tb: TaskBuild; deadlineMs: number; candLog: string; cand: JobCgroup | null; ref: JobCgroup | null },
+): string[] {
+  const cfg = job.config;
   const runnerArgv = (role: 'candidate' | 'reference', cg: JobCgroup | null, src: string) =>
     launchArgv({
-      toolchain: tc,
+      toolchain: o.tc,
       mode: job.mode,
       cgroup: cg,
       uid: jobUid(job.slot, role),
@@ -318,7 +331,7 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
     phase === 'check'
       ? job.task.correctness.map((c) => ({ visible: c.visible, values: argValues(job.task, c.params) }))
       : job.task.timing.map((p) => ({ visible: false, values: argValues(job.task, p) }));
-  const deadlineMs = phase === 'check' ? cfg.correctnessDeadlineMs : cfg.timingDeadlineMs;
+  const { cand, ref } = o;
   const tolerance = phase === 'check' ? job.task.tolerance : (job.task.timingTolerance ?? job.task.tolerance);
   const lines = [
     `phase ${phase}`,
@@ -327,7 +340,7 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
     `rtol ${tolerance.rtol}`,
     `trials ${cfg.trials}`,
     `call_timeout_ms ${cfg.callTimeoutMs}`,
-    `deadline_ms ${deadlineMs}`,
+    `deadline_ms ${o.deadlineMs}`,
     `budget_ms ${cfg.timingBudgetMs}`,
     `min_reps ${cfg.minReps}`,
     `max_reps ${cfg.maxReps}`,
@@ -342,52 +355,46 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
       return `arg ${a.kind} ${gen}`;
     }),
     ...shapes.map((s) => `shape ${s.visible ? 1 : 0} ${s.values.join(' ')}`),
-    `cand_log ${candLog}`,
+    `cand_log ${o.candLog}`,
     ...(cand?.procsFiles().slice(0, 1).map((f) => `cand_procs ${f}`) ?? []),
     ...(ref?.procsFiles().slice(0, 1).map((f) => `ref_procs ${f}`) ?? []),
     ...(cand?.freezeFile() ? [`cand_freeze ${cand.freezeFile()}`] : []),
     ...(ref?.freezeFile() ? [`ref_freeze ${ref.freezeFile()}`] : []),
   ];
-  const c = runnerArgv('candidate', cand, dir);
-  const r = runnerArgv('reference', ref, tb.referenceDir);
+  const c = runnerArgv('candidate', cand, jobDir(job.jobId));
+  const r = runnerArgv('reference', ref, o.tb.referenceDir);
   lines.push(`cand_argv ${c.length}`, ...c, `ref_argv ${r.length}`, ...r);
-  mkdirSync(judgeDir(job.jobId), { recursive: true, mode: 0o700 });
-  const specFile = path.join(judgeDir(job.jobId), `${phase}.spec`);
-  writeFileSync(specFile, `${lines.join('\n')}\n`, { mode: 0o600 });
-  // The judge enforces the phase deadline itself, once it holds the host's timing
-  // lock; this outer limit only catches a judge that failed to.
-  const res = await runCapped([tc.judge, specFile], {
-    timeoutMs: deadlineMs + 120_000,
-    maxOutput: 1024 * 1024,
-    onTimeout: async () => {
-      await cand?.killAll();
-      await ref?.killAll();
-    },
-  });
-  try {
-    if (res.timedOut) return { phase, outcome: 'env_error', message: 'the judge did not finish in time', ms: res.ms };
-    let out: JudgeOutput;
-    try {
-      out = JSON.parse(res.stdout) as JudgeOutput;
-    } catch {
-      return { phase, outcome: 'env_error', message: `the judge failed: ${truncate(res.stderr || res.stdout, 500)}`, ms: res.ms };
-    }
-    const run: JudgeRun = { ...out, ms: res.ms };
-    if (out.death && out.outcome === 'env_error') run.message = `${out.message}: ${out.death}`;
-    else if (out.death && out.death !== 'timeout') {
-      const why = explainDeath(out.death, cand?.oomKilled() ?? false, cfg);
-      if (why.outcome) run.outcome = why.outcome;
-      run.message = out.message?.replace(/process ended \([^)]*\)/, `process ended: ${why.text}`) ?? why.text;
-    }
-    if (phase === 'check' && existsSync(candLog)) {
-      // Only what the first trial (a shown shape) printed may reach feedback.
-      const all = readFileSync(candLog, 'utf8');
-      const shown = out.failedTrial === 0 ? all : all.slice(0, out.logBytesFirstTrial ?? 0);
-      if (shown) run.candidateLog = shown;
-    }
-    return run;
-  } finally {
-    await cand?.destroy();
-    await ref?.destroy();
+  return lines;
+}
+
+/** The judge's run as the backend reports it: its answer parsed at the boundary (an
+ * answer that does not parse, or none, is an env_error: the judge's failure, not the
+ * candidate's), a process's death in words, and what the candidate printed that feedback may show. */
+export function judgeRun(
+  res: { stdout: string; stderr: string; timedOut: boolean; ms: number },
+  phase: 'check' | 'time',
+  o: { cfg: EvalConfig; candLog: string; oomKilled: () => boolean },
+): JudgeRun {
+  if (res.timedOut) return { phase, outcome: 'env_error', message: 'the judge did not finish in time', ms: res.ms };
+  const parsed = parseJudgeOutput(res.stdout);
+  if (!parsed.ok) {
+    // Not JSON: the judge died (its stderr says why). JSON of another shape: a judge this backend does not know.
+    const why = parsed.json ? `the judge's answer is malformed: ${truncate(parsed.problems, 500)}` : `the judge failed: ${truncate(res.stderr || res.stdout, 500)}`;
+    return { phase, outcome: 'env_error', message: why, ms: res.ms };
   }
+  const out = parsed.output;
+  const run: JudgeRun = { ...out, ms: res.ms };
+  if (out.death && out.outcome === 'env_error') run.message = `${out.message}: ${out.death}`;
+  else if (out.death && out.death !== 'timeout') {
+    const why = explainDeath(out.death, o.oomKilled(), o.cfg);
+    if (why.outcome) run.outcome = why.outcome;
+    run.message = out.message?.replace(/process ended \([^)]*\)/, `process ended: ${why.text}`) ?? why.text;
+  }
+  if (phase === 'check' && existsSync(o.candLog)) {
+    // Only what the first trial (a shown shape) printed may reach feedback.
+    const all = readFileSync(o.candLog, 'utf8');
+    const shown = out.failedTrial === 0 ? all : all.slice(0, out.logBytesFirstTrial ?? 0);
+    if (shown) run.candidateLog = shown;
+  }
+  return run;
 }

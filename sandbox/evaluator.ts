@@ -8,13 +8,14 @@ import { Piscina } from 'piscina';
 import { cTask, type CTask, type Task } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import { evaluate as evalExpr } from '../tasks/expr.js';
-import type { JobRef, JudgeOutput, PrepareResult, TimeResult } from './c-backend.js';
+import type { JobRef, PrepareResult, TimeResult } from './c-backend.js';
 import { cgroupLayout, JobCgroup } from './cgroup.js';
 import { evalConfig, type EvalConfig } from './config.js';
 import { AnvilError } from './errors.js';
 import { chooseMode, type SandboxMode } from './isolation.js';
+import { timedShapes, type JudgeOutput } from './judge-output.js';
 import { RwLock } from './rwlock.js';
-import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord, TimingStats, TrialRecord } from './result.js';
+import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord, TrialRecord } from './result.js';
 import { assembleResult, deriveSeed, geomean, InFlight, ResultCache, takeCode, type Findings } from './common.js';
 import { checkSource, type StaticFinding } from './static-check.js';
 
@@ -256,8 +257,7 @@ export class Evaluator implements EvaluationService {
     let libMs = 0;
     const ownShares: number[] = [];
     let candTotal = 0;
-    const shapes: ShapeTiming[] = (time.shapes ?? []).map((raw) => {
-      const s = raw as { shape: number; candidate: TimingStats; reference: TimingStats; pairedSpeedup: number; speedupLo: number; speedupHi: number; libMs: number; ownShare: number; callMs: number };
+    const shapes: ShapeTiming[] = timedShapes(time).map((s) => {
       const params = task.timing[s.shape]!;
       const solMs = Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) * 1e3;
       libMs += s.libMs;
@@ -330,7 +330,7 @@ export class Evaluator implements EvaluationService {
 
 function summarizeCheck(check: JudgeOutput | undefined): EvalResult['correctness'] {
   if (!check || check.trialsTotal === undefined) return null;
-  const trials = (check.trials ?? []) as TrialRecord[];
+  const trials: TrialRecord[] = check.trials ?? [];
   const firstFail = trials.find((t) => !t.passed);
   return {
     trialsPassed: check.trialsPassed ?? 0,

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { AnvilError } from './errors.js';
 import type { CTask as Task } from '../tasks/loader.js';
 import { NATIVE_DIR, PACKAGE_ROOT } from '../tasks/paths.js';
@@ -233,18 +234,29 @@ export function ensureTaskBuild(task: Task): TaskBuild {
   };
 }
 
-/** Host peak rates for the speed-of-light bound, measured once per toolchain. */
-export interface PeakRates {
-  bytesPerSecond: number;
-  flopsPerSecond: number;
-}
+/** Host peak rates for the speed-of-light bound, measured once per toolchain (sandbox/c/calibrate.c prints them). */
+const PeakRatesSchema = z.object({ bytesPerSecond: z.number().positive(), flopsPerSecond: z.number().positive() });
+export type PeakRates = z.infer<typeof PeakRatesSchema>;
 
 export function peakRates(): PeakRates {
   const tc = ensureToolchain();
   const file = path.join(tc.dir, `peak-${os.hostname()}.json`);
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as PeakRates;
-  const rates = JSON.parse(execFileSync(tc.calibrate).toString()) as PeakRates;
+  const cached = existsSync(file) ? PeakRatesSchema.safeParse(parseOrNull(readFileSync(file, 'utf8'))) : null;
+  if (cached?.success) return cached.data;
+  // Not measured yet, or a file that is not the rates: measure again.
+  const out = execFileSync(tc.calibrate).toString();
+  const measured = PeakRatesSchema.safeParse(parseOrNull(out));
+  if (!measured.success) throw new Error(`the calibration program's answer is malformed: ${out.slice(0, 200)}`);
+  const rates = measured.data;
   writeFileSync(`${file}.tmp${process.pid}`, JSON.stringify(rates));
   renameSync(`${file}.tmp${process.pid}`, file);
   return rates;
+}
+
+function parseOrNull(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
