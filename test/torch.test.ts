@@ -170,10 +170,15 @@ t.test('the build cache keeps only the shared object of a build that wrote other
   const before = new Set(cacheEntries());
   const r = await unchecked.evaluate({ task: gelu, code: junk, seed: 41 });
   t.equal(r.outcome, 'ok', r.message);
+  // The cache is the host's: other Anvil processes (test files running beside this one) may add builds
+  // meanwhile. This build is among the new entries, and every new entry holds its shared object alone.
   const added = cacheEntries().filter((d) => !before.has(d));
-  t.equal(added.length, 1, `one new build in the cache: ${added.join(', ')}`);
-  const files = readdirSync(added[0]!, { recursive: true }).map(String).sort();
-  t.same(files, ['.complete', 'gelu_cpu', 'gelu_cpu/gelu_cpu.so'], 'the shared object alone is kept');
+  const contents = added.map((d) => readdirSync(d, { recursive: true }).map(String).sort());
+  t.ok(contents.some((f) => f.join() === '.complete,gelu_cpu,gelu_cpu/gelu_cpu.so'), `this build is in the cache: ${added.join(', ')}`);
+  for (const files of contents) {
+    const name = files.find((f) => f !== '.complete' && !f.includes('/'));
+    t.same(files, ['.complete', name, `${name}/${name}.so`], 'the shared object alone is kept');
+  }
 });
 
 function cacheEntries(): string[] {

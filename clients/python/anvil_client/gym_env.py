@@ -11,6 +11,10 @@ TimeLimit wrapper is needed. A masked turn (an infrastructure failure, not the m
 raises MaskedTurnError by default, since a Gymnasium step has no mask: the turn was not counted
 and the same episode may step again. With `on_masked="info"` it returns reward 0.0 with
 info["mask"] True instead, for loops that read the mask.
+
+A step's info holds what the seed and the action decide; the evaluation's measurements (each
+stage's time, whether the result came from the cache) are left out, so that the same seed and
+action give the same info, as Gymnasium's determinism check requires. They are in the turn log.
 """
 from __future__ import annotations
 
@@ -34,6 +38,16 @@ class MaskedTurnError(AnvilError):
     """The evaluation failed for reasons unrelated to the reply; nothing was counted."""
 
     code = "masked"
+
+
+def _without_measurements(info: Dict[str, Any]) -> Dict[str, Any]:
+    ev = info.get("eval")
+    if not isinstance(ev, dict):
+        return info
+    ev = {k: v for k, v in ev.items() if k != "cached"}
+    if isinstance(ev.get("stages"), list):
+        ev["stages"] = [{k: v for k, v in st.items() if k != "ms"} if isinstance(st, dict) else st for st in ev["stages"]]
+    return {**info, "eval": ev}
 
 
 def _text(messages: List[Dict[str, str]]) -> str:
@@ -68,6 +82,7 @@ class AnvilKernelEnv(gym.Env):
         obs, reward, terminated, truncated, info = self._env.step(action)
         if info.get("mask") and self.on_masked == "raise":
             raise MaskedTurnError(obs["messages"][0]["content"], retryable=True)
+        info = _without_measurements(info)
         return _text(obs["messages"]), float(reward), bool(terminated), bool(truncated), {**info, "messages": obs["messages"]}
 
     def close(self) -> None:

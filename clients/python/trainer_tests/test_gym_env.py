@@ -53,6 +53,21 @@ class GymnasiumEnv(unittest.TestCase):
         _, _, terminated, truncated, _ = env.step("no code")
         self.assertTrue(truncated, "Anvil's turn limit ends the episode")
 
+    def test_the_same_seed_and_action_give_the_same_info_with_no_measurements_in_it(self):
+        env = AnvilKernelEnv(self.url, taskset="builtin-c", task="vector_add", max_turns=2)
+        self.addCleanup(env.close)
+        # A long reply takes a measurable time to read: its stage times would differ between the two steps.
+        action = GOOD + "\n" + "lorem ipsum " * 20000
+        infos = []
+        for _ in range(2):
+            env.reset(seed=5)
+            infos.append(env.step(action)[4])
+        self.assertEqual(infos[0]["outcome"], "ok")
+        self.assertEqual(infos[0], infos[1])
+        self.assertNotIn("cached", infos[0]["eval"])
+        self.assertTrue(infos[0]["eval"]["stages"])
+        self.assertTrue(all("ms" not in st for st in infos[0]["eval"]["stages"]))
+
     def test_the_environment_checker_passes(self):
         env = AnvilKernelEnv(self.url, taskset="builtin-c", task="vector_add", max_turns=2)
         self.addCleanup(env.close)
