@@ -11,9 +11,9 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
-import { createEvaluator } from '../sandbox/factory.js';
-import { Evaluator, type EvaluationService } from '../sandbox/evaluator.js';
+import type { EvaluationService } from '../sandbox/evaluator.js';
 import { QueueEvaluator } from '../sandbox/queue.js';
+import { evaluationService } from '../sandbox/service.js';
 import { AnvilError } from '../sandbox/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
@@ -69,19 +69,12 @@ export class AnvilServer {
     const set = loadTaskSet(this.config.taskset);
     sets.set(this.config.taskset, set);
     if (set.manifest.id !== this.config.taskset) sets.set(set.manifest.id, set);
-    if (this.config.redis) {
-      const q = new QueueEvaluator(this.config.redis, this.config.taskset, { poolSize: this.config.poolSize, backend: set.manifest.backend, deviceKind: this.config.deviceKind });
-      q.onFinished = (worker, waitedMs) => {
+    this.evaluator = evaluationService(set.manifest.backend, this.config);
+    if (this.evaluator instanceof QueueEvaluator)
+      this.evaluator.onFinished = (worker, waitedMs) => {
         this.metrics.queueWait.observe(waitedMs / 1000);
         this.metrics.workerJobs.inc({ worker });
       };
-      this.evaluator = q;
-    } else {
-      this.evaluator =
-        set.manifest.backend === 'torch'
-          ? createEvaluator('torch', { allowUnsandboxed: this.config.allowUnsandboxed })
-          : new Evaluator({ poolSize: this.config.poolSize, allowUnsandboxed: this.config.allowUnsandboxed, cacheSize: this.config.cacheSize, config: this.config.eval });
-    }
     for (const t of set.tasks.values()) this.evaluator.warm(t);
     this.log = new TurnLog(this.config.logDir, {
       rotateBytes: this.config.logRotateBytes,
