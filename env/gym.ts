@@ -41,6 +41,8 @@ export class Gym {
   private readonly cores = os.availableParallelism();
   /** Pieces of work of a few ms each, one per event-loop turn (shared with the server's frame decoding). */
   readonly heavy = new OnePerTurn();
+  /** The backends of the task sets served, as hello advertises them. */
+  readonly backends: ('c' | 'torch')[];
   /** Refuses steps while the log's disk is full, evaluation is unreachable, or too many are pending. */
   private readonly backpressure: Backpressure;
 
@@ -53,6 +55,7 @@ export class Gym {
   ) {
     this.sessions = new SessionRegistry(config.resumeGraceMs, new ReplayStore(config.replayBytes, config.replayMaxAgeMs), (s) => this.expireSession(s));
     this.backpressure = new Backpressure(config, { log, evaluator, metrics });
+    this.backends = [...new Set([...tasksets.values()].map((s) => s.manifest.backend))];
   }
 
   /** Episodes not yet finished, over all sessions. */
@@ -76,7 +79,7 @@ export class Gym {
       resumeToken: session.resumeToken,
       version: PACKAGE_VERSION,
       protocol: 1,
-      backends: ['c'],
+      backends: this.backends,
       tasksets: [...this.tasksets.keys()],
       limits: {
         maxFrameBytes: this.config.maxFrameBytes,
@@ -109,6 +112,9 @@ export class Gym {
 
   reset(session: Session, m: Msg<'reset'>) {
     const set = this.taskset(m.taskset);
+    const backend = m.options?.backend;
+    if (backend !== undefined && backend !== set.manifest.backend)
+      throw new ProtocolError('invalid_message', `task set ${set.manifest.id} is of the ${set.manifest.backend} backend, not ${backend}; served: ${this.backends.join(', ')}`);
     const size = m.group?.size ?? 1;
     if (size > this.config.maxGroupSize) throw new ProtocolError('invalid_message', `group size ${size} exceeds the limit ${this.config.maxGroupSize}`);
     if (this.openEpisodes + size > this.config.maxEpisodes) {
