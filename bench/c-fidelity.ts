@@ -17,7 +17,7 @@
 import os from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Evaluator } from '../sandbox/evaluator.js';
+import { localService } from '../sandbox/service.js';
 import { cTask, loadTaskSet, solutionFiles, type Task } from '../tasks/loader.js';
 
 const { values } = parseArgs({
@@ -34,10 +34,10 @@ const set = loadTaskSet('builtin-c');
 const tasks: Task[] = [...set.tasks.values()].filter((t) => !values.tasks || values.tasks.split(',').includes(t.id));
 const variants = values['compare-realtime']
   ? [
-      { name: 'realtime', ev: new Evaluator({ cacheSize: 0 }) },
-      { name: 'ordinary', ev: new Evaluator({ cacheSize: 0, realtimeTiming: false }) },
+      { name: 'realtime', ev: localService('c', { cacheSize: 0 }) },
+      { name: 'ordinary', ev: localService('c', { cacheSize: 0, realtimeTiming: false }) },
     ]
-  : [{ name: '', ev: new Evaluator({ cacheSize: 0 }) }];
+  : [{ name: '', ev: localService('c', { cacheSize: 0 }) }];
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const lines: string[] = [];
 const say = (s = '') => {

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { JobCgroup } from '../sandbox/cgroup.js';
-import { Evaluator } from '../sandbox/evaluator.js';
+import { localService } from '../sandbox/service.js';
 import { launchArgv, type SandboxMode } from '../sandbox/isolation.js';
 import { runCapped } from '../sandbox/process.js';
 import { ensureToolchain } from '../sandbox/toolchain.js';
@@ -69,9 +69,9 @@ async function startup(): Promise<{ sandboxed: number; direct: number }> {
 // 2. Isolation overhead: the same evaluation, sandboxed and not, interleaved.
 async function isolationOverhead(task: Task): Promise<{ bwrap: number; none: number; ratio: number }> {
   const code = solution(task);
-  const boxed = new Evaluator({ poolSize: 1, cacheSize: 0 });
+  const boxed = localService('c', { poolSize: 1, cacheSize: 0 });
   process.env.ANVIL_BWRAP = '/nonexistent';
-  const open = new Evaluator({ poolSize: 1, cacheSize: 0, allowUnsandboxed: true });
+  const open = localService('c', { poolSize: 1, cacheSize: 0, allowUnsandboxed: true });
   delete process.env.ANVIL_BWRAP;
   const times: Record<'bwrap' | 'none', number[]> = { bwrap: [], none: [] };
   const n = quick ? 2 : 5;
@@ -92,7 +92,7 @@ async function isolationOverhead(task: Task): Promise<{ bwrap: number; none: num
 
 // 3. Throughput by pool size on a mix of tasks.
 async function throughput(poolSize: number, mix: Task[]): Promise<number> {
-  const ev = new Evaluator({ poolSize, cacheSize: 0 });
+  const ev = localService('c', { poolSize, cacheSize: 0 });
   for (const t of mix) ev.warm(t);
   const t0 = performance.now();
   const results = await Promise.all(mix.map((t, i) => ev.evaluate({ task: t, code: solution(t), seed: i })));
@@ -105,7 +105,7 @@ async function throughput(poolSize: number, mix: Task[]): Promise<number> {
 
 // 4. Speedup spread over repeated evaluations of one candidate.
 async function spread(task: Task, n: number): Promise<{ speedups: number[]; candidateMs: number; ratio: number }> {
-  const ev = new Evaluator({ poolSize: 1, cacheSize: 0, config: values.threads ? { threads: Number(values.threads) } : {} });
+  const ev = localService('c', { poolSize: 1, cacheSize: 0, eval: values.threads ? { threads: Number(values.threads) } : {} });
   const speedups: number[] = [];
   let candidateMs = 0;
   for (let i = 0; i < n; i++) {

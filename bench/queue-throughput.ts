@@ -11,8 +11,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Evaluator } from '../sandbox/evaluator.js';
-import { QueueEvaluator } from '../sandbox/queue.js';
+import { evaluationService, localService } from '../sandbox/service.js';
 import { loadTaskSet, solutionFiles } from '../tasks/loader.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 
@@ -63,9 +62,9 @@ say();
 
 // Added latency: a job that does almost nothing (a reply with no code), through the queue and in process.
 log('latency…');
-const local = new Evaluator({ poolSize: 2, cacheSize: 0 });
+const local = localService('c', { poolSize: 2, cacheSize: 0 });
 const worker = await run(process.execPath, [CLI, 'worker', '--redis', url, '--concurrency', '2'], /anvil worker/);
-const queued = new QueueEvaluator(url, 'builtin-c');
+const queued = evaluationService('c', { redis: url, taskset: 'builtin-c' });
 await new Promise((r) => setTimeout(r, 1500));
 const task = set.tasks.get('vector_add')!;
 const lat = { local: [] as number[], queue: [] as number[] };

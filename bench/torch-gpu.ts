@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { getTask, loadTaskSet, solutionFiles, type Task } from '../tasks/loader.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 import type { EvalResult } from '../sandbox/result.js';
-import { TorchEvaluator } from '../sandbox/torch-backend.js';
+import { localService } from '../sandbox/service.js';
 
 const { values } = parseArgs({ options: { kernelbench: { type: 'string' }, out: { type: 'string' }, only: { type: 'string' }, tasks: { type: 'string' }, solutions: { type: 'string' } } });
 /** --tasks a,b and --solutions triton,cuda narrow the honest-solution table (a quick check on the device). */
@@ -25,7 +25,7 @@ const f = (x: number | null | undefined, d = 2) => (x == null ? '-' : x.toFixed(
 const stageMs = (r: EvalResult) => r.stages.filter((s) => s.status !== 'skipped').map((s) => `${s.name[0]}${Math.round(s.ms)}`).join(' ');
 
 const set = loadTaskSet('builtin-torch');
-const ev = new TorchEvaluator({ cacheSize: 0 });
+const ev = localService('torch', { cacheSize: 0 });
 await ev.start();
 say(`device: ${ev.environment().device}; ${ev.environment().compiler}`);
 report.environment = ev.environment();
@@ -49,7 +49,7 @@ if (parts.has('tasks')) {
 
 if (parts.has('hacks')) {
   say('\n## torch hack corpus (with static checks | runtime checks alone)');
-  const unchecked = new TorchEvaluator({ cacheSize: 0, unsafeSkipStaticChecks: true });
+  const unchecked = localService('torch', { cacheSize: 0, unsafeSkipStaticChecks: true });
   await unchecked.start();
   const rows = [];
   // The GPU corpus and the judge corpus (device-agnostic candidates written for the CPU tests).
@@ -105,7 +105,7 @@ if (parts.has('fork')) {
   const cfg = { timingBudgetMs: 1000 };
   for (const [mode, e] of [
     ['warm fork', ev],
-    ['fresh interpreter', new TorchEvaluator({ cacheSize: 0, freshProcessPerJob: true })],
+    ['fresh interpreter', localService('torch', { cacheSize: 0, freshProcessPerJob: true })],
   ] as const) {
     await e.start();
     const t0 = performance.now();

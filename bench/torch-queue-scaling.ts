@@ -12,7 +12,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { getTask, loadTaskSet, solutionFiles } from '../tasks/loader.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
-import { QueueEvaluator } from '../sandbox/queue.js';
+import { evaluationService } from '../sandbox/service.js';
 import { listGpus } from '../sandbox/torch-backend.js';
 
 const { values } = parseArgs({ options: { jobs: { type: 'string', default: '24' }, out: { type: 'string' } } });
@@ -50,7 +50,7 @@ const mix = ['gelu', 'silu_mul', 'softmax', 'row_sum', 'layernorm', 'cumsum'].ma
 });
 const gpus = listGpus();
 console.log(`${gpus.length} GPUs: ${gpus.map((g) => g.name).join(', ')}`);
-const q = new QueueEvaluator(redisUrl, 'builtin-torch', { backend: 'torch', deviceKind: 'gpu' });
+const q = evaluationService('torch', { redis: redisUrl, taskset: 'builtin-torch', deviceKind: 'gpu' });
 const results: { gpus: number; evalsPerMinute: number; wallS: number; failures: number }[] = [];
 let seed = 0;
 const batch = async (n: number) => {

@@ -2,6 +2,7 @@
  * schema, one commented defaults object. */
 import { z } from 'zod';
 import { EvalConfigSchema } from '../sandbox/config.js';
+import { TorchConfigSchema } from '../sandbox/torch-backend.js';
 
 export const ServerConfigSchema = z
   .object({
@@ -72,8 +73,10 @@ export const ServerConfigSchema = z
     redis: z.string().nullable(),
     /** With redis and a torch task set: the queue's device kind, matching the workers' --device-kind. */
     deviceKind: z.string().regex(/^[a-z0-9_-]+$/),
-    /** Evaluation settings (deadlines, timing budget, limits), over sandbox/config.ts's defaults. */
+    /** The C backend's evaluation settings (deadlines, timing budget, limits), over sandbox/config.ts's defaults. */
     eval: EvalConfigSchema.partial(),
+    /** The torch backend's evaluation settings (trials, budgets, warm-up calls), over torch-backend.ts's defaults. */
+    torch: TorchConfigSchema.partial(),
   })
   .strict();
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
@@ -115,4 +118,5 @@ export const DEFAULT_SERVER_CONFIG: Readonly<Omit<ServerConfig, 'poolSize'>> = O
   redis: null,
   deviceKind: 'gpu',
   eval: {},
+  torch: {},
 });

@@ -4,10 +4,9 @@
 import { createHash, randomInt, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { TurnRecord } from '../contracts/record.js';
-import { computeReward } from '../rewards/reward.js';
 import { rewardConfig, type RewardConfig } from '../rewards/config.js';
 import { AnvilError } from '../sandbox/errors.js';
-import type { EvaluationService } from '../sandbox/evaluator.js';
+import type { EvaluationService, ProgressStage } from '../sandbox/evaluator.js';
 import type { EvalResult } from '../sandbox/result.js';
 import type { TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
@@ -15,11 +14,12 @@ import type { Encoding } from './codec.js';
 import type { ServerConfig } from './config.js';
 import { Episode, firstObservation, ownCopy, sampleTask } from './episodes.js';
 import { ProtocolError } from './errors.js';
-import { feedbackText } from './feedback.js';
 import { LogFullError, type TurnLog } from './log.js';
 import type { Metrics } from './metrics.js';
-import type { ChatMessage, Msg, Observation, RequestId, StepReason } from './protocol.js';
+import type { ChatMessage, Msg, RequestId, StepReason } from './protocol.js';
+import { Backpressure, endingOf, replayOf, solvedRule, turnLimitRule, type EndingRule } from './rules.js';
 import { ReplayStore, SessionRegistry, type Session } from './sessions.js';
+import { feedbackOf, outcomeOf, rewardOf, stepAnswer, turnRecord, type StepRequest, type Turn } from './step.js';
 import { OnePerTurn } from './turns.js';
 
 const keyOf = (id: RequestId) => JSON.stringify(id);
@@ -36,14 +36,15 @@ export class Gym {
   /** Finished episodes still kept for `state`, oldest first; past the bound they are freed. */
   private readonly finished = new Map<string, Episode>();
   readonly runId = `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
-  private pending = 0;
   /** The latest turn records, oldest first, for the dashboard. */
   readonly recent: TurnRecord[] = [];
   private readonly cores = os.availableParallelism();
   /** Pieces of work of a few ms each, one per event-loop turn (shared with the server's frame decoding). */
   readonly heavy = new OnePerTurn();
-  /** Recent step durations, for the retry hint of `busy`. */
-  private avgStepMs = 2000;
+  /** The backends of the task sets served, as hello advertises them. */
+  readonly backends: ('c' | 'torch')[];
+  /** Refuses steps while the log's disk is full, evaluation is unreachable, or too many are pending. */
+  private readonly backpressure: Backpressure;
 
   constructor(
     private readonly config: ServerConfig,
@@ -53,6 +54,8 @@ export class Gym {
     private readonly metrics: Metrics,
   ) {
     this.sessions = new SessionRegistry(config.resumeGraceMs, new ReplayStore(config.replayBytes, config.replayMaxAgeMs), (s) => this.expireSession(s));
+    this.backpressure = new Backpressure(config, { log, evaluator, metrics });
+    this.backends = [...new Set([...tasksets.values()].map((s) => s.manifest.backend))];
   }
 
   /** Episodes not yet finished, over all sessions. */
@@ -61,7 +64,7 @@ export class Gym {
   }
 
   get pendingSteps(): number {
-    return this.pending;
+    return this.backpressure.pendingSteps;
   }
 
   taskset(id?: string): TaskSet {
@@ -76,7 +79,7 @@ export class Gym {
       resumeToken: session.resumeToken,
       version: PACKAGE_VERSION,
       protocol: 1,
-      backends: ['c'],
+      backends: this.backends,
       tasksets: [...this.tasksets.keys()],
       limits: {
         maxFrameBytes: this.config.maxFrameBytes,
@@ -109,6 +112,9 @@ export class Gym {
 
   reset(session: Session, m: Msg<'reset'>) {
     const set = this.taskset(m.taskset);
+    const backend = m.options?.backend;
+    if (backend !== undefined && backend !== set.manifest.backend)
+      throw new ProtocolError('invalid_message', `task set ${set.manifest.id} is of the ${set.manifest.backend} backend, not ${backend}; served: ${this.backends.join(', ')}`);
     const size = m.group?.size ?? 1;
     if (size > this.config.maxGroupSize) throw new ProtocolError('invalid_message', `group size ${size} exceeds the limit ${this.config.maxGroupSize}`);
     if (this.openEpisodes + size > this.config.maxEpisodes) {
@@ -216,239 +222,120 @@ export class Gym {
     const text = typeof m.action === 'string' ? m.action : m.action.content;
     const fingerprint = createHash('sha256').update(m.episode).update('\0').update(text).digest('hex');
     // A retry of a step this session already has: never evaluated twice.
-    const inflight = session.inflight.get(key);
-    if (inflight?.fingerprint === fingerprint) return;
-    const earlier = this.sessions.replay.replayFor(session, key, fingerprint);
-    if (earlier !== undefined) return session.deliver(earlier, encoding);
-    if (session.expired.get(key) === fingerprint)
-      throw new ProtocolError(
-        'replay_expired',
-        `step ${key} was answered before and its answer is no longer kept (bounds: ${this.config.replayBytes} bytes, ${this.config.replayMaxAgeMs} ms); it is not evaluated again`,
-      );
+    const replay = replayOf(session, this.sessions.replay, key, fingerprint, this.config);
+    if (replay === 'running') return;
+    if (replay) return session.deliver(replay.answer, encoding);
 
     const ep = this.episodeOf(session, m.episode);
     if (ep.state === 'done') throw new ProtocolError('episode_done', `episode ${ep.id} has ended (${ep.endReason})`);
     if (ep.state === 'stepping') throw new ProtocolError('step_in_flight', `episode ${ep.id} has a step in flight`);
-    const meta = m.meta === undefined ? undefined : m.meta;
-    if (meta !== undefined && Buffer.byteLength(JSON.stringify(meta) ?? '') > this.config.maxMetaBytes)
+    if (m.meta !== undefined && Buffer.byteLength(JSON.stringify(m.meta) ?? '') > this.config.maxMetaBytes)
       throw new ProtocolError('too_large', `meta exceeds ${this.config.maxMetaBytes} bytes`);
-    if (this.log.full) {
-      this.metrics.logRefused.inc();
-      throw new ProtocolError('storage_full', `the turn log's disk is full (${this.log.fullSince!.code}); steps resume by themselves once there is space`, this.config.logProbeMs);
-    }
-    if (!this.evaluator.available()) {
-      this.metrics.busy.inc();
-      throw new ProtocolError('busy', 'the evaluation queue is unreachable; retry shortly', 1000);
-    }
-    if (this.pending >= this.config.maxPendingSteps) {
-      this.metrics.busy.inc();
-      const retryAfterMs = Math.ceil((this.avgStepMs * (this.pending - this.config.maxPendingSteps + 1)) / this.evaluator.poolSize) + 100;
-      throw new ProtocolError('busy', `${this.pending} steps are pending, the limit is ${this.config.maxPendingSteps}`, retryAfterMs);
-    }
+    this.backpressure.admit();
     ep.beginStep();
     const abort = new AbortController();
     session.inflight.set(key, { fingerprint, episode: ep.id, abort });
-    this.pending++;
-    this.metrics.queueDepth.set(this.pending);
-    const queuePosition = this.pending - 1;
-    const t0 = performance.now();
+    const queuePosition = this.backpressure.begin();
+    const req: StepRequest = { session, m, ep, text, key, fingerprint, abort, encoding, t0: performance.now() };
     session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage: 'queued', queuePosition }, encoding, false);
-    void this.runStep(session, m, ep, text, meta, abort, encoding, t0)
-      .catch((e) => {
-        // Never a detached rejection: the step is answered, not counted, and the server goes on.
-        if (e instanceof LogFullError) this.metrics.logRefused.inc();
-        else console.error(`step ${key} on ${ep.id}: ${(e as Error).stack ?? e}`);
-        ep.abandonStep();
-        const err = e instanceof LogFullError ? new ProtocolError('storage_full', `${e.message}; this step was not counted, send it again once there is space`, this.config.logProbeMs) : new ProtocolError('internal', 'internal error');
-        this.metrics.errors.inc({ code: err.code });
-        session.deliver({ id: m.id, ok: false, error: err.toWire() }, encoding);
-      })
+    void this.runStep(req)
+      .catch((e) => this.stepFailed(req, e))
       .finally(() => {
-      this.pending--;
-      this.metrics.queueDepth.set(this.pending);
-      session.inflight.delete(key);
-    });
+        this.backpressure.end();
+        session.inflight.delete(key);
+      });
   }
 
-  private async runStep(
-    session: Session,
-    m: Msg<'step'>,
-    ep: Episode,
-    text: string,
-    meta: unknown,
-    abort: AbortController,
-    encoding: Encoding,
-    t0: number,
-  ): Promise<void> {
-    const key = keyOf(m.id);
-    const fingerprint = session.inflight.get(key)!.fingerprint;
+  /** Never a detached rejection: the step is answered, not counted, and the server goes on. */
+  private stepFailed({ session, m, ep, key, encoding }: StepRequest, e: unknown): void {
+    if (e instanceof LogFullError) this.metrics.logRefused.inc();
+    else console.error(`step ${key} on ${ep.id}: ${(e as Error).stack ?? e}`);
+    ep.abandonStep();
+    const err = e instanceof LogFullError ? new ProtocolError('storage_full', `${e.message}; this step was not counted, send it again once there is space`, this.config.logProbeMs) : new ProtocolError('internal', 'internal error');
+    this.metrics.errors.inc({ code: err.code });
+    session.deliver({ id: m.id, ok: false, error: err.toWire() }, encoding);
+  }
+
+  /** The pipeline: evaluate → reward input → reward → feedback → record → answer. */
+  private async runStep(req: StepRequest): Promise<void> {
+    const { session, ep } = req;
+    const turn = await this.evaluate(req);
+    const reward = rewardOf(turn, ep.reward);
+    this.metrics.steps.inc({ outcome: outcomeOf(turn) });
+    const turnsLeft = ep.turnsLeft - 1;
+    const feedback = feedbackOf(turn, turnsLeft, this.config.maxActionChars);
+    const ending = turn.masked ? { terminated: false, truncated: false, reason: turn.reason } : endingOf({ result: turn.result, turnsLeft }, turn.reason, this.endingRules(ep));
+    if (turn.masked) ep.abandonStep();
+    const messages: ChatMessage[] = [{ role: 'user', content: feedback }];
+    // The record is on disk before the answer leaves, and the turn counts only once it is
+    // (a full disk throws before).
+    const record = turnRecord(turn, { run: this.runId, session: session.id }, reward, feedback, ending);
+    this.log.append(record);
+    if (!turn.masked) this.count(session, turn, record, messages);
+    this.remember(record);
+    const answer = stepAnswer(turn, record, { messages });
+    this.sessions.replay.remember(session, req.key, req.fingerprint, answer, Buffer.byteLength(JSON.stringify(answer)));
+    session.deliver(answer, req.encoding);
+  }
+
+  /** Solved, then the turn limit: Gymnasium's order of termination before truncation. */
+  private endingRules(ep: Episode): EndingRule[] {
+    return [solvedRule(this.taskset(ep.taskset).manifest.solvedSpeedup), turnLimitRule];
+  }
+
+  /** The evaluate stage: the reply's evaluation (none for one too long), timed and observed. */
+  private async evaluate(req: StepRequest): Promise<Turn> {
+    const { session, m, ep, text, abort, t0 } = req;
     const shown = ep.lastObservation;
+    const index = ep.turns.length;
     let result: EvalResult | null = null;
     let reason: StepReason | null = null;
-    let startedMs: number | null = null;
+    let queuedMs: number | null = null;
     if (text.length > this.config.maxActionChars) reason = 'invalid_action';
     else {
       // Extraction and the cache lookup run on this thread (linear, but a few ms for a
       // large reply): one step's at a time per turn of the event loop.
       if (text.length > LARGE_REPLY_CHARS) await this.heavy.turn();
+      const onProgress = (stage: ProgressStage) => {
+        if (stage === 'queued') return;
+        queuedMs ??= performance.now() - t0;
+        session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage }, req.encoding, false);
+      };
       try {
-        result = await this.evaluator.evaluate(
-          { task: ep.task, reply: text, seed: ep.seed },
-          {
-            signal: abort.signal,
-            onProgress: (stage) => {
-              if (stage === 'queued') return;
-              startedMs ??= performance.now() - t0;
-              session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage }, encoding, false);
-            },
-          },
-        );
+        result = await this.evaluator.evaluate({ task: ep.task, reply: text, seed: ep.seed }, { signal: abort.signal, onProgress });
       } catch (e) {
         if (e instanceof AnvilError && e.code === 'cancelled') reason = 'cancelled';
         else {
-          console.error(`step ${key} on ${ep.id}: ${(e as Error).stack ?? e}`);
+          console.error(`step ${req.key} on ${ep.id}: ${(e as Error).stack ?? e}`);
           reason = 'env_error';
         }
       }
     }
     if (result?.outcome === 'env_error') reason = 'env_error';
     const totalMs = performance.now() - t0;
-    this.avgStepMs = 0.9 * this.avgStepMs + 0.1 * totalMs;
+    this.backpressure.took(totalMs);
     this.metrics.stepSeconds.observe(totalMs / 1000);
     for (const s of result?.stages ?? []) if (s.status !== 'skipped') this.metrics.stageSeconds.observe({ stage: s.name }, s.ms / 1000);
-
     const masked = reason === 'env_error' || reason === 'cancelled';
-    const reward = masked
-      ? { total: 0, components: {}, mask: true }
-      : computeReward(
-          result
-            ? {
-                outcome: result.outcome,
-                correct: result.correct,
-                speedup: result.speedup,
-                profileShare: result.profileShare,
-                candidateMs: result.timing?.candidateMs ?? null,
-                referenceMs: result.timing?.referenceMs ?? null,
-                solMs: result.timing?.shapes[0]?.solMs ?? null,
-              }
-            : { outcome: 'invalid_action', correct: false, speedup: null, profileShare: null, candidateMs: null, referenceMs: null, solMs: null },
-          ep.reward,
-        );
-    const outcome = result?.outcome ?? reason!;
-    this.metrics.steps.inc({ outcome });
+    return { m, ep, text, shown, index, result, reason, masked, queuedMs, totalMs };
+  }
 
-    let feedback: string;
-    let terminated = false;
-    let truncated = false;
-    if (masked) {
-      feedback =
-        reason === 'cancelled'
-          ? 'The evaluation was cancelled. This turn does not count.'
-          : 'The evaluation failed for reasons unrelated to your code. This turn does not count; you may submit again.';
-      ep.abandonStep();
-    } else {
-      const turnsLeft = ep.turnsLeft - 1;
-      feedback = result
-        ? feedbackText(result, turnsLeft)
-        : `Result: the reply is longer than ${this.config.maxActionChars} characters and was not evaluated.${turnsLeft > 0 ? ` You have ${turnsLeft} more turns.` : ''}`;
-      const solvedAt = this.taskset(ep.taskset).manifest.solvedSpeedup;
-      if (result?.outcome === 'ok' && solvedAt !== undefined && (result.speedup ?? 0) >= solvedAt) {
-        terminated = true;
-        reason = 'solved';
-      } else if (turnsLeft <= 0) {
-        truncated = true;
-        reason = reason ?? 'max_turns';
-      }
-    }
-    const messages: ChatMessage[] = [{ role: 'user', content: feedback }];
-    const observation: Observation = { messages };
-    // The turn is counted only once its record is on disk (a full disk throws before).
-    const turn = ep.turns.length;
-    const evalSummary = result
-      ? {
-          outcome: result.outcome,
-          correct: result.correct,
-          speedup: result.speedup,
-          profileShare: result.profileShare,
-          flags: result.flags,
-          message: result.message,
-          stages: result.stages.map((s) => ({ name: s.name, status: s.status, ms: Math.round(s.ms * 10) / 10 })),
-          cached: result.cached,
-          codeHash: result.codeHash,
-          sandbox: result.env.sandbox,
-        }
-      : null;
-    const info = {
-      turn,
-      mask: masked,
-      outcome,
-      task: ep.task.id,
-      taskVersion: ep.task.version,
-      components: reward.components,
-      eval: evalSummary,
-    };
-    // The record is on disk before the answer leaves.
-    const record: TurnRecord = {
-      run: this.runId,
-      time: new Date().toISOString(),
-      serverVersion: PACKAGE_VERSION,
-      session: session.id,
-      episode: ep.id,
-      group: ep.groupId,
-      index: ep.index,
-      taskset: ep.taskset,
-      task: ep.task.id,
-      taskVersion: ep.task.version,
-      taskDigest: ep.task.digest,
-      seed: ep.seed,
-      turn,
-      observation: shown,
-      action: text,
-      feedback,
-      meta: meta ?? null,
-      completionIds: m.completionIds ?? null,
-      logprobs: m.logprobs ?? null,
-      policyVersion: m.policyVersion === undefined ? null : String(m.policyVersion),
-      eval: evalSummary,
-      reward: reward.total,
-      components: reward.components,
-      rewardConfig: ep.reward,
-      terminated,
-      truncated,
-      reason,
-      mask: masked,
-      timings: {
-        queuedMs: startedMs ?? 0,
-        totalMs: Math.round(totalMs * 10) / 10,
-        stages: Object.fromEntries((result?.stages ?? []).filter((s) => s.status !== 'skipped').map((s) => [s.name, Math.round(s.ms * 10) / 10])),
-      },
-    };
-    this.log.append(record);
-    if (!masked) {
-      ep.finishStep(
-        { action: text, outcome, reward: reward.total, components: reward.components, speedup: result?.speedup ?? null, feedback, codeHash: result?.codeHash ?? '' },
-        terminated || truncated ? reason : null,
-        messages,
-      );
-      if (ep.state === 'done') this.episodeFinished(session, ep);
-    }
-    // The dashboard's copy is bounded: 2,000 turns of at most 64 KiB of reply each.
+  /** A counted turn: the episode moves on, and may end. */
+  private count(session: Session, turn: Turn, record: TurnRecord, messages: ChatMessage[]): void {
+    const { ep, result } = turn;
+    const ended = record.terminated || record.truncated ? record.reason : null;
+    ep.finishStep(
+      { action: turn.text, outcome: outcomeOf(turn), reward: record.reward, components: record.components, speedup: result?.speedup ?? null, feedback: record.feedback, codeHash: result?.codeHash ?? '' },
+      ended,
+      messages,
+    );
+    if (ep.state === 'done') this.episodeFinished(session, ep);
+  }
+
+  /** The dashboard's copy is bounded: 2,000 turns of at most 64 KiB of reply each. */
+  private remember(record: TurnRecord): void {
     this.recent.push(record.action.length > RECENT_ACTION_CHARS ? { ...record, action: `${ownCopy(record.action.slice(0, RECENT_ACTION_CHARS))}\n[… truncated]` } : record);
     if (this.recent.length > RECENT_TURNS) this.recent.shift();
-    const answer = {
-      id: m.id,
-      ok: true,
-      event: 'result',
-      episode: ep.id,
-      observation,
-      reward: reward.total,
-      terminated,
-      truncated,
-      ...(reason ? { reason } : {}),
-      info,
-    };
-    this.sessions.replay.remember(session, key, fingerprint, answer, Buffer.byteLength(JSON.stringify(answer)));
-    session.deliver(answer, encoding);
   }
 
   /** A session's grace ran out: its episodes and steps go. */

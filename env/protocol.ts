@@ -31,7 +31,8 @@ const Tasks = z.object({ id: Id, op: z.literal('tasks'), taskset: z.string().max
 export const ResetOptionsSchema = z
   .object({
     maxTurns: z.number().int().positive().optional(),
-    backend: z.literal('c').optional(),
+    /** The backend the client expects; a reset on a task set of another backend is refused. */
+    backend: z.enum(['c', 'torch']).optional(),
     reward: RewardOverrideSchema.optional(),
   })
   .strict();

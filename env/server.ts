@@ -1,26 +1,23 @@
 /** The server: fastify for HTTP, `ws` for the socket at /v1/ws. Frames are
  * decoded and validated here, once; the Gym handles typed messages. A bad
  * frame gets a typed error and the connection stays open. */
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { episodeSummaries, episodeView, runStats } from '../rewards/stats.js';
+import Fastify, { type FastifyInstance } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { z } from 'zod';
-import { createEvaluator } from '../sandbox/factory.js';
-import { Evaluator, type EvaluationService } from '../sandbox/evaluator.js';
+import type { EvaluationService } from '../sandbox/evaluator.js';
 import { QueueEvaluator } from '../sandbox/queue.js';
+import { evaluationService } from '../sandbox/service.js';
 import { AnvilError } from '../sandbox/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
-import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
-
-const UI_DIR = path.join(PACKAGE_ROOT, 'env', 'ui');
+import { PACKAGE_VERSION } from '../tasks/paths.js';
 import { Admission } from './admission.js';
 import { decode, encode, type Encoding } from './codec.js';
+import { ConnSink, raiseFrameLimit, refuse, type Conn } from './connection.js';
+import { dashboardRoutes } from './dashboard.js';
 import { DEFAULT_SERVER_CONFIG, ServerConfigSchema, type ServerConfig } from './config.js';
 import { ProtocolError } from './errors.js';
 import { Gym } from './gym.js';
@@ -28,20 +25,8 @@ import { TurnLog } from './log.js';
 import { Metrics } from './metrics.js';
 import { OpenEnvDoor } from './openenv.js';
 import type { ClientMessage, RequestId } from './protocol.js';
-import type { Session, Sink } from './sessions.js';
 
 export type ServerOptions = Partial<ServerConfig>;
-
-interface Conn {
-  ws: WebSocket;
-  socket: Socket;
-  address: string;
-  session: Session | null;
-  alive: boolean;
-  encoding: Encoding;
-  /** Frames of this connection waiting for their turn. */
-  deferred: number;
-}
 
 /** Frames larger than this are decoded in a turn of the event loop of their own. */
 const LARGE_FRAME_BYTES = 64 * 1024;
@@ -69,19 +54,12 @@ export class AnvilServer {
     const set = loadTaskSet(this.config.taskset);
     sets.set(this.config.taskset, set);
     if (set.manifest.id !== this.config.taskset) sets.set(set.manifest.id, set);
-    if (this.config.redis) {
-      const q = new QueueEvaluator(this.config.redis, this.config.taskset, { poolSize: this.config.poolSize, backend: set.manifest.backend, deviceKind: this.config.deviceKind });
-      q.onFinished = (worker, waitedMs) => {
+    this.evaluator = evaluationService(set.manifest.backend, this.config);
+    if (this.evaluator instanceof QueueEvaluator)
+      this.evaluator.onFinished = (worker, waitedMs) => {
         this.metrics.queueWait.observe(waitedMs / 1000);
         this.metrics.workerJobs.inc({ worker });
       };
-      this.evaluator = q;
-    } else {
-      this.evaluator =
-        set.manifest.backend === 'torch'
-          ? createEvaluator('torch', { allowUnsandboxed: this.config.allowUnsandboxed })
-          : new Evaluator({ poolSize: this.config.poolSize, allowUnsandboxed: this.config.allowUnsandboxed, cacheSize: this.config.cacheSize, config: this.config.eval });
-    }
     for (const t of set.tasks.values()) this.evaluator.warm(t);
     this.log = new TurnLog(this.config.logDir, {
       rotateBytes: this.config.logRotateBytes,
@@ -127,41 +105,8 @@ export class AnvilServer {
       return { ...this.health(), workers: await this.evaluator.workers() };
     });
     this.apiRoutes();
-    this.dashboardRoutes();
+    dashboardRoutes(app, { gym: this.gym, authorized: (h, q) => this.authorized(h, q), health: () => this.health(), workers: () => this.evaluator.workers() });
     this.openenv.routes(app);
-  }
-
-  /** The live dashboard: one page, one script, two JSON endpoints; behind the token when one is set. */
-  private dashboardRoutes(): void {
-    const app = this.app;
-    const page = readFileSync(path.join(UI_DIR, 'index.html'), 'utf8').replace('<script>/*ANVIL_DATA*/</script>', '');
-    const script = readFileSync(path.join(UI_DIR, 'app.js'), 'utf8');
-    const guard = (req: FastifyRequest, reply: FastifyReply) => {
-      if (this.authorized(req.headers.authorization, req.query)) return true;
-      reply.code(401).send({ ok: false, error: new ProtocolError('unauthorized', 'the dashboard needs the token: ?token=… or a bearer header').toWire() });
-      return false;
-    };
-    app.get('/', async (req, reply) => {
-      if (!guard(req, reply)) return reply;
-      return reply.type('text/html; charset=utf-8').send(page);
-    });
-    app.get('/ui/app.js', async (_req, reply) => reply.type('text/javascript; charset=utf-8').send(script));
-    app.get('/v1/dashboard/state', async (req, reply) => {
-      if (!guard(req, reply)) return reply;
-      const recent = this.gym.recent;
-      return {
-        status: { ...this.health(), queues: { c: this.gym.pendingSteps } },
-        stats: runStats(recent, { now: Date.now() }),
-        workers: await this.evaluator.workers(),
-        recent: episodeSummaries(recent, 50),
-      };
-    });
-    app.get('/v1/dashboard/episodes/:id', async (req, reply) => {
-      if (!guard(req, reply)) return reply;
-      const view = episodeView(this.gym.recent, (req.params as { id: string }).id);
-      if (!view) return reply.code(404).send({ ok: false, error: new ProtocolError('unknown_episode', 'no recent turns of that episode').toWire() });
-      return view;
-    });
   }
 
   private health() {
@@ -408,31 +353,6 @@ export class AnvilServer {
     await this.evaluator.close();
     this.log.close();
   }
-}
-
-class ConnSink implements Sink {
-  constructor(
-    readonly conn: Conn,
-    private readonly sendFn: (v: unknown, enc: Encoding) => void,
-  ) {}
-  send(value: unknown, encoding: Encoding): void {
-    this.sendFn(value, encoding);
-  }
-  close(code: number, reason: string): void {
-    this.conn.ws.close(code, reason);
-  }
-}
-
-/** ws has no public setter for a connection's frame limit; its receiver reads
- * `_maxPayload` at every frame header, so raising it applies from the next frame. */
-function raiseFrameLimit(ws: WebSocket, bytes: number): void {
-  const receiver = (ws as unknown as { _receiver?: { _maxPayload: number } })._receiver;
-  if (!receiver || typeof receiver._maxPayload !== 'number') throw new Error('ws internals changed: cannot raise the frame limit after hello');
-  receiver._maxPayload = bytes;
-}
-
-function refuse(socket: Duplex, status: number, text: string): void {
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
 /** Known errors keep their code; anything else is logged and reaches clients only as `internal`. */

@@ -9,7 +9,16 @@ export interface RewardInput {
   correct: boolean;
   speedup: number | null;
   profileShare: number | null;
-  /** Candidate and reference medians and the speed-of-light time, for the SOL score. */
+  /** Candidate and reference medians and the speed-of-light time, combined over timing shapes. */
+  candidateMs: number | null;
+  referenceMs: number | null;
+  solMs: number | null;
+  /** Each timing shape's own times, for the SOL score; without them the combined times stand for one shape. */
+  shapes?: readonly ShapeTimes[];
+}
+
+/** One timing shape's candidate and reference medians and its speed-of-light time. */
+export interface ShapeTimes {
   candidateMs: number | null;
   referenceMs: number | null;
   solMs: number | null;
@@ -47,8 +56,18 @@ export function computeReward(r: RewardInput, cfg: RewardConfig): Reward {
   }
 }
 
-/** 1 / (1 + (T_k − T_sol)/(T_b − T_sol)): 1 at the speed of light, ½ at the reference. */
+/** Each timing shape's time against its own speed-of-light time, combined by geometric
+ * mean over shapes (as the speedup is): a shape's time is never paired with another's bound. */
 export function solScore(r: RewardInput): number {
+  const shapes = r.shapes?.length ? r.shapes : [r];
+  const scores = shapes.map(shapeSolScore);
+  if (scores.length === 1) return scores[0]!;
+  if (scores.some((x) => x === 0)) return 0;
+  return Math.exp(scores.reduce((a, x) => a + Math.log(x), 0) / scores.length);
+}
+
+/** 1 / (1 + (T_k − T_sol)/(T_b − T_sol)): 1 at the speed of light, ½ at the reference; 0 without the times. */
+export function shapeSolScore(r: ShapeTimes): number {
   if (r.candidateMs === null || r.referenceMs === null || r.solMs === null) return 0;
   const gap = r.referenceMs - r.solMs;
   if (gap <= 0) return 0.5;

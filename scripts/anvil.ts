@@ -1,33 +1,33 @@
 #!/usr/bin/env node
 /** The `anvil` command line. */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { AnvilError } from '../sandbox/errors.js';
-import { createEvaluator } from '../sandbox/factory.js';
-import { listGpus } from '../sandbox/torch-backend.js';
-import { Evaluator } from '../sandbox/evaluator.js';
+import { localService } from '../sandbox/service.js';
 import type { EvalResult } from '../sandbox/result.js';
 import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
 import { getTask, loadTaskSet } from '../tasks/loader.js';
-import { ZodError } from 'zod';
 import { LogFolderError } from '../rewards/logs.js';
+import { checked, evaluationSettings, fail, readConfig, UsageError } from './cli-common.js';
 import { formatResult } from './format.js';
 
 /** Each command's usage, shown by `anvil CMD --help` and after a usage error. */
 const USAGES: Record<string, string> = {
   tasks: `tasks [--taskset ID] [--json]
       list the tasks of a task set (default builtin-c; also builtin-torch, kernelbench:PATH)`,
-  eval: `eval --task ID (--candidate FILE | --reply FILE) [--json] [--seed N] [--taskset ID] [--unsandboxed]
-      evaluate one candidate and print its EvalResult`,
+  eval: `eval --task ID (--candidate FILE | --reply FILE) [--json] [--seed N] [--taskset ID] [--config FILE] [--unsandboxed]
+      evaluate one candidate and print its EvalResult (--config FILE: as for serve; its evaluation
+      settings, eval for C and torch for the torch backend, apply)`,
   serve: `serve [--host H] [--port P] [--taskset ID] [--token T] [--log-dir DIR] [--config FILE] [--unsandboxed]
         [--redis redis://HOST:PORT [--device-kind K]]
       run the WebSocket gym server (with --redis, evaluate through the queue; torch jobs go to
       the workers of device kind K, default gpu). --config FILE: a JSON object of the settings
-      in env/config.ts (limits, quotas, grace periods, fsync policy, pool size)`,
+      in env/config.ts (limits, quotas, grace periods, fsync policy, pool size, and each
+      backend's evaluation settings: eval for C, torch for the torch backend)`,
   worker: `worker --redis URL [--backend c|torch] [--gpus 0,1,…] [--device-kind K] [--concurrency N]
-         [--lock-ms MS --stalled-ms MS --max-stalled N] [--connect-timeout-ms MS] [--unsandboxed]
-      take evaluation jobs from the queue (torch: one at a time per GPU); exits if Redis does not
+         [--lock-ms MS --stalled-ms MS --max-stalled N] [--connect-timeout-ms MS] [--config FILE] [--unsandboxed]
+      take evaluation jobs from the queue (torch: one at a time per GPU; --config FILE: as for
+      serve, its evaluation settings apply); exits if Redis does not
       answer within --connect-timeout-ms (default 10000); SIGTERM lets running jobs finish within
       the lease, then exits`,
   demo: `demo [--port P] [--log-dir DIR]
@@ -62,12 +62,6 @@ ${Object.values(USAGES)
 
 const usageOf = (cmd: string) => `usage: anvil ${USAGES[cmd]}`;
 
-class UsageError extends Error {}
-
-function fail(message: string): never {
-  throw new UsageError(message);
-}
-
 async function cmdTasks(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { taskset: { type: 'string', default: 'builtin-c' }, json: { type: 'boolean' } } });
   const set = loadTaskSet(values.taskset!);
@@ -90,6 +84,7 @@ async function cmdEval(argv: string[]): Promise<void> {
       taskset: { type: 'string', default: 'builtin-c' },
       seed: { type: 'string', default: '0' },
       json: { type: 'boolean', default: false },
+      config: { type: 'string' },
       unsandboxed: { type: 'boolean', default: false },
     },
   });
@@ -103,7 +98,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   if (values.candidate && Buffer.byteLength(text) > MAX_SOURCE_BYTES)
     throw new AnvilError('code_too_large', `${file} is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_SOURCE_BYTES}`);
   const task = getTask(loadTaskSet(values.taskset!), values.task);
-  const evaluator = createEvaluator(task.backend, { allowUnsandboxed: values.unsandboxed, poolSize: 1 });
+  const evaluator = localService(task.backend, { poolSize: 1, ...evaluationSettings(values.config, values.unsandboxed) });
   let result: EvalResult;
   try {
     const onProgress = values.json ? undefined : (stage: string) => process.stderr.write(`… ${stage}\n`);
@@ -130,15 +125,7 @@ async function cmdServe(argv: string[]): Promise<void> {
       'device-kind': { type: 'string' },
     },
   });
-  let fromFile: Record<string, unknown> = {};
-  if (values.config) {
-    if (!existsSync(values.config)) throw new AnvilError('file_not_found', `no such file: ${values.config}`);
-    try {
-      fromFile = JSON.parse(readFileSync(values.config, 'utf8'));
-    } catch (e) {
-      throw new AnvilError('invalid_argument', `${values.config}: ${(e as Error).message}`);
-    }
-  }
+  const fromFile = readConfig(values.config);
   const opts = {
     ...fromFile,
     ...(values.host ? { host: values.host } : {}),
@@ -151,13 +138,7 @@ async function cmdServe(argv: string[]): Promise<void> {
     ...(values['device-kind'] ? { deviceKind: values['device-kind'] } : {}),
   };
   const { AnvilServer } = await import('../env/server.js');
-  let server;
-  try {
-    server = new AnvilServer(opts);
-  } catch (e) {
-    if (e instanceof ZodError) throw new AnvilError('invalid_argument', `configuration: ${e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    throw e;
-  }
+  const server = checked(() => new AnvilServer(opts));
   const address = await server.listen();
   const via = server.config.redis ? `evaluating through the queue at ${server.config.redis}` : `sandbox ${server.evaluator.mode}`;
   console.log(`anvil serving ${server.config.taskset} at ${address.replace(/^http/, 'ws')}/v1/ws (${via}); logs in ${server.log.dir}`);
@@ -267,79 +248,6 @@ async function cmdExport(argv: string[]): Promise<void> {
     );
 }
 
-async function cmdWorker(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      redis: { type: 'string' },
-      backend: { type: 'string', default: 'c' },
-      gpus: { type: 'string' },
-      'device-kind': { type: 'string' },
-      concurrency: { type: 'string' },
-      'lock-ms': { type: 'string' },
-      'stalled-ms': { type: 'string' },
-      'max-stalled': { type: 'string' },
-      'connect-timeout-ms': { type: 'string', default: '10000' },
-      unsandboxed: { type: 'boolean', default: false },
-    },
-  });
-  if (!values.redis) fail('worker needs --redis redis://host:port');
-  const backend = values.backend;
-  if (backend !== 'c' && backend !== 'torch') throw new AnvilError('invalid_argument', `--backend takes c or torch, not "${backend}"`);
-  if (backend === 'c' && (values.gpus || values['device-kind'])) throw new AnvilError('invalid_argument', '--gpus and --device-kind apply to the torch backend');
-  const { QueueWorker, DEFAULT_LEASE } = await import('../sandbox/queue.js');
-  let gpus: number[] | undefined;
-  if (values.gpus) {
-    gpus = values.gpus.split(',').map(Number);
-    if (gpus.some((g) => !Number.isInteger(g) || g < 0)) fail(`--gpus takes indices like 0,1, not ${values.gpus}`);
-  }
-  let deviceKind = values['device-kind'];
-  const gpuCount = backend === 'torch' ? listGpus().length : 0;
-  if (backend === 'torch') {
-    // A CPU-only worker must never take GPU jobs: without GPUs it serves only the queue it is told is for CPUs.
-    if (gpuCount === 0 && deviceKind !== 'cpu') throw new AnvilError('invalid_argument', 'this host has no GPU: a torch worker here takes only CPU jobs (--device-kind cpu)');
-    if (gpuCount > 0 && deviceKind === 'cpu') throw new AnvilError('invalid_argument', 'this host has GPUs: --device-kind cpu is for hosts without one');
-    deviceKind ??= 'gpu';
-  }
-  // Torch: one job at a time per device, the devices side by side.
-  const concurrency = Number(values.concurrency ?? (backend === 'torch' ? Math.max(1, gpus?.length ?? gpuCount) : os.availableParallelism()));
-  const lease = {
-    lockDurationMs: Number(values['lock-ms'] ?? DEFAULT_LEASE.lockDurationMs),
-    stalledIntervalMs: Number(values['stalled-ms'] ?? DEFAULT_LEASE.stalledIntervalMs),
-    maxStalled: Number(values['max-stalled'] ?? DEFAULT_LEASE.maxStalled),
-  };
-  for (const [k, v] of Object.entries({ concurrency, ...lease })) if (!Number.isInteger(v) || v < (k === 'maxStalled' ? 0 : 1)) fail(`bad value for ${k}: ${v}`);
-  const evaluator =
-    backend === 'torch'
-      ? createEvaluator('torch', { allowUnsandboxed: values.unsandboxed, gpus })
-      : new Evaluator({ poolSize: concurrency, allowUnsandboxed: values.unsandboxed });
-  const connectMs = Number(values['connect-timeout-ms']);
-  if (!Number.isInteger(connectMs) || connectMs < 1) fail(`--connect-timeout-ms takes a positive integer, not ${values['connect-timeout-ms']}`);
-  const worker = new QueueWorker(values.redis, evaluator, { backend, deviceKind, concurrency, lease });
-  let stopping = false;
-  const stop = async (signal: string) => {
-    // A second signal does not wait.
-    if (stopping) process.exit(1);
-    stopping = true;
-    console.log(`anvil worker ${worker.id}: ${signal}: taking no new job; running jobs have ${lease.lockDurationMs} ms (the lease) to finish`);
-    const r = await worker.close();
-    console.log(`anvil worker ${worker.id}: stopped (${r.running - r.handedBack} jobs finished, ${r.handedBack} handed back to the queue)`);
-    process.exit(0);
-  };
-  process.on('SIGINT', () => void stop('SIGINT'));
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  try {
-    await worker.connected(connectMs);
-  } catch (e) {
-    console.error(`anvil worker: error [${(e as AnvilError).code ?? 'queue_unreachable'}]: ${(e as Error).message}; exiting`);
-    await worker.close(0);
-    process.exit(1);
-  }
-  const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
-  console.log(`anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
-  await new Promise(() => undefined);
-}
-
 async function cmdDemo(argv: string[]): Promise<void> {
   const { runDemo } = await import('./demo.js');
   await runDemo(argv);
@@ -350,7 +258,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<void>> = {
   eval: cmdEval,
   demo: cmdDemo,
   serve: cmdServe,
-  worker: cmdWorker,
+  worker: async (argv) => (await import('./worker-command.js')).cmdWorker(argv),
   export: cmdExport,
   report: cmdReport,
   'eval-model': cmdEvalModel,
