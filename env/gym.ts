@@ -4,7 +4,7 @@
 import { createHash, randomInt, randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { computeReward } from '../rewards/reward.js';
-import type { TurnSummary } from '../rewards/stats.js';
+import type { TurnSummary } from '../records/stats.js';
 import { rewardConfig, type RewardConfig } from '../rewards/config.js';
 import { AnvilError } from '../sandbox/errors.js';
 import type { EvaluationService } from '../sandbox/evaluator.js';

@@ -4,7 +4,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { episodeSummaries, episodeView, runStats } from '../rewards/stats.js';
+import { episodeSummaries, episodeView, runStats } from '../records/stats.js';
 import type { IncomingMessage } from 'node:http';
 import os from 'node:os';
 import type { Socket } from 'node:net';

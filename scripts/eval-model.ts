@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AnvilClient, type ChatMessage } from '../clients/ts/client.js';
 import { AnvilServer } from '../env/server.js';
-import { writeReport } from '../rewards/report.js';
+import { writeReport } from '../records/report.js';
 
 export interface EvalModelOptions {
   baseUrl: string;

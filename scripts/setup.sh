@@ -77,7 +77,7 @@ fi
 project=tsconfig.app.json
 if [ "$mode" = test ] || [ "$installed" = test ]; then project=tsconfig.json; fi
 stamp="dist/.built-${project%.json}"
-if [ ! -e "$stamp" ] || [ -n "$(find env rewards sandbox tasks clients scripts bench test tsconfig*.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
+if [ ! -e "$stamp" ] || [ -n "$(find contracts env records rewards sandbox tasks clients scripts bench test tsconfig*.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
   node node_modules/typescript/bin/tsc -p "$project"
   touch "$stamp"
 fi

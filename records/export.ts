@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Bool, Field, Float64, Int32, List, Struct, Utf8, makeTable, tableToIPC, vectorFromArray } from 'apache-arrow';
 import { eachTurnLog, logFiles } from './logs.js';
-import { keepFlag, trloo, type EndedBaseline } from './trloo.js';
+import { keepFlag, trloo, type EndedBaseline } from '../rewards/trloo.js';
 
 export interface ChatMessage {
   role: string;
