@@ -22,11 +22,13 @@ import { PF_W, PF_X, PT_GNU_STACK, PT_LOAD, SHF_EXECINSTR, SHF_WRITE, SHT_FINI_A
 
 export const MAX_SOURCE_BYTES = 256 * 1024;
 
+// prettier-ignore
 const MATH = [
   'sin', 'cos', 'tan', 'asin', 'acos', 'atan', 'atan2', 'sinh', 'cosh', 'tanh', 'exp', 'exp2', 'expm1', 'log',
   'log2', 'log10', 'log1p', 'sqrt', 'cbrt', 'pow', 'fabs', 'floor', 'ceil', 'round', 'lround', 'trunc', 'fmod',
   'fmin', 'fmax', 'fma', 'erf', 'erfc', 'hypot', 'ldexp', 'frexp', 'nearbyint', 'rint', 'lrint', 'copysign',
 ];
+// prettier-ignore
 const LIBC = [
   'malloc', 'calloc', 'realloc', 'free', 'aligned_alloc', 'posix_memalign', 'memcpy', 'memmove', 'memset',
   'memcmp', 'abort', 'exit', 'abs', 'labs', 'qsort', 'printf', 'puts', 'putchar', 'fprintf', 'fputs', 'fputc',
