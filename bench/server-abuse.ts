@@ -44,6 +44,43 @@ const { values } = parseArgs({
 const SOURCES = Array.from({ length: 200 }, (_, i) => `127.0.1.${i + 1}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The attacker's three kinds of socket; each calls `done` once the server has closed it. */
+type Opener = (port: number, localAddress: string, done: () => void) => void;
+const OPENERS: Record<'tcp' | 'ws' | 'frames', Opener> = {
+  /** Connected, never a byte. */
+  tcp: (port, localAddress, done) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress });
+    s.on('error', () => undefined);
+    s.on('close', done);
+  },
+  /** A WebSocket that never says hello. */
+  ws: (port, localAddress, done) => {
+    const w = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, { localAddress });
+    w.on('error', () => undefined);
+    w.on('close', done);
+  },
+  /** A 15 MiB frame sent in pieces before hello. */
+  frames: (port, localAddress, done) => {
+    const s = net.connect({ port, host: '127.0.0.1', localAddress }, () => {
+      s.write(`GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      const header = Buffer.alloc(14);
+      header[0] = 0x82;
+      header[1] = 0x80 | 127;
+      header.writeBigUInt64BE(15n * 1024n * 1024n, 2);
+      s.write(header);
+      const piece = Buffer.alloc(256 * 1024, 1);
+      let sent = 0;
+      const more = () => {
+        if (s.destroyed || sent >= 15 * 1024 * 1024) return;
+        sent += piece.length;
+        s.write(piece, () => setTimeout(more, 50));
+      };
+      more();
+    });
+    s.on('error', () => undefined);
+    s.on('close', done);
+  },
+};
 
 /** The attacker: holds what it can of its sockets, reopening closed ones at a bounded rate, until the time is up. */
 async function attacker(port: number, seconds: number): Promise<void> {
@@ -63,44 +100,12 @@ async function attacker(port: number, seconds: number): Promise<void> {
     budget--;
     return Date.now() < end;
   };
-  const kinds = {
-    tcp: (done: () => void) => {
-      const s = net.connect({ port, host: '127.0.0.1', localAddress: src() });
-      s.on('error', () => undefined);
-      s.on('close', done);
-    },
-    ws: (done: () => void) => {
-      const w = new WebSocket(`ws://127.0.0.1:${port}/v1/ws`, { localAddress: src() });
-      w.on('error', () => undefined);
-      w.on('close', done);
-    },
-    frames: (done: () => void) => {
-      const s = net.connect({ port, host: '127.0.0.1', localAddress: src() }, () => {
-        s.write(`GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
-        const header = Buffer.alloc(14);
-        header[0] = 0x82;
-        header[1] = 0x80 | 127;
-        header.writeBigUInt64BE(15n * 1024n * 1024n, 2);
-        s.write(header);
-        const piece = Buffer.alloc(256 * 1024, 1);
-        let sent = 0;
-        const more = () => {
-          if (s.destroyed || sent >= 15 * 1024 * 1024) return;
-          sent += piece.length;
-          s.write(piece, () => setTimeout(more, 50));
-        };
-        more();
-      });
-      s.on('error', () => undefined);
-      s.on('close', done);
-    },
-  };
-  const keep = async (kind: keyof typeof kinds, count: number) => {
+  const keep = async (kind: keyof typeof OPENERS, count: number) => {
     const one = async (): Promise<void> => {
       if (!(await ticket())) return;
       open[kind]++;
       opened[kind]++;
-      kinds[kind](() => {
+      OPENERS[kind](port, src(), () => {
         open[kind]--;
         void one();
       });
@@ -211,9 +216,13 @@ async function measure(url: string, trainer: Trainer, seconds: number, serverPid
   return { n: step.length, p50: pct(step, 0.5), p99: pct(step, 0.99), max: pct(step, 1), stepP50: pct(stepOnly, 0.5), stepP99: pct(stepOnly, 0.99), joins: join.length, joinP99: pct(join, 0.99), failures, rssPeak: Math.max(peak, rssMiB(serverPid).rss) };
 }
 
+type Measured = Awaited<ReturnType<typeof measure>>;
+const shell = (cmd: string) => spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
+// Server and attacker may hold more descriptors than the default soft limit; raise it where allowed.
+const RAISE_FDS = 'ulimit -n 65536 2>/dev/null; ulimit -n >&2; exec';
+
 async function bench(): Promise<void> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-abuse-'));
-  const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
   const children: ChildProcess[] = [];
   const cleanup = () => {
     for (const c of children) c.kill('SIGKILL');
@@ -221,23 +230,7 @@ async function bench(): Promise<void> {
   };
   process.on('exit', cleanup);
   try {
-    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ poolSize: 2, eval: { timingBudgetMs: 250, minReps: 3, maxReps: 12 } }));
-    // The server may hold more descriptors than the default soft limit; raise it where allowed.
-    const server = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null; ulimit -n >&2; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} serve --port 0 --config ${dir}/config.json --log-dir ${dir}/logs`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(server);
-    let serverErr = '';
-    server.stderr!.on('data', (d) => (serverErr += d));
-    const line: string = await new Promise((resolve, reject) => {
-      let buf = '';
-      server.stdout!.on('data', (d) => {
-        buf += d;
-        if (buf.includes('\n')) resolve(buf);
-      });
-      server.once('exit', (c) => reject(new Error(`server exited ${c}: ${serverErr}`)));
-    });
-    const url = /(ws:\/\/\S+\/v1\/ws)/.exec(line)![1]!;
-    const port = Number(new URL(url).port);
-    const serverFdLimit = serverErr.trim().split('\n')[0];
+    const { server, url, serverFdLimit } = await startServer(dir, children);
     const seconds = Number(values.seconds);
     const trainer = await Trainer.connect(url);
     // Warm: the first step compiles and measures; later ones are answered from the cache.
@@ -247,73 +240,130 @@ async function bench(): Promise<void> {
 
     const rssStart = rssMiB(server.pid!).rss;
     const baseline = await measure(url, trainer, Math.min(10, seconds), server.pid!);
-
-    const att = spawn('bash', ['-c', `ulimit -n 65536 2>/dev/null; ulimit -n >&2; exec ${JSON.stringify(process.execPath)} ${JSON.stringify(new URL(import.meta.url).pathname)} --role attacker --port ${port} --seconds ${seconds + 15} --tcp ${values.tcp} --ws ${values.ws} --frames ${values.frames} --reopen-rate ${values['reopen-rate']}`], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(att);
-    let attackerFdLimit = '';
-    att.stderr!.on('data', (d) => (attackerFdLimit ||= String(d).trim()));
-    let last: any = null;
-    let maxOpen = { tcp: 0, ws: 0, frames: 0 };
-    att.stdout!.on('data', (d) => {
-      for (const l of String(d).split('\n').filter(Boolean)) {
-        last = JSON.parse(l);
-        for (const k of ['tcp', 'ws', 'frames'] as const) maxOpen[k] = Math.max(maxOpen[k], last.open[k]);
-      }
-    });
-    await sleep(15_000); // the flood builds up
-    const flood = await measure(url, trainer, seconds, server.pid!);
-    const attackerSeen = last;
-    await new Promise((r) => att.once('exit', r));
-
-    // Phase 3: crafted replies from another client, six at a time, each group new.
-    const crafter = await Trainer.connect(url);
-    let crafted = 0;
-    let stop = false;
-    const crafting = (async () => {
-      for (let g = 0; !stop; g++) {
-        const eps = (await crafter.call({ op: 'reset', task: 'vector_add', group: { size: 6 } })).episodes;
-        await Promise.all(
-          eps.map((e: any, k: number) => {
-            const text = k % 2 ? `${'<kernel>'.repeat(65_000)} ${g}` : `\`\`\`c\n/* ${g} ${k} */ ${'/*'.repeat(131_000)}`;
-            crafted++;
-            return crafter.call({ op: 'step', episode: e.episode, action: text }, 120_000);
-          }),
-        );
-        await sleep(Number(values['crafted-pause-ms']));
-      }
-    })();
-    const replies = await measure(url, trainer, seconds, server.pid!);
-    stop = true;
-    await crafting.catch(() => undefined);
-    const rssEnd = rssMiB(server.pid!);
+    const flood = await floodPhase(url, trainer, seconds, server.pid!, children);
+    const crafted = await craftedPhase(url, trainer, seconds, server.pid!);
     trainer.close();
-    crafter.close();
-
-    const row = (name: string, m: Awaited<ReturnType<typeof measure>>) =>
-      `| ${name} | ${m.n} | ${m.stepP50.toFixed(1)} | ${m.stepP99.toFixed(1)} | ${m.p50.toFixed(1)} | ${m.p99.toFixed(1)} | ${m.max.toFixed(1)} | ${m.joins} | ${m.joinP99.toFixed(1)} | ${m.failures.length} | ${m.rssPeak.toFixed(0)} |`;
-    const lines = [
-      '# Server under abuse (loopback)',
-      '',
-      `Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; shared with other work while this ran, so latencies are noisier than on a quiet machine.`,
-      `Server: \`anvil serve\` with the default limits (pool of 2), descriptor limit ${serverFdLimit}; attacker: a separate process, descriptor limit ${attackerFdLimit}, ${SOURCES.length} loopback source addresses, reopening what the server closes at up to ${values['reopen-rate']}/s.`,
-      `Attack: ${values.tcp} half-open TCP sockets, ${values.ws} hello-less WebSockets, ${values.frames} × 15 MiB partial frames; most the attacker held open at once: ${JSON.stringify(maxOpen)}; opened over the phase: ${JSON.stringify(attackerSeen?.opened)}.`,
-      'Trainer: from 127.0.0.1, reset + step (a cached verdict) + close, back to back; every tenth round also a fresh connection and hello.',
-      '',
-      '| phase | rounds | step p50 ms | step p99 ms | reset+step+close p50 ms | p99 ms | max ms | fresh connects | connect+hello p99 ms | failures | server RSS peak MiB |',
-      '|---|---|---|---|---|---|---|---|---|---|---|',
-      row('baseline', baseline),
-      row(`connection flood (${seconds} s)`, flood),
-      row(`crafted replies (${crafted} sent in groups of 6, ${values['crafted-pause-ms']} ms between groups, ${seconds} s)`, replies),
-      '',
-      `Server RSS: ${rssStart.toFixed(0)} MiB before the attack, ${rssEnd.rss.toFixed(0)} MiB after, ${rssEnd.hwm.toFixed(0)} MiB at its highest (VmHWM).`,
-      ...(flood.failures.length || replies.failures.length ? ['', `Failures: ${[...new Set([...flood.failures, ...replies.failures])].slice(0, 5).join('; ')}`] : []),
-    ];
+    const lines = reportLines({ serverFdLimit, seconds, baseline, flood, crafted, rssStart });
     writeFileSync(values.out!, `${lines.join('\n')}\n`);
     console.log(lines.join('\n'));
   } finally {
     cleanup();
   }
   process.exit(0);
+}
+
+/** `anvil serve` in a process of its own, with the default limits (a pool of 2), once it listens. */
+async function startServer(dir: string, children: ChildProcess[]): Promise<{ server: ChildProcess; url: string; serverFdLimit: string }> {
+  const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ poolSize: 2, eval: { timingBudgetMs: 250, minReps: 3, maxReps: 12 } }));
+  const server = shell(`${RAISE_FDS} ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} serve --port 0 --config ${dir}/config.json --log-dir ${dir}/logs`);
+  children.push(server);
+  let serverErr = '';
+  server.stderr!.on('data', (d) => (serverErr += d));
+  const line: string = await new Promise((resolve, reject) => {
+    let buf = '';
+    server.stdout!.on('data', (d) => {
+      buf += d;
+      if (buf.includes('\n')) resolve(buf);
+    });
+    server.once('exit', (c) => reject(new Error(`server exited ${c}: ${serverErr}`)));
+  });
+  const url = /(ws:\/\/\S+\/v1\/ws)/.exec(line)![1]!;
+  return { server, url, serverFdLimit: serverErr.trim().split('\n')[0]! };
+}
+
+interface FloodPhase {
+  measured: Measured;
+  maxOpen: { tcp: number; ws: number; frames: number };
+  attackerSeen: any;
+  attackerFdLimit: string;
+}
+
+/** Phase 2: the attacker process floods the server while the trainer steps. */
+async function floodPhase(url: string, trainer: Trainer, seconds: number, serverPid: number, children: ChildProcess[]): Promise<FloodPhase> {
+  const port = Number(new URL(url).port);
+  const att = shell(`${RAISE_FDS} ${JSON.stringify(process.execPath)} ${JSON.stringify(new URL(import.meta.url).pathname)} --role attacker --port ${port} --seconds ${seconds + 15} --tcp ${values.tcp} --ws ${values.ws} --frames ${values.frames} --reopen-rate ${values['reopen-rate']}`);
+  children.push(att);
+  let attackerFdLimit = '';
+  att.stderr!.on('data', (d) => (attackerFdLimit ||= String(d).trim()));
+  let last: any = null;
+  const maxOpen = { tcp: 0, ws: 0, frames: 0 };
+  att.stdout!.on('data', (d) => {
+    for (const l of String(d).split('\n').filter(Boolean)) {
+      last = JSON.parse(l);
+      for (const k of ['tcp', 'ws', 'frames'] as const) maxOpen[k] = Math.max(maxOpen[k], last.open[k]);
+    }
+  });
+  await sleep(15_000); // the flood builds up
+  const measured = await measure(url, trainer, seconds, serverPid);
+  const attackerSeen = last;
+  await new Promise((r) => att.once('exit', r));
+  return { measured, maxOpen, attackerSeen, attackerFdLimit };
+}
+
+/** Phase 3: crafted replies from another client, six at a time, each group new. */
+async function craftedPhase(url: string, trainer: Trainer, seconds: number, serverPid: number): Promise<CraftedPhase> {
+  const crafter = await Trainer.connect(url);
+  let sent = 0;
+  let stop = false;
+  const crafting = (async () => {
+    for (let g = 0; !stop; g++) {
+      const eps = (await crafter.call({ op: 'reset', task: 'vector_add', group: { size: 6 } })).episodes;
+      await Promise.all(
+        eps.map((e: any, k: number) => {
+          const text = k % 2 ? `${'<kernel>'.repeat(65_000)} ${g}` : `\`\`\`c\n/* ${g} ${k} */ ${'/*'.repeat(131_000)}`;
+          sent++;
+          return crafter.call({ op: 'step', episode: e.episode, action: text }, 120_000);
+        }),
+      );
+      await sleep(Number(values['crafted-pause-ms']));
+    }
+  })();
+  const measured = await measure(url, trainer, seconds, serverPid);
+  stop = true;
+  await crafting.catch(() => undefined);
+  const rssEnd = rssMiB(serverPid); // read while the crafter is still connected
+  crafter.close();
+  return { measured, sent, rssEnd };
+}
+
+interface CraftedPhase {
+  measured: Measured;
+  sent: number;
+  rssEnd: { rss: number; hwm: number };
+}
+
+interface Phases {
+  serverFdLimit: string;
+  seconds: number;
+  baseline: Measured;
+  flood: FloodPhase;
+  crafted: CraftedPhase;
+  rssStart: number;
+}
+
+function reportLines({ serverFdLimit, seconds, baseline, flood, crafted, rssStart }: Phases): string[] {
+  const { rssEnd } = crafted;
+  const row = (name: string, m: Measured) =>
+    `| ${name} | ${m.n} | ${m.stepP50.toFixed(1)} | ${m.stepP99.toFixed(1)} | ${m.p50.toFixed(1)} | ${m.p99.toFixed(1)} | ${m.max.toFixed(1)} | ${m.joins} | ${m.joinP99.toFixed(1)} | ${m.failures.length} | ${m.rssPeak.toFixed(0)} |`;
+  const failures = [...flood.measured.failures, ...crafted.measured.failures];
+  return [
+    '# Server under abuse (loopback)',
+    '',
+    `Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; shared with other work while this ran, so latencies are noisier than on a quiet machine.`,
+    `Server: \`anvil serve\` with the default limits (pool of 2), descriptor limit ${serverFdLimit}; attacker: a separate process, descriptor limit ${flood.attackerFdLimit}, ${SOURCES.length} loopback source addresses, reopening what the server closes at up to ${values['reopen-rate']}/s.`,
+    `Attack: ${values.tcp} half-open TCP sockets, ${values.ws} hello-less WebSockets, ${values.frames} × 15 MiB partial frames; most the attacker held open at once: ${JSON.stringify(flood.maxOpen)}; opened over the phase: ${JSON.stringify(flood.attackerSeen?.opened)}.`,
+    'Trainer: from 127.0.0.1, reset + step (a cached verdict) + close, back to back; every tenth round also a fresh connection and hello.',
+    '',
+    '| phase | rounds | step p50 ms | step p99 ms | reset+step+close p50 ms | p99 ms | max ms | fresh connects | connect+hello p99 ms | failures | server RSS peak MiB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+    row('baseline', baseline),
+    row(`connection flood (${seconds} s)`, flood.measured),
+    row(`crafted replies (${crafted.sent} sent in groups of 6, ${values['crafted-pause-ms']} ms between groups, ${seconds} s)`, crafted.measured),
+    '',
+    `Server RSS: ${rssStart.toFixed(0)} MiB before the attack, ${rssEnd.rss.toFixed(0)} MiB after, ${rssEnd.hwm.toFixed(0)} MiB at its highest (VmHWM).`,
+    ...(failures.length ? ['', `Failures: ${[...new Set(failures)].slice(0, 5).join('; ')}`] : []),
+  ];
 }
 
 if (values.role === 'attacker') await attacker(Number(values.port), Number(values.seconds));

@@ -106,14 +106,14 @@ def main():
         desc = share.describe(x, handle=buf.handle)
         want = staging * 1.5
         times = {"in-process": [], "gated": [], "host": []}
-        for rep in range(30):
+        for _ in range(30):
             for how in ("in-process", "gated", "host"):
                 stream = torch.cuda.current_stream()
                 if how == "in-process":
                     flush.zero_()
                     torch.cuda.synchronize()
                     a, b = ev(), ev()
-                    a.record(); y = x * 1.5; b.record(); torch.cuda.synchronize()
+                    a.record(); _ = x * 1.5; b.record(); torch.cuda.synchronize()
                     times[how].append(a.elapsed_time(b))
                 elif how == "gated":
                     a, b = ev(), ev()
@@ -142,7 +142,7 @@ def main():
         med = {k: statistics.median(v) for k, v in times.items()}
         # The side-stream child: its output, read at the end event, must be caught incomplete.
         caught = 0
-        for rep in range(5):
+        for _ in range(5):
             torch.cuda._sleep(int(cycles_per_ms * 1.0))
             x.copy_(staging)
             gate.record(torch.cuda.current_stream())

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { episodeSummaries, episodeView, runStats } from '../rewards/stats.js';
+import { episodeSummaries, episodeView, runStats } from '../records/stats.js';
 import type { WorkerInfo } from '../sandbox/evaluator.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 import { ProtocolError } from './errors.js';

@@ -24,55 +24,60 @@ const FLAG_TEXT: Record<string, string> = {
 };
 
 export function feedbackText(r: EvalResult, turnsLeft: number): string {
-  const lines: string[] = [];
-  const stage = (name: string) => r.stages.find((s) => s.name === name);
+  const lines = outcomeLines(r);
+  if (r.outcome !== 'env_error') lines.push(turnsLeft > 0 ? `You have ${turnsLeft} more turn${turnsLeft === 1 ? '' : 's'} to improve the kernel.` : 'No turns left.');
+  return lines.join('\n');
+}
+
+/** What the outcome tells the model, with the stage log that explains it. */
+function outcomeLines(r: EvalResult): string[] {
+  const stageLog = (name: string) => r.stages.find((s) => s.name === name)?.log;
   switch (r.outcome) {
-    case 'ok':
-      lines.push(`Result: correct. Speedup over the reference: ${r.speedup!.toFixed(2)}×.`);
+    case 'ok': {
+      const lines = [`Result: correct. Speedup over the reference: ${r.speedup!.toFixed(2)}×.`];
       if (r.profile?.measured) lines.push(`Share of the time spent in your own code (not library ops): ${(100 * r.profileShare!).toFixed(0)}%.`);
-      break;
+      return lines;
+    }
     case 'no_code':
-      lines.push('Result: no code found. Put the complete C source in one fenced code block (```c … ```).');
-      break;
+      return ['Result: no code found. Put the complete C source in one fenced code block (```c … ```).'];
     case 'static_violation':
-      lines.push(`Result: rejected before compiling. ${r.message}`);
-      break;
+      return [`Result: rejected before compiling. ${r.message}`];
     case 'compile_error': {
-      lines.push(`Result: compilation failed: ${r.message}.`);
-      const log = stage('compile')?.log;
-      if (log) lines.push('Compiler output:', fence(truncate(log)));
-      break;
+      const log = stageLog('compile');
+      return [`Result: compilation failed: ${r.message}.`, ...(log ? ['Compiler output:', fence(truncate(log))] : [])];
     }
     case 'runtime_error':
     case 'timeout': {
-      lines.push(`Result: ${r.outcome === 'timeout' ? 'time limit exceeded' : 'runtime error'}. ${r.message}`);
-      const log = stage('correctness')?.log;
-      if (log) lines.push('Your program printed (first trial):', fence(truncate(log)));
-      break;
+      const log = stageLog('correctness');
+      return [
+        `Result: ${r.outcome === 'timeout' ? 'time limit exceeded' : 'runtime error'}. ${r.message}`,
+        ...(log ? ['Your program printed (first trial):', fence(truncate(log))] : []),
+      ];
     }
-    case 'wrong_result': {
-      const c = r.correctness;
-      const failed = c?.trials.find((t) => !t.passed);
-      if (c && failed?.visible && failed.mismatch) {
-        const m = failed.mismatch;
-        lines.push(
-          `Result: wrong output on a shape shown in the prompt: at index ${m.index} of argument ${m.arg} the value is ${m.got ?? 'NaN/unwritten'}, expected ${m.want}.`,
-        );
-      } else if (c && failed && !failed.runsAgree) {
-        lines.push('Result: wrong output: two runs on the same input gave different results.');
-      } else {
-        lines.push('Result: wrong output on a shape not shown in the prompt. Handle every size, including ones that are not multiples of your vector width or block size.');
-      }
-      if (c) lines.push(`Correctness trials passed: ${c.trialsPassed} of ${c.trialsTotal}.`);
-      break;
-    }
+    case 'wrong_result':
+      return wrongResultLines(r);
     case 'hack_detected':
-      lines.push(`Result: rejected. ${r.flags.map((f) => FLAG_TEXT[f.kind] ?? `Rule broken: ${f.kind}.`).join(' ')}`);
-      break;
+      return [`Result: rejected. ${r.flags.map((f) => FLAG_TEXT[f.kind] ?? `Rule broken: ${f.kind}.`).join(' ')}`];
     case 'env_error':
-      lines.push('Result: the evaluation failed for reasons unrelated to your code. This turn does not count; you may submit again.');
-      break;
+      return ['Result: the evaluation failed for reasons unrelated to your code. This turn does not count; you may submit again.'];
   }
-  if (r.outcome !== 'env_error') lines.push(turnsLeft > 0 ? `You have ${turnsLeft} more turn${turnsLeft === 1 ? '' : 's'} to improve the kernel.` : 'No turns left.');
-  return lines.join('\n');
+}
+
+/** A wrong result: the mismatch when it was on a shape the prompt shows, else only that it failed. */
+function wrongResultLines(r: EvalResult): string[] {
+  const lines: string[] = [];
+  const c = r.correctness;
+  const failed = c?.trials.find((t) => !t.passed);
+  if (c && failed?.visible && failed.mismatch) {
+    const m = failed.mismatch;
+    lines.push(
+      `Result: wrong output on a shape shown in the prompt: at index ${m.index} of argument ${m.arg} the value is ${m.got ?? 'NaN/unwritten'}, expected ${m.want}.`,
+    );
+  } else if (c && failed && !failed.runsAgree) {
+    lines.push('Result: wrong output: two runs on the same input gave different results.');
+  } else {
+    lines.push('Result: wrong output on a shape not shown in the prompt. Handle every size, including ones that are not multiples of your vector width or block size.');
+  }
+  if (c) lines.push(`Correctness trials passed: ${c.trialsPassed} of ${c.trialsTotal}.`);
+  return lines;
 }

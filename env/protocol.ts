@@ -1,4 +1,4 @@
-/** Protocol v1 (DESIGN §2): every client message as a zod schema, parsed once
+/** Protocol v1 (docs/protocol.md): every client message as a zod schema, parsed once
  * where a frame arrives; handlers see only typed messages. */
 import { z } from 'zod';
 import { RewardOverrideSchema } from '../rewards/config.js';

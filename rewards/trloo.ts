@@ -1,4 +1,4 @@
-/** Per-turn returns and turn-level leave-one-out advantages (TRLOO, DESIGN §9),
+/** Per-turn returns and turn-level leave-one-out advantages (TRLOO),
  * and profiling-based rejection sampling. Pure functions over turn records. */
 import { createHash } from 'node:crypto';
 

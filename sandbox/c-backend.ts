@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { CTask as Task } from '../tasks/loader.js';
 import { argValues } from '../tasks/loader.js';
 import { JobCgroup } from './cgroup.js';
+import { ALLOWED_HEADERS } from '../contracts/c-headers.js';
 import type { EvalConfig } from './config.js';
 import { launchArgv, jobUid, type Bind, type SandboxMode } from './isolation.js';
 import { runCapped } from './process.js';
@@ -17,7 +18,6 @@ import type { Flag, Outcome, StageRecord } from './result.js';
 import { ElfError, readElf } from './elf.js';
 import { parseJudgeOutput, type JudgeOutput } from './judge-output.js';
 import {
-  ALLOWED_HEADERS,
   checkDependencies,
   checkExecutable,
   checkObject,

@@ -1,4 +1,4 @@
-/** The EvalResult: what one evaluation found, stage by stage (DESIGN §4). */
+/** The EvalResult: what one evaluation found, stage by stage (docs/architecture.md, "Evaluation through the sandbox"). */
 
 /** Outcome classes. Everything but `ok` and `env_error` is the candidate's doing. */
 export const OUTCOMES = [

@@ -16,21 +16,19 @@
  * translation phases do (line splices, comments, digraphs), and refuse line
  * directives, so that the preprocessor's line markers can be trusted. Every
  * function here is linear in its input: they run on the server's event loop. */
+import { ALLOWED_HEADERS } from '../contracts/c-headers.js';
 import type { Flag } from './result.js';
 import { PF_W, PF_X, PT_GNU_STACK, PT_LOAD, SHF_EXECINSTR, SHF_WRITE, SHT_FINI_ARRAY, SHT_INIT_ARRAY, SHT_PREINIT_ARRAY, STT_GNU_IFUNC, type ElfInfo } from './elf.js';
 
 export const MAX_SOURCE_BYTES = 256 * 1024;
 
-export const ALLOWED_HEADERS = [
-  'assert.h', 'float.h', 'limits.h', 'math.h', 'omp.h', 'stdbool.h', 'stddef.h', 'stdint.h',
-  'stdio.h', 'stdlib.h', 'string.h', 'immintrin.h', 'x86intrin.h',
-] as const;
-
+// prettier-ignore
 const MATH = [
   'sin', 'cos', 'tan', 'asin', 'acos', 'atan', 'atan2', 'sinh', 'cosh', 'tanh', 'exp', 'exp2', 'expm1', 'log',
   'log2', 'log10', 'log1p', 'sqrt', 'cbrt', 'pow', 'fabs', 'floor', 'ceil', 'round', 'lround', 'trunc', 'fmod',
   'fmin', 'fmax', 'fma', 'erf', 'erfc', 'hypot', 'ldexp', 'frexp', 'nearbyint', 'rint', 'lrint', 'copysign',
 ];
+// prettier-ignore
 const LIBC = [
   'malloc', 'calloc', 'realloc', 'free', 'aligned_alloc', 'posix_memalign', 'memcpy', 'memmove', 'memset',
   'memcmp', 'abort', 'exit', 'abs', 'labs', 'qsort', 'printf', 'puts', 'putchar', 'fprintf', 'fputs', 'fputc',

@@ -7,7 +7,7 @@ import { localService } from '../sandbox/service.js';
 import type { EvalResult } from '../sandbox/result.js';
 import { MAX_SOURCE_BYTES } from '../sandbox/static-check.js';
 import { getTask, loadTaskSet } from '../tasks/loader.js';
-import { LogFolderError } from '../rewards/logs.js';
+import { LogFolderError } from '../records/logs.js';
 import { checked, evaluationSettings, fail, readConfig, UsageError } from './cli-common.js';
 import { formatResult } from './format.js';
 
@@ -184,7 +184,7 @@ async function overLogs<R extends { skipped: Array<{ file: string; line: number;
 async function cmdReport(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { logs: { type: 'string' }, out: { type: 'string', default: 'report.html' } } });
   if (!values.logs) fail('report needs --logs DIR');
-  const { writeReport } = await import('../rewards/report.js');
+  const { writeReport } = await import('../records/report.js');
   const r = await overLogs('report', (onProgress) => writeReport({ logs: values.logs!, out: values.out!, onProgress }));
   console.log(`read ${r.records} turn records from ${r.files} files (${r.episodes} episodes); wrote ${values.out} (${(r.bytes / 1024).toFixed(0)} KiB, self-contained)`);
 }
@@ -211,7 +211,7 @@ async function cmdExport(argv: string[]): Promise<void> {
   const endedBaseline = values['ended-baseline'];
   if (endedBaseline !== 'exclude' && endedBaseline !== 'zero') fail(`--ended-baseline is exclude or zero, not ${endedBaseline}`);
   // Loaded here, not at start-up: only export needs Arrow and Parquet.
-  const { exportDataset, FILTERS } = await import('../rewards/export.js');
+  const { exportDataset, FILTERS } = await import('../records/export.js');
   const format = values.format ?? (values.out.endsWith('.parquet') ? 'parquet' : 'jsonl');
   if (format !== 'jsonl' && format !== 'parquet') fail(`--format is jsonl or parquet, not ${format}`);
   const num = (name: string, v: string, lo: number, hi: number) => {

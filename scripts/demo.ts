@@ -79,7 +79,6 @@ const SCRIPTS: Script[] = [
 export async function runDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { 'log-dir': { type: 'string' }, port: { type: 'string', default: '0' } } });
   const logDir = path.resolve(values['log-dir'] ?? path.join('anvil-logs', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`));
-  const say = (s: string) => process.stdout.write(`${s}\n`);
   say('Anvil demo: starting a server on the built-in C tasks…');
   const server = new AnvilServer({ port: Number(values.port), logDir, host: '127.0.0.1' });
   await server.listen();
@@ -89,46 +88,57 @@ export async function runDemo(argv: string[]): Promise<void> {
   say(`client connected: session ${client.session.slice(0, 8)}…, MessagePack frames\n`);
   const rows: string[][] = [];
   try {
-    for (const script of SCRIPTS) {
-      const episodes = await client.reset({ task: script.task, seed: 7, group: { size: script.group ?? 1 }, options: { maxTurns: 3 } });
-      say(`▶ ${script.title}: task ${script.task}, ${episodes.length} episode${episodes.length > 1 ? 's' : ''}, group ${episodes[0]!.group.slice(0, 8)}…`);
-      await Promise.all(
-        episodes.map(async (ep, i) => {
-          const replies = script.turns[i] ?? [];
-          for (const text of replies) {
-            let last = '';
-            const r: StepResult = await client.step(ep.episode, text, {
-              meta: { policyVersion: 'demo', turn: rows.length },
-              onProgress: (p) => {
-                if (p.stage !== last) say(`    episode ${i} … ${p.stage}${p.queuePosition !== undefined ? ` (queue position ${p.queuePosition})` : ''}`);
-                last = p.stage;
-              },
-            });
-            rows.push([
-              script.task,
-              String(i),
-              String(r.info.turn),
-              r.info.outcome,
-              r.info.eval?.speedup != null ? `${r.info.eval.speedup.toFixed(2)}×` : '-',
-              r.reward.toFixed(3),
-              r.terminated || r.truncated ? (r.reason ?? '') : '',
-            ]);
-            say(`    episode ${i}, turn ${r.info.turn}: ${r.info.outcome}, reward ${r.reward.toFixed(3)} — feedback: ${r.observation.messages[0]!.content.split('\n')[0]}`);
-            if (r.terminated || r.truncated) break;
-          }
-        }),
-      );
-      for (const ep of episodes) await client.closeEpisode(ep.episode);
-    }
+    for (const script of SCRIPTS) await playScript(client, script, rows);
   } finally {
     await client.close();
     await server.close();
   }
+  printTable(rows);
+  say(`\nPer-turn log (one JSON line per step): ${server.log.currentFile}`);
+  say('Rewards follow the Dr. Kernel recipe: 0.5·correct + 0.5·min(speedup, 3) + 0.5·(share of time in own code); failures and hacks earn 0.');
+}
+
+function say(s: string): void {
+  process.stdout.write(`${s}\n`);
+}
+
+/** One script: its episodes reset as a group and played side by side, one row per turn. */
+async function playScript(client: AnvilClient, script: Script, rows: string[][]): Promise<void> {
+  const episodes = await client.reset({ task: script.task, seed: 7, group: { size: script.group ?? 1 }, options: { maxTurns: 3 } });
+  say(`▶ ${script.title}: task ${script.task}, ${episodes.length} episode${episodes.length > 1 ? 's' : ''}, group ${episodes[0]!.group.slice(0, 8)}…`);
+  await Promise.all(episodes.map((ep, i) => playEpisode(client, script, ep.episode, i, rows)));
+  for (const ep of episodes) await client.closeEpisode(ep.episode);
+}
+
+async function playEpisode(client: AnvilClient, script: Script, episode: string, i: number, rows: string[][]): Promise<void> {
+  const replies = script.turns[i] ?? [];
+  for (const text of replies) {
+    let last = '';
+    const r: StepResult = await client.step(episode, text, {
+      meta: { policyVersion: 'demo', turn: rows.length },
+      onProgress: (p) => {
+        if (p.stage !== last) say(`    episode ${i} … ${p.stage}${p.queuePosition !== undefined ? ` (queue position ${p.queuePosition})` : ''}`);
+        last = p.stage;
+      },
+    });
+    rows.push([
+      script.task,
+      String(i),
+      String(r.info.turn),
+      r.info.outcome,
+      r.info.eval?.speedup != null ? `${r.info.eval.speedup.toFixed(2)}×` : '-',
+      r.reward.toFixed(3),
+      r.terminated || r.truncated ? (r.reason ?? '') : '',
+    ]);
+    say(`    episode ${i}, turn ${r.info.turn}: ${r.info.outcome}, reward ${r.reward.toFixed(3)} — feedback: ${r.observation.messages[0]!.content.split('\n')[0]}`);
+    if (r.terminated || r.truncated) break;
+  }
+}
+
+function printTable(rows: string[][]): void {
   const header = ['task', 'episode', 'turn', 'outcome', 'speedup', 'reward', 'ended'];
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (r: string[]) => r.map((v, c) => v.padEnd(widths[c]!)).join('  ');
   say(`\n${line(header)}\n${widths.map((w) => '─'.repeat(w)).join('  ')}`);
   for (const r of rows) say(line(r));
-  say(`\nPer-turn log (one JSON line per step): ${server.log.currentFile}`);
-  say('Rewards follow the Dr. Kernel recipe: 0.5·correct + 0.5·min(speedup, 3) + 0.5·(share of time in own code); failures and hacks earn 0.');
 }

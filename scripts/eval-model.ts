@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { AnvilClient, type ChatMessage } from '../clients/ts/client.js';
 import { AnvilServer } from '../env/server.js';
-import { writeReport } from '../rewards/report.js';
+import { writeReport } from '../records/report.js';
 
 export interface EvalModelOptions {
   baseUrl: string;
@@ -121,18 +121,8 @@ export async function runEvalModel(o: EvalModelOptions): Promise<{ tasks: TaskSc
   await server.listen();
   const client = await AnvilClient.connect(`ws://127.0.0.1:${server.port}/v1/ws`);
   try {
-    const listed = (await client.tasks({ split: o.split })).tasks.map((t) => String(t.id));
-    const unknown = (o.tasks ?? []).filter((t) => !listed.includes(t));
-    if (unknown.length) throw new Error(`not in the ${o.split} split of ${o.taskset}: ${unknown.join(', ')} (it has ${listed.join(', ')})`);
-    const tasks = o.tasks ?? listed;
-    const groups = Math.ceil(o.episodes / o.samples);
-    const jobs: Array<() => Promise<EpisodeScore>> = [];
-    for (const task of tasks)
-      for (let g = 0; g < groups; g++) {
-        const size = Math.min(o.samples, o.episodes - g * o.samples);
-        const eps = await client.reset({ task, seed: g, group: { size }, options: o.maxTurns ? { maxTurns: o.maxTurns } : undefined });
-        for (const e of eps) jobs.push(() => play(o, client, { episode: e.episode, group: e.group, task, messages: e.observation.messages }));
-      }
+    const tasks = await chosenTasks(client, o);
+    const jobs = await episodeJobs(client, o, tasks);
     const played = await pooled(o.concurrency, jobs);
     const scores = tasks.map((task) => score(task, played.filter((e) => e.task === task), o));
     const summary = { model: o.model, baseUrl: o.baseUrl, taskset: o.taskset, split: o.split, episodes: o.episodes, samples: o.samples, p: o.p, tasks: scores };
@@ -147,6 +137,27 @@ export async function runEvalModel(o: EvalModelOptions): Promise<{ tasks: TaskSc
     await client.close().catch(() => undefined);
     await server.close().catch(() => undefined);
   }
+}
+
+/** The tasks to play: those asked for, each checked to be in the split, or the whole split. */
+async function chosenTasks(client: AnvilClient, o: EvalModelOptions): Promise<string[]> {
+  const listed = (await client.tasks({ split: o.split })).tasks.map((t) => String(t.id));
+  const unknown = (o.tasks ?? []).filter((t) => !listed.includes(t));
+  if (unknown.length) throw new Error(`not in the ${o.split} split of ${o.taskset}: ${unknown.join(', ')} (it has ${listed.join(', ')})`);
+  return o.tasks ?? listed;
+}
+
+/** Resets every task's episodes, in groups of `samples`, and returns one job per episode to play. */
+async function episodeJobs(client: AnvilClient, o: EvalModelOptions, tasks: string[]): Promise<Array<() => Promise<EpisodeScore>>> {
+  const groups = Math.ceil(o.episodes / o.samples);
+  const jobs: Array<() => Promise<EpisodeScore>> = [];
+  for (const task of tasks)
+    for (let g = 0; g < groups; g++) {
+      const size = Math.min(o.samples, o.episodes - g * o.samples);
+      const eps = await client.reset({ task, seed: g, group: { size }, options: o.maxTurns ? { maxTurns: o.maxTurns } : undefined });
+      for (const e of eps) jobs.push(() => play(o, client, { episode: e.episode, group: e.group, task, messages: e.observation.messages }));
+    }
+  return jobs;
 }
 
 function score(task: string, eps: EpisodeScore[], o: EvalModelOptions): TaskScore {

@@ -14,6 +14,9 @@
 #                                  .venv-trainers, with TRL, transformers, torch for the CPU,
 #                                  datasets, Gymnasium and this checkout's Python client (the
 #                                  trainer integrations' tests; pip's own index, 5 s timeout)
+#   bash scripts/setup.sh --lint   what scripts/lint.sh needs: the npm dev packages (eslint,
+#                                  prettier) and a virtual environment, .venv-lint, with the
+#                                  pinned ruff and clang-format (scripts/lint-requirements.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,8 +24,9 @@ mode=demo
 case "${1:-}" in
   '') ;;
   --test) mode=test ;;
+  --lint) mode=lint ;;
   -h | --help)
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *)
@@ -32,9 +36,11 @@ case "${1:-}" in
 esac
 
 need=()
-command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
-[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
-command -v nm >/dev/null 2>&1 || need+=(binutils)
+if [ "$mode" != lint ]; then
+  command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+  [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+  command -v nm >/dev/null 2>&1 || need+=(binutils)
+fi
 if [ "$mode" = test ]; then
   /usr/bin/python3 -c 'import websockets' 2>/dev/null || need+=(python3-websockets)
   /usr/bin/python3 -c 'import msgpack' 2>/dev/null || need+=(python3-msgpack)
@@ -56,28 +62,43 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
-# npm: the runtime packages and the build tools for the demo; everything for the tests.
-# A marker says which set node_modules holds; the test set includes the demo's.
+# npm: the runtime packages and the build tools for the demo; everything for the tests
+# and the lint. A marker says which set node_modules holds; the test set includes the demo's.
+npmset=test
+[ "$mode" = demo ] && npmset=demo
 installed=none
 [ -e node_modules/.anvil-demo ] && installed=demo
 [ -e node_modules/.anvil-test ] && installed=test
 if [ "$installed" != none ] && [ package-lock.json -nt "node_modules/.anvil-$installed" ]; then installed=none; fi
-if [ "$installed" = none ] || { [ "$mode" = test ] && [ "$installed" = demo ]; }; then
-  echo "setup: installing npm packages ($mode)" >&2
-  if [ "$mode" = test ]; then
+if [ "$installed" = none ] || { [ "$npmset" = test ] && [ "$installed" = demo ]; }; then
+  echo "setup: installing npm packages ($npmset)" >&2
+  if [ "$npmset" = test ]; then
     npm ci --no-audit --no-fund --loglevel=error >/dev/null
   else
     npm ci --omit=dev --no-audit --no-fund --loglevel=error >/dev/null
   fi
-  touch "node_modules/.anvil-$mode"
-  installed=$mode
+  touch "node_modules/.anvil-$npmset"
+  installed=$npmset
+fi
+
+# The formatters and linters for Python and C come from pip, pinned, in a venv of their own.
+if [ "$mode" = lint ]; then
+  venv=.venv-lint
+  if [ ! -e "$venv/.anvil-ok" ] || [ scripts/lint-requirements.txt -nt "$venv/.anvil-ok" ]; then
+    echo "setup: installing ruff and clang-format into $venv" >&2
+    rm -f "$venv/.anvil-ok"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --disable-pip-version-check --timeout 5 --retries 0 -q -r scripts/lint-requirements.txt
+    touch "$venv/.anvil-ok"
+  fi
+  exit 0
 fi
 # The demo's set has no test framework: it builds everything but the tests. Nothing is
 # built again when no source changed since the last build of the same set.
 project=tsconfig.app.json
 if [ "$mode" = test ] || [ "$installed" = test ]; then project=tsconfig.json; fi
 stamp="dist/.built-${project%.json}"
-if [ ! -e "$stamp" ] || [ -n "$(find contracts env rewards sandbox tasks clients scripts bench test tsconfig*.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
+if [ ! -e "$stamp" ] || [ -n "$(find contracts env records rewards sandbox tasks clients scripts bench test tsconfig*.json package-lock.json -newer "$stamp" -name '*.ts' -o -newer "$stamp" -name '*.json' 2>/dev/null | head -1)" ]; then
   node node_modules/typescript/bin/tsc -p "$project"
   touch "$stamp"
 fi

@@ -1,7 +1,7 @@
 /** The words a model sees: the system prompt and a task's prompt. Built from
  * the task definition, so prompts and checks can never disagree. Hidden
  * shapes and timing shapes never appear here. */
-import { ALLOWED_HEADERS } from '../sandbox/static-check.js';
+import { ALLOWED_HEADERS } from '../contracts/c-headers.js';
 import type { CTask, Task } from './loader.js';
 import type { TorchTask } from './torch-loader.js';
 

@@ -1,6 +1,6 @@
 /** `anvil eval-model` as a user runs it, against an OpenAI-compatible endpoint started here: a
  * scripted "model" that writes a correct vector_add and nothing useful for saxpy. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -32,8 +32,17 @@ const body = (req: IncomingMessage) => new Promise<string>((r) => {
   req.on('end', () => r(s));
 });
 
-t.test('eval-model plays episodes against an OpenAI-compatible endpoint and scores each task', async (t) => {
-  const requests: Array<{ auth?: string; body: { model: string; messages: Array<{ role: string; content: string }> } }> = [];
+type ModelRequest = { auth?: string; body: { model: string; messages: Array<{ role: string; content: string }> } };
+interface ScriptedModel {
+  port: number;
+  requests: ModelRequest[];
+  /** The next request is answered 500. */
+  failNext(): void;
+}
+
+/** The scripted "model" behind an OpenAI-compatible chat-completions endpoint. */
+async function scriptedModel(t: Test): Promise<ScriptedModel> {
+  const requests: ModelRequest[] = [];
   let failNext = false;
   const endpoint = createServer(async (req, res) => {
     const b = JSON.parse(await body(req));
@@ -49,8 +58,22 @@ t.test('eval-model plays episodes against an OpenAI-compatible endpoint and scor
   });
   await new Promise<void>((r) => endpoint.listen(0, '127.0.0.1', r));
   t.teardown(() => endpoint.close());
-  const port = (endpoint.address() as { port: number }).port;
+  return { port: (endpoint.address() as { port: number }).port, requests, failNext: () => (failNext = true) };
+}
+
+t.test('eval-model plays episodes against an OpenAI-compatible endpoint and scores each task', async (t) => {
+  const model = await scriptedModel(t);
   const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'anvil-eval-model-')), 'run');
+  await playsAndScores(t, model, out);
+  await endpointFailureIsLeftOut(t, model, out);
+
+  const bad = await run(['eval-model', '--model', 'x']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /needs --base-url/);
+});
+
+async function playsAndScores(t: Test, model: ScriptedModel, out: string): Promise<void> {
+  const { port, requests } = model;
   const r = await run(['eval-model', '--base-url', `http://127.0.0.1:${port}/v1`, '--model', 'scripted-1', '--api-key', 'k3y', '--split', 'train',
     '--tasks', 'vector_add,saxpy', '-n', '4', '-k', '2', '--max-turns', '2', '--p', '0', '--out', out]);
   t.equal(r.code, 0, r.stderr);
@@ -69,16 +92,14 @@ t.test('eval-model plays episodes against an OpenAI-compatible endpoint and scor
   const records = readdirSync(path.join(out, 'logs')).flatMap((f) => readFileSync(path.join(out, 'logs', f), 'utf8').trim().split('\n')).map((l) => JSON.parse(l));
   t.equal(records.length, 16, 'every episode played its two turns (builtin-c has no solved threshold)');
   t.same(new Set(records.map((x) => x.group)).size, 4, 'two groups of two per task');
+}
 
-  // An endpoint failure is not the model's: the episode is left out of the scores and counted apart.
-  failNext = true;
-  const r2 = await run(['eval-model', '--base-url', `http://127.0.0.1:${port}/v1`, '--model', 'scripted-1', '--split', 'train', '--tasks', 'vector_add',
+/** An endpoint failure is not the model's: the episode is left out of the scores and counted apart. */
+async function endpointFailureIsLeftOut(t: Test, model: ScriptedModel, out: string): Promise<void> {
+  model.failNext();
+  const r2 = await run(['eval-model', '--base-url', `http://127.0.0.1:${model.port}/v1`, '--model', 'scripted-1', '--split', 'train', '--tasks', 'vector_add',
     '-n', '1', '--max-turns', '1', '--p', '0', '--out', `${out}-2`]);
   t.equal(r2.code, 0, r2.stderr);
   t.match(r2.stdout, /^vector_add\s+1\s+1\s+0\.00\s+0\.00$/m);
   t.match(r2.stdout, /no turn was played: no report/);
-
-  const bad = await run(['eval-model', '--model', 'x']);
-  t.equal(bad.code, 2);
-  t.match(bad.stderr, /needs --base-url/);
-});
+}

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { exportDataset, type ExportOptions } from '../rewards/export.js';
+import { exportDataset, type ExportOptions } from '../records/export.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 
 const sys = { role: 'system', content: 'SYS' };

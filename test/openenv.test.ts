@@ -1,7 +1,7 @@
 /** The OpenEnv front door, from a plain WebSocket and fetch (not Anvil's clients),
  * checked against the shapes of OpenEnv's server: {type, data} messages over /ws,
  * ResetResponse/StepResponse over HTTP, and the same log records as protocol v1. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,6 +44,9 @@ function records(logDir: string) {
     .map((l) => JSON.parse(l));
 }
 
+type OpenEnvSocket = Awaited<ReturnType<typeof openenv>>;
+type Server = Awaited<ReturnType<typeof startServer>>['server'];
+
 t.test('WebSocket /ws: reset, step, state and close in OpenEnv shapes, with protocol v1 episodes and log records', async (t) => {
   const { server, logDir } = await startServer();
   t.teardown(() => server.close());
@@ -56,6 +59,21 @@ t.test('WebSocket /ws: reset, step, state and close in OpenEnv shapes, with prot
   t.equal(none.data.episode_id, null);
   t.equal(none.data.step_count, 0);
 
+  const o = await resetInOpenEnvShape(t, c, server);
+  const reward = await twoSteps(t, c, o.episode_id);
+  const rec = records(logDir).filter((x) => x.episode === o.episode_id);
+  t.equal(rec.length, 2, 'one log record per turn');
+  t.equal(rec[0].group, 'g-1');
+  t.same(rec[0].meta, { sample: 3 }, 'the action metadata is the step meta');
+  t.same(rec[1].completionIds, [5, 9, 2], 'token ids are logged');
+  t.same(rec[1].logprobs, [-0.5, -1.25, -0.125], 'log-probs are logged');
+  t.equal(rec[1].reward, reward, 'the reward is the logged reward');
+
+  await secondResetAndClose(t, c, server, o.episode_id);
+});
+
+/** serialize_observation's shape: only type and data; observation, reward, done. */
+async function resetInOpenEnvShape(t: Test, c: OpenEnvSocket, server: Server): Promise<Record<string, any>> {
   const r = await c.send({ type: 'reset', data: { task: 'vector_add', seed: 7, group_id: 'g-1' } });
   t.equal(r.type, 'observation');
   t.same(Object.keys(r).sort(), ['data', 'type'], 'only type and data, as WSObservationResponse');
@@ -69,7 +87,11 @@ t.test('WebSocket /ws: reset, step, state and close in OpenEnv shapes, with prot
   t.equal(o.info.seed, 7);
   t.same(o.messages.map((m: { role: string }) => m.role), ['system', 'user']);
   t.ok(server.gym.episodes.has(o.episode_id), 'a Gym episode, as protocol v1 makes');
+  return o;
+}
 
+/** A step with no code, then a correct one; the state counts both. Returns the second's reward. */
+async function twoSteps(t: Test, c: OpenEnvSocket, episodeId: string): Promise<number> {
   const bad = await c.send({ type: 'step', data: { message: 'no code at all', metadata: { sample: 3 } } });
   t.equal(bad.type, 'observation');
   t.equal(bad.data.done, false);
@@ -84,22 +106,17 @@ t.test('WebSocket /ws: reset, step, state and close in OpenEnv shapes, with prot
   t.ok(good.data.reward > bad.data.reward, `a correct kernel (${good.data.reward}) earns more than no code (${bad.data.reward})`);
 
   const st = await c.send({ type: 'state' });
-  t.equal(st.data.episode_id, o.episode_id);
+  t.equal(st.data.episode_id, episodeId);
   t.equal(st.data.step_count, 2);
   t.equal(st.data.group_id, 'g-1');
+  return good.data.reward;
+}
 
-  const rec = records(logDir).filter((x) => x.episode === o.episode_id);
-  t.equal(rec.length, 2, 'one log record per turn');
-  t.equal(rec[0].group, 'g-1');
-  t.same(rec[0].meta, { sample: 3 }, 'the action metadata is the step meta');
-  t.same(rec[1].completionIds, [5, 9, 2], 'token ids are logged');
-  t.same(rec[1].logprobs, [-0.5, -1.25, -0.125], 'log-probs are logged');
-  t.equal(rec[1].reward, good.data.reward, 'the reward is the logged reward');
-
-  // A second reset drops the current episode: one episode per instance, as an OpenEnv environment.
+/** A second reset drops the current episode: one episode per instance, as an OpenEnv environment. */
+async function secondResetAndClose(t: Test, c: OpenEnvSocket, server: Server, episodeId: string): Promise<void> {
   const r2 = await c.send({ type: 'reset', data: { task: 'saxpy' } });
-  t.not(r2.data.observation.episode_id, o.episode_id);
-  t.notOk(server.gym.episodes.has(o.episode_id));
+  t.not(r2.data.observation.episode_id, episodeId);
+  t.notOk(server.gym.episodes.has(episodeId));
 
   const sessions = server.gym.sessions.size;
   c.ws.send(JSON.stringify({ type: 'close' }));
@@ -108,7 +125,7 @@ t.test('WebSocket /ws: reset, step, state and close in OpenEnv shapes, with prot
     for (let i = 0; i < 50 && server.gym.sessions.size >= sessions; i++) await new Promise((r) => setTimeout(r, 20));
   });
   t.equal(server.gym.sessions.size, sessions - 1, 'close ends the instance and its session');
-});
+}
 
 t.test('bad messages get typed errors and the connection stays open', async (t) => {
   const { server } = await startServer();

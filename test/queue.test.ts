@@ -2,7 +2,7 @@
  * two servers and three workers as separate processes. Episodes are stepped
  * through both servers while a worker is SIGKILLed and Redis is stopped and
  * started again; no step may be lost or logged twice. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -195,23 +195,28 @@ t.test('the same code in replies worded differently is one job across the cluste
 });
 
 t.test('torch jobs go to the torch workers of their device kind, never to C workers or to another kind', async (t) => {
-  const { Queue } = await import('bullmq');
-  const { queueName, redisConnection } = await import('../sandbox/queue.js');
   await start(process.execPath, [CLI, 'worker', '--redis', redisUrl, '--backend', 'torch', '--device-kind', 'cpu'], /backend torch, device kind cpu/);
-  const serve = async (kind: string) => {
-    const s = await start(process.execPath, [CLI, 'serve', '--port', '0', '--redis', redisUrl, '--taskset', 'builtin-torch', '--device-kind', kind, '--log-dir', path.join(dir, `logs-torch-${kind}`)], /anvil serving/);
-    return /(ws:\/\/\S+\/v1\/ws)/.exec(s.line)![1]!;
-  };
   const code = readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8');
-  const w = await Wire.open(await serve('cpu'));
+  const w = await Wire.open(await torchServer('cpu'));
   t.teardown(() => w.close());
   await w.call({ id: 1, op: 'hello', protocol: 1 });
   const ep = (await w.call({ id: 2, op: 'reset', task: 'gelu' })).episodes[0].episode;
   const [r] = await stepAll(w, [ep], () => `\`\`\`python\n${code}\`\`\``, 'torch');
   t.equal(r!.info.outcome, 'ok', JSON.stringify(r!.info).slice(0, 400));
+  await gpuJobWaitsForAGpuWorker(t, code);
+});
 
-  // A GPU job waits for a GPU worker: the CPU torch worker and the C workers leave it alone.
-  const gpuUrl = await serve('gpu');
+/** A server on the torch task set whose jobs go to workers of device kind `kind`: its WebSocket URL. */
+async function torchServer(kind: string): Promise<string> {
+  const s = await start(process.execPath, [CLI, 'serve', '--port', '0', '--redis', redisUrl, '--taskset', 'builtin-torch', '--device-kind', kind, '--log-dir', path.join(dir, `logs-torch-${kind}`)], /anvil serving/);
+  return /(ws:\/\/\S+\/v1\/ws)/.exec(s.line)![1]!;
+}
+
+/** A GPU job waits for a GPU worker: the CPU torch worker and the C workers leave it alone. */
+async function gpuJobWaitsForAGpuWorker(t: Test, code: string): Promise<void> {
+  const { Queue } = await import('bullmq');
+  const { queueName, redisConnection } = await import('../sandbox/queue.js');
+  const gpuUrl = await torchServer('gpu');
   const healthz = gpuUrl.replace('ws://', 'http://').replace('/v1/ws', '/healthz');
   for (let i = 0; i < 100 && !((await (await fetch(healthz)).json()) as { queue?: { reachable: boolean } }).queue?.reachable; i++) await new Promise((res) => setTimeout(res, 100));
   const g = await Wire.open(gpuUrl);
@@ -230,4 +235,4 @@ t.test('torch jobs go to the torch workers of their device kind, never to C work
   await new Promise((res) => setTimeout(res, 3000));
   t.same(await counts(), { waiting: 1, active: 0, completed: 0 }, 'the GPU job is still waiting after 3 s');
   await gpuQueue.obliterate({ force: true });
-});
+}

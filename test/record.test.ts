@@ -8,10 +8,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { TurnRecordSchema, type TurnRecord } from '../contracts/record.js';
 import { TurnLog, TurnRecordError } from '../env/log.js';
-import { exportDataset } from '../rewards/export.js';
-import { eachTurnLog } from '../rewards/logs.js';
-import { writeReport } from '../rewards/report.js';
-import { episodeView } from '../rewards/stats.js';
+import { exportDataset } from '../records/export.js';
+import { eachTurnLog } from '../records/logs.js';
+import { writeReport } from '../records/report.js';
+import { episodeView } from '../records/stats.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 
 function record(turn: number, more: Partial<TurnRecord> = {}): TurnRecord {

@@ -2,7 +2,7 @@
  * resume, a retried step never evaluated twice, and a log that survives
  * SIGKILL. */
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -123,21 +123,25 @@ t.test('the TypeScript client reconnects by itself and completes its step', asyn
   t.equal(new Set(group.map((g) => g.info.seed)).size, 1, 'a group shares task and seed');
 });
 
+/** `anvil serve` in a process of its own, writing its log to `logDir`, once it listens. */
+async function boot(logDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const cli = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
+  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--log-dir', logDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line: string = await new Promise((resolve) => {
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      if (buf.includes('\n')) resolve(buf);
+    });
+  });
+  return { child, url: /(ws:\/\/\S+\/v1\/ws)/.exec(line)![1]! };
+}
+
+const RECORD_KEYS = ['run', 'episode', 'group', 'index', 'task', 'taskVersion', 'turn', 'observation', 'action', 'meta', 'eval', 'reward', 'components', 'terminated', 'truncated', 'mask', 'timings', 'serverVersion'];
+
 t.test('a server killed with SIGKILL loses no answered step; a restart writes a new file', async (t) => {
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'anvil-kill-'));
-  const cli = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
-  const boot = async () => {
-    const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--log-dir', logDir], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const line: string = await new Promise((resolve) => {
-      let buf = '';
-      child.stdout.on('data', (d) => {
-        buf += d;
-        if (buf.includes('\n')) resolve(buf);
-      });
-    });
-    return { child, url: /(ws:\/\/\S+\/v1\/ws)/.exec(line)![1]! };
-  };
-  const first = await boot();
+  const first = await boot(logDir);
   const w = await Wire.open(first.url);
   await w.call({ id: 1, op: 'hello', protocol: 1 });
   const eps = (await w.call({ id: 2, op: 'reset', task: 'vector_add', group: { size: 3 } })).episodes;
@@ -151,18 +155,9 @@ t.test('a server killed with SIGKILL loses no answered step; a restart writes a 
   const files = readdirSync(logDir);
   const records = readLog(logDir);
   t.equal(records.length, answered, 'every answered step is on disk');
-  for (const r of records) {
-    for (const k of ['run', 'episode', 'group', 'index', 'task', 'taskVersion', 'turn', 'observation', 'action', 'meta', 'eval', 'reward', 'components', 'terminated', 'truncated', 'mask', 'timings', 'serverVersion'])
-      t.ok(k in r, `record has ${k}`);
-  }
+  for (const r of records) for (const k of RECORD_KEYS) t.ok(k in r, `record has ${k}`);
   const before = files.map((f) => readFileSync(path.join(logDir, f), 'utf8'));
-  const second = await boot();
-  const w2 = await Wire.open(second.url);
-  await w2.call({ id: 1, op: 'hello', protocol: 1 });
-  const ep = (await w2.call({ id: 2, op: 'reset', task: 'vector_add' })).episodes[0].episode;
-  await w2.call({ id: 3, op: 'step', episode: ep, action: 'no code' });
-  second.child.kill('SIGKILL');
-  await new Promise((r) => second.child.once('exit', r));
+  const w2 = await restartAndStepOnce(logDir);
   const after = readdirSync(logDir);
   t.equal(after.length, files.length + 1, 'the restarted server wrote a new file');
   t.same(files.map((f) => readFileSync(path.join(logDir, f), 'utf8')), before, 'old files untouched');
@@ -170,3 +165,15 @@ t.test('a server killed with SIGKILL loses no answered step; a restart writes a 
   w.close();
   w2.close();
 });
+
+/** A second server on the same log folder answers one step, then is killed too. */
+async function restartAndStepOnce(logDir: string): Promise<Wire> {
+  const second = await boot(logDir);
+  const w2 = await Wire.open(second.url);
+  await w2.call({ id: 1, op: 'hello', protocol: 1 });
+  const ep = (await w2.call({ id: 2, op: 'reset', task: 'vector_add' })).episodes[0].episode;
+  await w2.call({ id: 3, op: 'step', episode: ep, action: 'no code' });
+  second.child.kill('SIGKILL');
+  await new Promise((r) => second.child.once('exit', r));
+  return w2;
+}

@@ -1,7 +1,7 @@
 /** The static checks: the friendly source checks see what the compiler's first
  * phases see, the checks on what is built see the real object (compiled here
  * by gcc with the candidates' flags), and every check is linear in its input. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -110,6 +110,12 @@ function objectFinding(code: string): string | null {
 
 t.test('the object check sees what the compiler built, however it was spelled', async (t) => {
   const body = 'void solve(float *x, int n) { for (int i = 0; i < n; i++) x[i] *= 2; }\n';
+  loaderCodeAndSyscalls(t, body);
+  injectedSections(t, body);
+});
+
+/** Clean code passes; code the loader would run and system-call instructions do not. */
+function loaderCodeAndSyscalls(t: Test, body: string): void {
   t.equal(objectFinding(body), null);
   t.equal(objectFinding(readFileSync(path.join(import.meta.dirname, '..', '..', 'tasks', 'builtin-c', 'sgemm', 'solutions', 'openmp_avx512.c'), 'utf8').replace(/^/, 'void solve(const float *A, const float *B, float *C, int M, int N, int K);\n')), null);
   t.equal(objectFinding(`#define C(x) __attribute__((x))\n#define K __constructor__\nvolatile int v;\nC(K) static void f(void) { v = 1; }\n${body}`), 'init_section');
@@ -119,13 +125,17 @@ t.test('the object check sees what the compiler built, however it was spelled', 
   t.equal(objectFinding(`${body}void g(void) { __asm__ volatile("syscall"); }\n`), 'syscall_instruction');
   t.equal(objectFinding(`${body}void g(void) { __asm__ volatile("int $0x80"); }\n`), 'syscall_instruction');
   t.equal(objectFinding(`${body}void g(void) { __asm__ volatile("sysenter"); }\n`), 'syscall_instruction');
+}
+
+/** Sections made by assembler lines smuggled into a section name (code, executable sections and stacks), and an IFUNC. */
+function injectedSections(t: Test, body: string): void {
   // Section-name injection: the newlines in the name become assembler lines.
   t.equal(objectFinding(`__attribute__((section(".text.s\\n\\tmov $60, %eax\\n\\tsyscall\\n\\t.section .text.t #"))) void p(void) {}\n${body}`), 'syscall_instruction');
   t.equal(objectFinding(`__attribute__((section(".mycode,\\"ax\\",@progbits #"))) void p(void) {}\n${body}`), 'executable_section');
   t.equal(objectFinding(`__attribute__((section(".data.w,\\"awx\\",@progbits #"))) void p(void) {}\n${body}`), 'executable_section');
   t.equal(objectFinding(`__attribute__((section(".data.s\\n\\t.section .note.GNU-stack,\\"x\\",@progbits\\n\\t.previous #"))) int v = 1;\n${body}`), 'executable_stack');
   t.equal(objectFinding(`static void add(float *x, int n) { (void)x; (void)n; }\nstatic void *r(void) { return (void *)add; }\nvoid solve(float *x, int n) __attribute__((ifunc("r")));\n`), 'ifunc');
-});
+}
 
 t.test('the symbol check allows math, memory, OpenMP and offered library ops only', async (t) => {
   const ok = 'solve T 0 10\nexpf U\nmemcpy U\nGOMP_parallel U\nomp_get_thread_num U\n_ZGVeN16v_expf U\nlib_relu U\nhelper t 0 4\n_GLOBAL_OFFSET_TABLE_ U\n';

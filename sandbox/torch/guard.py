@@ -56,11 +56,12 @@ def _filter(own_pid):
         else:
             out.append(ins)
     code = b""
+    # A jump's offset counts the instructions it skips, from the one after instruction `at`.
+    rel = lambda target, at: 0 if target is None else labels[target] - at - 1
     for i, ins in enumerate(out):
         if ins[0] == "jeq":
             _, k, jt, jf = ins
-            rel = lambda target: 0 if target is None else labels[target] - i - 1
-            code += struct.pack("HBBI", 0x15, rel(jt), rel(jf), k)
+            code += struct.pack("HBBI", 0x15, rel(jt, i), rel(jf, i), k)
         else:
             code += struct.pack("HBBI", *ins)
     return code, len(out)

@@ -369,7 +369,7 @@ class Judge:
             raise p.forged("an answer without a list of outputs")
         if len(outs) != len(measure.as_list(want)):
             raise Outcome("wrong_result", f"returned {len(outs)} outputs, expected {len(measure.as_list(want))}")
-        got, flags = [], []
+        got = []
         limit = 4 * sum(measure.tensor_bytes(w) for w in measure.as_list(want)) + (1 << 20)
         for i, d in enumerate(outs):
             if not isinstance(d, dict) or d.get("kind") != "tensor":

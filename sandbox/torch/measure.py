@@ -163,7 +163,7 @@ def own_kernel_names(ext_dir):
             out = subprocess.run(["cuobjdump", "-symbols", so], capture_output=True, text=True, timeout=30).stdout
         except (OSError, subprocess.TimeoutExpired):
             continue
-        mangled = [l.split()[-1] for l in out.splitlines() if "STO_ENTRY" in l]
+        mangled = [line.split()[-1] for line in out.splitlines() if "STO_ENTRY" in line]
         if mangled:
             dem = subprocess.run(["c++filt"], input="\n".join(mangled), capture_output=True, text=True).stdout.splitlines()
             names.update(dem)

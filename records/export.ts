@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { Bool, Field, Float64, Int32, List, Struct, Utf8, makeTable, tableToIPC, vectorFromArray } from 'apache-arrow';
 import type { ChatMessage, StoredTurnRecord } from '../contracts/record.js';
 import { eachTurnLog, logFiles, parseTurnLine } from './logs.js';
-import { keepFlag, trloo, type EndedBaseline } from './trloo.js';
+import { keepFlag, trloo, type EndedBaseline } from '../rewards/trloo.js';
 
 export interface TurnRow {
   task: string;
