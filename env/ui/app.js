@@ -180,7 +180,11 @@ function diff(a, b) {
   const out = [];
   let i = 0, j = 0;
   while (i < n || j < m) {
-    if (i < n && j < m && x[i] === y[j]) out.push(`<span class="ln">${highlight(y[j]) || ' '}</span>`), i++, j++;
+    if (i < n && j < m && x[i] === y[j]) {
+      out.push(`<span class="ln">${highlight(y[j]) || ' '}</span>`);
+      i++;
+      j++;
+    }
     else if (j < m && (i >= n || L[i][j + 1] >= L[i + 1][j])) out.push(`<span class="ln add">${highlight(y[j++]) || ' '}</span>`);
     else out.push(`<span class="ln del">${highlight(x[i++]) || ' '}</span>`);
   }
