@@ -3,12 +3,10 @@
  * and groups, computes returns, TRLOO advantages and keep flags, and writes one
  * row per turn (optionally one per episode) in chat-message form, as JSON Lines
  * or Parquet. The same logs always give the same bytes. */
-import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { Bool, Field, Float64, Int32, List, Struct, Utf8, makeTable, tableToIPC, vectorFromArray } from 'apache-arrow';
 import type { ChatMessage, StoredTurnRecord } from '../contracts/record.js';
+import { cmp, writeMerged, writeRun, type Column, type SortKey } from './dataset-files.js';
 import { eachTurnLog, logFiles, parseTurnLine } from './logs.js';
 import { keepFlag, trloo, type EndedBaseline } from '../rewards/trloo.js';
 
@@ -94,8 +92,6 @@ export interface ExportReport {
 
 /** Log bytes per partition: one partition at a time is held in memory, whatever the run's length. */
 const PARTITION_BYTES = 32 * 1024 ** 2;
-/** Rows per Parquet row group (and per Arrow batch built on the way). */
-const PARQUET_BATCH_ROWS = 8192;
 
 /** Streams: the logs are split by group into partitions on disk (whole groups
  * together, which TRLOO needs), each partition is sorted and turned into rows
@@ -247,189 +243,6 @@ function sortedRows(records: StoredTurnRecord[], opts: ExportOptions): { rows: A
   return { rows, episodes, groups: perGroup.size, singletonGroups: [...perGroup.values()].filter((e) => e.size === 1).length };
 }
 
-type SortKey = Array<string | number>;
-
-function cmpKeys(a: SortKey, b: SortKey): number {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
-    const y = b[i]!;
-    if (x !== y) return typeof x === 'number' ? (x as number) - (y as number) : cmp(x as string, y as string);
-  }
-  return 0;
-}
-
-/** A sorted run: one line per row, its key as JSON, a tab, the row as JSON. */
-function writeRun<R>(file: string, rows: Array<R & { key: SortKey }>, columns: Column<R>[]): string {
-  const fd = openSync(file, 'w');
-  let chunks: string[] = [];
-  let bytes = 0;
-  for (const r of rows) {
-    // JSON columns are text in every format: the same types in JSON Lines and Parquet.
-    const row = Object.fromEntries(columns.map((c) => [c.name, c.type === 'json' ? JSON.stringify(r[c.name] ?? null) : (r[c.name] ?? null)]));
-    const line = `${JSON.stringify(r.key)}\t${JSON.stringify(row)}\n`;
-    chunks.push(line);
-    bytes += line.length;
-    if (bytes > 1024 ** 2) {
-      writeSync(fd, chunks.join(''));
-      chunks = [];
-      bytes = 0;
-    }
-  }
-  writeSync(fd, chunks.join(''));
-  closeSync(fd);
-  return file;
-}
-
-/** Merges sorted runs, row by row, into the output file. */
-async function writeMerged<R>(file: string, format: 'jsonl' | 'parquet', runs: string[], columns: Column<R>[]): Promise<void> {
-  const heads = await Promise.all(
-    runs.map(async (r) => {
-      const lines = createInterface({ input: createReadStream(r, 'utf8'), crlfDelay: Infinity })[Symbol.asyncIterator]();
-      const h = { lines, key: null as SortKey | null, row: '' };
-      await advance(h);
-      return h;
-    }),
-  );
-  const sink = format === 'jsonl' ? jsonlSink(file) : parquetSink(file, columns);
-  // A binary heap of the runs by their next key (ties: the earlier run first, for the same bytes every time).
-  type Head = (typeof heads)[number] & { run: number };
-  const heap: Head[] = heads.map((h, run) => ({ ...h, run })).filter((h) => h.key);
-  const less = (a: Head, b: Head) => {
-    const c = cmpKeys(a.key!, b.key!);
-    return c < 0 || (c === 0 && a.run < b.run);
-  };
-  const down = (i: number) => {
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < heap.length && less(heap[l]!, heap[m]!)) m = l;
-      if (r < heap.length && less(heap[r]!, heap[m]!)) m = r;
-      if (m === i) return;
-      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
-      i = m;
-    }
-  };
-  for (let i = (heap.length >> 1) - 1; i >= 0; i--) down(i);
-  try {
-    while (heap.length) {
-      const top = heap[0]!;
-      await sink.add(top.row);
-      await advance(top);
-      if (!top.key) {
-        heap[0] = heap[heap.length - 1]!;
-        heap.pop();
-      }
-      if (heap.length) down(0);
-    }
-  } finally {
-    await sink.end();
-  }
-}
-
-async function advance(h: { lines: AsyncIterator<string>; key: SortKey | null; row: string }): Promise<void> {
-  const next = await h.lines.next();
-  if (next.done) {
-    h.key = null;
-    return;
-  }
-  const tab = next.value.indexOf('\t');
-  h.key = JSON.parse(next.value.slice(0, tab)) as SortKey;
-  h.row = next.value.slice(tab + 1);
-}
-
-interface Sink {
-  add(rowJson: string): Promise<void>;
-  end(): Promise<void>;
-}
-
-function jsonlSink(file: string): Sink {
-  const fd = openSync(file, 'w');
-  let chunks: string[] = [];
-  let bytes = 0;
-  const flush = () => {
-    if (chunks.length) writeSync(fd, chunks.join(''));
-    chunks = [];
-    bytes = 0;
-  };
-  return {
-    async add(row) {
-      chunks.push(row, '\n');
-      bytes += row.length + 1;
-      if (bytes > 1024 ** 2) flush();
-    },
-    async end() {
-      flush();
-      closeSync(fd);
-    },
-  };
-}
-
-/** Rows in batches of PARQUET_BATCH_ROWS, each an Arrow batch handed to
- * parquet-wasm's streaming writer, one row group each. */
-function parquetSink<R>(file: string, columns: Column<R>[]): Sink {
-  const pq = requireParquet();
-  const fd = openSync(file, 'w');
-  let batch: R[] = [];
-  let wanted: (() => void) | null = null;
-  let pushBatch: ((b: unknown) => void) | null = null;
-  let finish: (() => void) | null = null;
-  let failed: unknown = null;
-  // The writer pulls a batch when it wants one; add() waits for that, so only one batch waits at a time.
-  const source = new ReadableStream({
-    start(controller) {
-      pushBatch = (b) => controller.enqueue(b);
-      finish = () => controller.close();
-    },
-    pull() {
-      return new Promise<void>((resolve) => {
-        wanted = resolve;
-      });
-    },
-  }, { highWaterMark: 1 });
-  const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(PARQUET_BATCH_ROWS).setCompression(pq.Compression.ZSTD).setCreatedBy('anvil export').build();
-  const written = pq.transformParquetStream(source, props).then(async (out) => {
-    const reader = out.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      writeSync(fd, value as Uint8Array);
-    }
-  }).catch((e: unknown) => {
-    failed = e;
-  });
-  const emit = async () => {
-    if (!batch.length) return;
-    const ipc = tableToIPC(arrowTable(batch, columns), 'stream');
-    batch = [];
-    const t = pq.Table.fromIPCStream(ipc);
-    for (const rb of t.recordBatches()) {
-      while (!wanted && !failed) await new Promise((r) => setImmediate(r));
-      if (failed) throw failed;
-      const go = wanted!;
-      wanted = null;
-      pushBatch!(rb);
-      go();
-    }
-  };
-  return {
-    async add(row) {
-      batch.push(JSON.parse(row) as R);
-      if (batch.length >= PARQUET_BATCH_ROWS) await emit();
-    },
-    async end() {
-      await emit();
-      finish!();
-      await written;
-      closeSync(fd);
-      if (failed) throw failed;
-    },
-  };
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /** Each episode's whole conversation: its unmasked turns, in order. */
 function conversationsOf(records: StoredTurnRecord[]): Map<string, ChatMessage[]> {
@@ -491,7 +304,6 @@ export function applyFilters<T extends TurnRow>(rows: T[], filters: Filter[]): T
   return out;
 }
 
-type Column<R> = { name: keyof R & string; type: 'string' | 'int' | 'float' | 'bool' | 'messages' | 'json' | 'strings' | 'ints' | 'floats' };
 
 const turnColumns: Column<TurnRow>[] = [
   { name: 'task', type: 'string' },
@@ -537,39 +349,3 @@ const episodeColumns: Column<EpisodeRow>[] = [
   { name: 'bestSpeedup', type: 'float' },
   { name: 'outcomes', type: 'strings' },
 ];
-
-function arrowTable<R>(rows: R[], columns: Column<R>[]) {
-  const message = new Struct([new Field('role', new Utf8()), new Field('content', new Utf8())]);
-  const vectors = Object.fromEntries(
-    columns.map((c) => {
-      const data = rows.map((r) => r[c.name] as unknown);
-      switch (c.type) {
-        case 'string':
-          return [c.name, vectorFromArray(data as string[], new Utf8())];
-        case 'int':
-          return [c.name, vectorFromArray(data as number[], new Int32())];
-        case 'float':
-          return [c.name, vectorFromArray(data as (number | null)[], new Float64())];
-        case 'bool':
-          return [c.name, vectorFromArray(data as boolean[], new Bool())];
-        case 'messages':
-          return [c.name, vectorFromArray(data as ChatMessage[][], new List(new Field('item', message)))];
-        case 'strings':
-          return [c.name, vectorFromArray(data as string[][], new List(new Field('item', new Utf8())))];
-        case 'ints':
-          return [c.name, vectorFromArray(data as (number[] | null)[], new List(new Field('item', new Int32())))];
-        case 'floats':
-          return [c.name, vectorFromArray(data as (number[] | null)[], new List(new Field('item', new Float64())))];
-        case 'json':
-          // Free-form maps (reward components, the client's meta) are JSON text, in JSON Lines too (see writeRun).
-          return [c.name, vectorFromArray(data as string[], new Utf8())];
-      }
-    }),
-  );
-  return makeTable(vectors);
-}
-
-const require = createRequire(import.meta.url);
-function requireParquet(): typeof import('parquet-wasm/node') {
-  return require('parquet-wasm/node') as typeof import('parquet-wasm/node');
-}
