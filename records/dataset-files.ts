@@ -134,46 +134,17 @@ function parquetSink<R>(file: string, columns: Column<R>[]): Sink {
   const pq = requireParquet();
   const fd = openSync(file, 'w');
   let batch: R[] = [];
-  let wanted: (() => void) | null = null;
-  let pushBatch: ((b: unknown) => void) | null = null;
-  let finish: (() => void) | null = null;
   let failed: unknown = null;
-  // The writer pulls a batch when it wants one; add() waits for that, so only one batch waits at a time.
-  const source = new ReadableStream({
-    start(controller) {
-      pushBatch = (b) => controller.enqueue(b);
-      finish = () => controller.close();
-    },
-    pull() {
-      return new Promise<void>((resolve) => {
-        wanted = resolve;
-      });
-    },
-  }, { highWaterMark: 1 });
+  const source = pulledStream();
   const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(PARQUET_BATCH_ROWS).setCompression(pq.Compression.ZSTD).setCreatedBy('anvil export').build();
-  const written = pq.transformParquetStream(source, props).then(async (out) => {
-    const reader = out.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      writeSync(fd, value as Uint8Array);
-    }
-  }).catch((e: unknown) => {
+  const written = pq.transformParquetStream(source.stream, props).then((out) => writeAll(fd, out)).catch((e: unknown) => {
     failed = e;
   });
   const emit = async () => {
     if (!batch.length) return;
     const ipc = tableToIPC(arrowTable(batch, columns), 'stream');
     batch = [];
-    const t = pq.Table.fromIPCStream(ipc);
-    for (const rb of t.recordBatches()) {
-      while (!wanted && !failed) await new Promise((r) => setImmediate(r));
-      if (failed) throw failed;
-      const go = wanted!;
-      wanted = null;
-      pushBatch!(rb);
-      go();
-    }
+    for (const rb of pq.Table.fromIPCStream(ipc).recordBatches()) await source.give(rb, () => failed);
   };
   return {
     async add(row) {
@@ -182,12 +153,55 @@ function parquetSink<R>(file: string, columns: Column<R>[]): Sink {
     },
     async end() {
       await emit();
-      finish!();
+      source.close();
       await written;
       closeSync(fd);
       if (failed) throw failed;
     },
   };
+}
+
+/** A stream the Parquet writer pulls batches from: give() waits until the writer wants one, so
+ * only one batch waits at a time. */
+function pulledStream() {
+  let wanted: (() => void) | null = null;
+  let push: ((b: unknown) => void) | null = null;
+  let close: (() => void) | null = null;
+  const stream = new ReadableStream(
+    {
+      start(controller) {
+        push = (b) => controller.enqueue(b);
+        close = () => controller.close();
+      },
+      pull() {
+        return new Promise<void>((resolve) => {
+          wanted = resolve;
+        });
+      },
+    },
+    { highWaterMark: 1 },
+  );
+  return {
+    stream,
+    async give(b: unknown, failed: () => unknown) {
+      while (!wanted && !failed()) await new Promise((r) => setImmediate(r));
+      if (failed()) throw failed();
+      const go = wanted!;
+      wanted = null;
+      push!(b);
+      go();
+    },
+    close: () => close!(),
+  };
+}
+
+async function writeAll(fd: number, out: ReadableStream): Promise<void> {
+  const reader = out.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    writeSync(fd, value as Uint8Array);
+  }
 }
 
 export function cmp(a: string, b: string): number {

@@ -186,8 +186,11 @@ function readPartition(file: string): StoredTurnRecord[] {
   return out;
 }
 
+/** A row with the key it is sorted by. */
+type KeyedRow = TurnRow & { key: SortKey };
+
 /** One partition's rows, in output order, with their sort keys. */
-function sortedRows(records: StoredTurnRecord[], opts: ExportOptions): { rows: Array<TurnRow & { key: SortKey }>; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number; singletonGroups: number } {
+function sortedRows(records: StoredTurnRecord[], opts: ExportOptions): { rows: KeyedRow[]; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number; singletonGroups: number } {
   // Deterministic order: group, episode, turn, then time (a masked attempt before its retry).
   records.sort((a, b) => cmp(a.group, b.group) || cmp(a.episode, b.episode) || a.turn - b.turn || cmp(a.time, b.time) || Number(b.mask) - Number(a.mask));
   const values = trloo(
@@ -195,7 +198,7 @@ function sortedRows(records: StoredTurnRecord[], opts: ExportOptions): { rows: A
     opts.gamma,
     opts.endedBaseline,
   );
-  let rows: Array<TurnRow & { key: SortKey }> = [];
+  let rows: KeyedRow[] = [];
   let conversation: ChatMessage[] = [];
   let current = '';
   records.forEach((r, i) => {
@@ -205,42 +208,45 @@ function sortedRows(records: StoredTurnRecord[], opts: ExportOptions): { rows: A
     }
     const messages = [...conversation, ...r.observation.messages];
     if (!r.mask) conversation = [...messages, { role: 'assistant', content: r.action }];
-    const advantage = values[i]!.advantage;
-    const ids = r.completionIds;
-    rows.push({
-      key: [r.group, r.episode, r.turn, r.time, r.mask ? 0 : 1],
-      task: r.task,
-      taskVersion: r.taskVersion,
-      seed: r.seed,
-      group: r.group,
-      index: r.index,
-      episode: r.episode,
-      turn: r.turn,
-      messages,
-      action: r.action,
-      ...(opts.layout === 'trl' ? { prompt: messages, completion: [{ role: 'assistant', content: r.action }] } : {}),
-      reward: r.reward,
-      components: r.components,
-      return: values[i]!.return,
-      advantage: values[i]!.advantage,
-      mask: r.mask,
-      keep: keepFlag({ episode: r.episode, turn: r.turn, mask: r.mask, correct: r.eval?.correct ?? false, profileShare: r.eval?.profileShare ?? null }, opts.prsTau, opts.prsF),
-      meta: r.meta,
-      outcome: r.eval?.outcome ?? r.reason ?? 'unknown',
-      speedup: r.eval?.speedup ?? null,
-      policyVersion: r.policyVersion,
-      completionIds: ids,
-      logprobs: r.logprobs,
-      ...(opts.perToken
-        ? { tokenMask: ids && ids.map(() => (r.mask ? 0 : 1)), tokenAdvantages: ids && (advantage === null ? null : ids.map(() => advantage)) }
-        : {}),
-    });
+    rows.push(turnRow(r, messages, values[i]!, opts));
   });
   const episodes = episodeRows(rows, conversationsOf(records)).map((e) => ({ ...e, key: [e.group, e.episode] as SortKey }));
   rows = applyFilters(rows, opts.filters);
   const perGroup = new Map<string, Set<string>>();
   for (const r of records) perGroup.set(r.group, (perGroup.get(r.group) ?? new Set()).add(r.episode));
   return { rows, episodes, groups: perGroup.size, singletonGroups: [...perGroup.values()].filter((e) => e.size === 1).length };
+}
+
+/** A turn's row: the conversation up to it, its reward, return, advantage and keep flag. */
+function turnRow(r: StoredTurnRecord, messages: ChatMessage[], value: { return: number | null; advantage: number | null }, opts: ExportOptions): KeyedRow {
+  const { advantage } = value;
+  const ids = r.completionIds;
+  return {
+    key: [r.group, r.episode, r.turn, r.time, r.mask ? 0 : 1],
+    task: r.task,
+    taskVersion: r.taskVersion,
+    seed: r.seed,
+    group: r.group,
+    index: r.index,
+    episode: r.episode,
+    turn: r.turn,
+    messages,
+    action: r.action,
+    ...(opts.layout === 'trl' ? { prompt: messages, completion: [{ role: 'assistant', content: r.action }] } : {}),
+    reward: r.reward,
+    components: r.components,
+    return: value.return,
+    advantage,
+    mask: r.mask,
+    keep: keepFlag({ episode: r.episode, turn: r.turn, mask: r.mask, correct: r.eval?.correct ?? false, profileShare: r.eval?.profileShare ?? null }, opts.prsTau, opts.prsF),
+    meta: r.meta,
+    outcome: r.eval?.outcome ?? r.reason ?? 'unknown',
+    speedup: r.eval?.speedup ?? null,
+    policyVersion: r.policyVersion,
+    completionIds: ids,
+    logprobs: r.logprobs,
+    ...(opts.perToken ? { tokenMask: ids && ids.map(() => (r.mask ? 0 : 1)), tokenAdvantages: ids && (advantage === null ? null : ids.map(() => advantage)) } : {}),
+  };
 }
 
 
