@@ -14,7 +14,7 @@ import { z } from 'zod';
 import { createEvaluator } from '../sandbox/factory.js';
 import { Evaluator, type EvaluationService } from '../sandbox/evaluator.js';
 import { QueueEvaluator } from '../sandbox/queue.js';
-import { AnvilError } from '../sandbox/errors.js';
+import { httpStatus, protocolErrorOf } from '../contracts/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_ROOT, PACKAGE_VERSION } from '../tasks/paths.js';
 
@@ -138,7 +138,7 @@ export class AnvilServer {
     const script = readFileSync(path.join(UI_DIR, 'app.js'), 'utf8');
     const guard = (req: FastifyRequest, reply: FastifyReply) => {
       if (this.authorized(req.headers.authorization, req.query)) return true;
-      reply.code(401).send({ ok: false, error: new ProtocolError('unauthorized', 'the dashboard needs the token: ?token=… or a bearer header').toWire() });
+      reply.code(httpStatus('unauthorized')).send({ ok: false, error: new ProtocolError('unauthorized', 'the dashboard needs the token: ?token=… or a bearer header').toWire() });
       return false;
     };
     app.get('/', async (req, reply) => {
@@ -159,7 +159,7 @@ export class AnvilServer {
     app.get('/v1/dashboard/episodes/:id', async (req, reply) => {
       if (!guard(req, reply)) return reply;
       const view = episodeView(this.gym.recent, (req.params as { id: string }).id);
-      if (!view) return reply.code(404).send({ ok: false, error: new ProtocolError('unknown_episode', 'no recent turns of that episode').toWire() });
+      if (!view) return reply.code(httpStatus('unknown_episode')).send({ ok: false, error: new ProtocolError('unknown_episode', 'no recent turns of that episode').toWire() });
       return view;
     });
   }
@@ -251,8 +251,7 @@ export class AnvilServer {
 
   private httpError(reply: { code(n: number): unknown }, e: unknown) {
     const err = toProtocolError(e);
-    const status = { unauthorized: 401, unknown_task: 404, unknown_taskset: 404, busy: 503, invalid_message: 400, too_large: 413 }[err.code as string] ?? 500;
-    reply.code(status);
+    reply.code(httpStatus(err.code));
     return { ok: false, error: err.toWire() };
   }
 
@@ -437,11 +436,8 @@ function refuse(socket: Duplex, status: number, text: string): void {
 
 /** Known errors keep their code; anything else is logged and reaches clients only as `internal`. */
 function toProtocolError(e: unknown): ProtocolError {
-  if (e instanceof ProtocolError) return e;
-  if (e instanceof AnvilError) {
-    const code = e.code === 'unknown_task' || e.code === 'unknown_taskset' ? e.code : e.code === 'code_too_large' ? 'too_large' : 'invalid_message';
-    return new ProtocolError(code, e.message);
-  }
+  const known = protocolErrorOf(e);
+  if (known) return known;
   console.error('internal error:', e);
   return new ProtocolError('internal', 'internal error');
 }
