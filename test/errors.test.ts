@@ -8,6 +8,9 @@ import path from 'node:path';
 import t from 'tap';
 import { ERROR_CODES } from '../clients/ts/client.js';
 import { FLAG_KINDS, OPENENV_ERRORS, PROTOCOL_ERRORS, STEP_OUTCOMES, doorHttpStatus, httpStatus, type ProtocolErrorCode } from '../contracts/errors.js';
+import { feedbackText } from '../env/feedback.js';
+import { runStats, type TurnSummary } from '../rewards/stats.js';
+import type { EvalResult } from '../sandbox/result.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 
 const read = (file: string) => readFileSync(path.join(PACKAGE_ROOT, file), 'utf8');
@@ -111,4 +114,23 @@ t.test('every flag kind the judges, checks and evaluators raise is in the regist
   t.ok(raised.size >= 30, `found ${raised.size} raised kinds`);
   t.same([...raised].filter((k) => !Object.hasOwn(FLAG_KINDS, k)), [], 'raised but not registered');
   t.same(Object.keys(FLAG_KINDS).filter((k) => !raised.has(k)), [], 'registered but never raised');
+});
+
+t.test('a flag kind that is also a name on Object.prototype (constructor) counts as itself', async (t) => {
+  const turn = (i: number): TurnSummary => ({
+    time: new Date(1_700_000_000_000 + i).toISOString(),
+    taskset: 'builtin-c',
+    task: 'vector_add',
+    episode: `e${i}`,
+    group: 'g',
+    turn: 0,
+    reward: 0,
+    mask: false,
+    action: '',
+    eval: { outcome: 'static_violation', correct: false, speedup: null, flags: [{ kind: 'constructor', evidence: 'x' }], stages: [] },
+    reason: null,
+  });
+  t.same(runStats([turn(0), turn(1)]).flags, { constructor: 2 }, 'run statistics');
+  const hack = { outcome: 'hack_detected', flags: [{ kind: 'constructor', evidence: 'x' }], stages: [], message: '' } as unknown as EvalResult;
+  t.match(feedbackText(hack, 1), /Rule broken: constructor\./, 'feedback');
 });
