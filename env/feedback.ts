@@ -1,7 +1,7 @@
 /** What the model is told after a turn, built from the EvalResult: the error
  * class, a truncated log, mismatch details on shown shapes, the speedup and
  * the profile. Never the reward, never a hidden shape, never a seed. */
-import type { EvalResult } from '../sandbox/result.js';
+import type { EvalResult, FlagKind } from '../sandbox/result.js';
 
 const LOG_CHARS = 2000;
 
@@ -14,14 +14,15 @@ function fence(s: string): string {
 }
 
 /** What each hack flag tells the model: the rule it broke, not the evidence,
- * which may hold timings or indices of shapes the model is not shown. */
-const FLAG_TEXT: Record<string, string> = {
-  library_offload: 'Most of the time was spent in library ops: the kernel must do the main work itself.',
-  input_mutation: 'The kernel modified an input; inputs are read-only.',
-  post_return_work: 'The kernel kept working after it returned; all work must finish before solve returns.',
-  forged_reply: "The kernel wrote to the harness's result channel.",
-  faster_than_light: 'The measured time is below what the hardware allows for this work, so the measurement cannot be trusted.',
-};
+ * which may hold timings or indices of shapes the model is not shown. A map,
+ * not an object: `constructor` is a flag kind. */
+const FLAG_TEXT = new Map<FlagKind, string>([
+  ['library_offload', 'Most of the time was spent in library ops: the kernel must do the main work itself.'],
+  ['input_mutation', 'The kernel modified an input; inputs are read-only.'],
+  ['post_return_work', 'The kernel kept working after it returned; all work must finish before solve returns.'],
+  ['forged_reply', "The kernel wrote to the harness's result channel."],
+  ['faster_than_light', 'The measured time is below what the hardware allows for this work, so the measurement cannot be trusted.'],
+]);
 
 export function feedbackText(r: EvalResult, turnsLeft: number): string {
   const lines = outcomeLines(r);
@@ -57,7 +58,7 @@ function outcomeLines(r: EvalResult): string[] {
     case 'wrong_result':
       return wrongResultLines(r);
     case 'hack_detected':
-      return [`Result: rejected. ${r.flags.map((f) => FLAG_TEXT[f.kind] ?? `Rule broken: ${f.kind}.`).join(' ')}`];
+      return [`Result: rejected. ${r.flags.map((f) => FLAG_TEXT.get(f.kind) ?? `Rule broken: ${f.kind}.`).join(' ')}`];
     case 'env_error':
       return ['Result: the evaluation failed for reasons unrelated to your code. This turn does not count; you may submit again.'];
   }

@@ -2,7 +2,7 @@
  * and state it answers, and its errors, as OpenEnv's server writes them. */
 import { z } from 'zod';
 import { ChatMessageSchema } from '../contracts/record.js';
-import { ProtocolError } from './errors.js';
+import { ProtocolError, type DoorCode } from './errors.js';
 import { CompletionIdsSchema, LogprobsSchema, PolicyVersionSchema, ResetOptionsSchema } from './protocol.js';
 
 /** A reset's `data` (WebSocket) or body (HTTP): protocol v1's reset options. */
@@ -79,7 +79,7 @@ export const WsMessageSchema = z.discriminatedUnion('type', [
 /** An error of the front door's own, with OpenEnv's code. */
 export class DoorError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: DoorCode,
     message: string,
     readonly extra: Record<string, unknown> = {},
   ) {

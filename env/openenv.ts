@@ -14,7 +14,7 @@ import type { ChatMessage } from '../contracts/record.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import type { Admission } from './admission.js';
 import type { ServerConfig } from './config.js';
-import { ProtocolError } from './errors.js';
+import { doorHttpStatus, ProtocolError } from './errors.js';
 import type { Gym } from './gym.js';
 import { DoorError, errorData, HttpStepSchema, KernelActionSchema, KernelObservationSchema, KernelStateSchema, OpenEnvResetSchema, parse, WsMessageSchema } from './openenv-schemas.js';
 import type { RequestId } from './protocol.js';
@@ -248,8 +248,7 @@ export class OpenEnvDoor {
   private episodeRoutes(app: FastifyInstance): void {
     const fail = (reply: FastifyReply, e: unknown) => {
       const data = errorData(e);
-      const status: Record<string, number> = { VALIDATION_ERROR: 422, UNAUTHORIZED: 401, UNKNOWN_EPISODE: 404, UNKNOWN_TASK: 404, UNKNOWN_TASKSET: 404, BUSY: 503, CAPACITY_REACHED: 503, STORAGE_FULL: 503, ENV_ERROR: 503, EPISODE_DONE: 409, STEP_IN_FLIGHT: 409, INVALID_MESSAGE: 400, TOO_LARGE: 413 };
-      return reply.code(status[data.code as string] ?? 500).send({ detail: data });
+      return reply.code(doorHttpStatus(String(data.code))).send({ detail: data });
     };
     const guard = (req: FastifyRequest) => {
       if (!this.authorized(req.headers.authorization)) throw new DoorError('UNAUTHORIZED', 'a bearer token is required');

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { EvaluationService } from '../sandbox/evaluator.js';
 import { QueueEvaluator } from '../sandbox/queue.js';
 import { evaluationService } from '../sandbox/service.js';
-import { AnvilError } from '../sandbox/errors.js';
+import { httpStatus, protocolErrorOf } from '../contracts/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import { Admission } from './admission.js';
@@ -196,8 +196,7 @@ export class AnvilServer {
 
   private httpError(reply: { code(n: number): unknown }, e: unknown) {
     const err = toProtocolError(e);
-    const status = { unauthorized: 401, unknown_task: 404, unknown_taskset: 404, busy: 503, invalid_message: 400, too_large: 413 }[err.code as string] ?? 500;
-    reply.code(status);
+    reply.code(httpStatus(err.code));
     return { ok: false, error: err.toWire() };
   }
 
@@ -357,11 +356,8 @@ export class AnvilServer {
 
 /** Known errors keep their code; anything else is logged and reaches clients only as `internal`. */
 function toProtocolError(e: unknown): ProtocolError {
-  if (e instanceof ProtocolError) return e;
-  if (e instanceof AnvilError) {
-    const code = e.code === 'unknown_task' || e.code === 'unknown_taskset' ? e.code : e.code === 'code_too_large' ? 'too_large' : 'invalid_message';
-    return new ProtocolError(code, e.message);
-  }
+  const known = protocolErrorOf(e);
+  if (known) return known;
   console.error('internal error:', e);
   return new ProtocolError('internal', 'internal error');
 }

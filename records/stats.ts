@@ -107,7 +107,8 @@ export class RunStatsBuilder {
   private readonly timeline = new Map<number, { outcomes: Record<string, number>; sum: number; n: number }>();
   private readonly perTurn = new Map<number, { outcomes: Record<string, number>; sum: number; n: number }>();
   private readonly outcomes: Record<string, number> = {};
-  private readonly flags: Record<string, number> = {};
+  /** Without a prototype: `constructor` is a flag kind, not Object's. */
+  private readonly flags: Record<string, number> = Object.create(null) as Record<string, number>;
   private readonly stageMs = new Map<string, Durations>();
   private slowest: RunStats['slowest'] = [];
   readonly episodes = new Map<string, EpisodeAgg>();

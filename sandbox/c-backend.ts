@@ -8,10 +8,11 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CTask as Task } from '../tasks/loader.js';
 import { argValues } from '../tasks/loader.js';
+import { AnvilError } from '../contracts/errors.js';
 import { JobCgroup } from './cgroup.js';
 import { ALLOWED_HEADERS } from '../contracts/c-headers.js';
 import type { EvalConfig } from './config.js';
-import { launchArgv, jobUid, type Bind, type SandboxMode } from './isolation.js';
+import { launchArgv, jobUid, startedCommand, type Bind, type SandboxMode } from './isolation.js';
 import { runCapped } from './process.js';
 export type { JudgeOutput } from './judge-output.js';
 import type { Flag, Outcome, StageRecord } from './result.js';
@@ -181,10 +182,21 @@ interface CompileResult {
   failure?: { outcome: Outcome; message: string; flags: Flag[] };
 }
 
-async function compile(job: JobRef, dir: string, uid: number | null): Promise<CompileResult> {
-  const tc = ensureToolchain();
-  const tb = ensureTaskBuild(job.task);
-  const cfg = job.config;
+/** The object is compiled from the source itself, never from the preprocessed
+ * text (whose line markers a compiler would believe); -MD lists the files read. */
+function compileScript(): string {
+  const flags = [...CANDIDATE_CFLAGS, '-include', '/anvil/task/task.h', '-I', '/anvil/lib/include'].join(' ');
+  return [
+    `gcc ${flags} -E -MD -MF candidate.d candidate.c -o candidate.i`,
+    `gcc ${flags} -c candidate.c -o candidate.o`,
+    'nm -P candidate.o > candidate.sym',
+    'objdump -d -w --no-show-raw-insn candidate.o > candidate.dis',
+  ].join(' && ');
+}
+
+/** Runs one command of the build in the job's sandbox. A sandbox that did not
+ * start throws (the environment's failure), whatever its stderr reads. */
+function buildSandbox(job: JobRef, dir: string, uid: number | null, cg: JobCgroup | null, tc: Toolchain, tb: TaskBuild) {
   const binds: Bind[] = [
     { src: dir, dest: '/job', writable: true },
     { src: tc.dir, dest: '/anvil/lib' },
@@ -192,39 +204,29 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
     { src: tb.header, dest: '/anvil/task/task.h' },
     { src: tb.glueObject, dest: '/anvil/task/glue.o' },
   ];
-  const flags = [...CANDIDATE_CFLAGS, '-include', '/anvil/task/task.h', '-I', '/anvil/lib/include'].join(' ');
-  // The object is compiled from the source itself, never from the preprocessed
-  // text (whose line markers a compiler would believe); -MD lists the files read.
-  const script = [
-    `gcc ${flags} -E -MD -MF candidate.d candidate.c -o candidate.i`,
-    `gcc ${flags} -c candidate.c -o candidate.o`,
-    'nm -P candidate.o > candidate.sym',
-    'objdump -d -w --no-show-raw-insn candidate.o > candidate.dis',
-  ].join(' && ');
+  return async (command: string[], ms: number, what: string) => {
+    const spec = { toolchain: tc, mode: job.mode, cgroup: cg, uid, binds, chdir: '/job', command: startedCommand(command) };
+    const argv = launchArgv({ ...spec, limits: limits(job.config, 256 * 1024 ** 2), env: baseEnv(job.config) });
+    const r = await runCapped(argv, { timeoutMs: ms, onTimeout: () => cg?.killAll(), started: true });
+    if (!r.timedOut && r.code !== 0 && !r.started) throw new AnvilError('sandbox_failed', `sandbox failed to start the ${what}: ${r.stderr.trim()}`);
+    return r;
+  };
+}
+
+async function compile(job: JobRef, dir: string, uid: number | null): Promise<CompileResult> {
+  const tc = ensureToolchain();
+  const tb = ensureTaskBuild(job.task);
+  const cfg = job.config;
   const t0 = performance.now();
   const cg = JobCgroup.create(`${job.jobId}-cc`, { memoryBytes: cfg.memoryBytes, pids: cfg.pids });
-  const run = async (command: string[], ms: number) => {
-    const argv = launchArgv({
-      toolchain: tc,
-      mode: job.mode,
-      cgroup: cg,
-      uid,
-      limits: limits(cfg, 256 * 1024 ** 2),
-      env: baseEnv(cfg),
-      binds,
-      chdir: '/job',
-      command,
-    });
-    return runCapped(argv, { timeoutMs: ms, onTimeout: () => cg?.killAll() });
-  };
+  const run = buildSandbox(job, dir, uid, cg, tc, tb);
   try {
     const deadline = t0 + cfg.compileTimeoutMs;
-    const r = await run(['/bin/sh', '-c', script], cfg.compileTimeoutMs);
+    const r = await run(['/bin/sh', '-c', compileScript()], cfg.compileTimeoutMs, 'compiler');
     const log = truncate(`${r.stdout}${r.stderr}`.trim());
     const stage = (status: 'ok' | 'failed'): StageRecord => ({ name: 'compile', status, ms: performance.now() - t0, log: log || undefined });
     if (r.timedOut) return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'timeout', message: `compilation did not finish within ${cfg.compileTimeoutMs} ms`, flags: [] } };
     if (r.code !== 0) {
-      if (/anvil-launch:|bwrap:/.test(r.stderr)) throw new Error(`sandbox failed to start the compiler: ${r.stderr.trim()}`);
       const oom = cg?.oomKilled() ? ' (the compiler ran out of memory)' : '';
       return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'compile_error', message: `the compiler reported errors${oom}`, flags: [] } };
     }
@@ -234,7 +236,7 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
     const finding = job.skipStatic ? null : checkBuild(job, dir, tc, tb);
     if (finding) return { stage: stage('failed'), libOpsUsed, failure: finding };
     const linkCmd = ['/usr/bin/gcc', '-fopenmp', '-o', 'runner', '/anvil/lib/runner.o', '/anvil/task/glue.o', '/anvil/lib/anvil_lib.o', 'candidate.o', '-lm'];
-    const l = await run(linkCmd, Math.max(1000, deadline - performance.now()));
+    const l = await run(linkCmd, Math.max(1000, deadline - performance.now()), 'linker');
     if (l.timedOut || l.code !== 0) {
       return {
         stage: { ...stage('failed'), log: truncate(`${log}\n${l.stdout}${l.stderr}`.trim()) },

@@ -119,7 +119,7 @@ export function assembleResult(
 ): EvalResult {
   const list = STAGES.map((name) => stages.get(name) ?? { name, status: 'skipped' as const, ms: 0 });
   const passedAll = r.correctness != null && r.correctness.trialsPassed === r.correctness.trialsTotal;
-  const flags = mode === 'none' ? [...r.flags, { kind: 'unsandboxed', evidence: 'this evaluation ran without bubblewrap isolation (operator choice)' }] : r.flags;
+  const flags = mode === 'none' ? [...r.flags, { kind: 'unsandboxed' as const, evidence: 'this evaluation ran without bubblewrap isolation (operator choice)' }] : r.flags;
   return {
     outcome: r.outcome,
     // Correct means every output checked was right: all trials, and every timed call.

@@ -81,6 +81,14 @@ export function jobUid(slot: number, role: 'candidate' | 'reference'): number | 
   return uidRange().first + (slot % 512) * 2 + (role === 'reference' ? 1 : 0);
 }
 
+/** `command`, first saying on descriptor 3 that it started (run it with runCapped's
+ * `started`). A run that never said so did not start: anvil-launch or bwrap failed,
+ * whatever its stderr reads, while a program that did start fails as itself even
+ * when its output reads like theirs (a compiler quoting the candidate's `#error`). */
+export function startedCommand(command: string[]): string[] {
+  return ['/bin/sh', '-c', 'printf started >&3 && exec 3>&- && exec "$@"', 'sh', ...command];
+}
+
 export function launchArgv(s: LaunchSpec): string[] {
   const argv = [s.toolchain.launch];
   for (const f of s.cgroup?.procsFiles() ?? []) argv.push('--procs', f);

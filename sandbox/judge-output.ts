@@ -7,13 +7,12 @@
  * runJudge turns it into an env_error. The judge writes a non-finite number as
  * null; where the evaluator computes with a number, null does not parse. */
 import { z } from 'zod';
+import { FlagSchema } from '../contracts/errors.js';
 import { OUTCOMES } from './result.js';
 
 const Int = z.number().int();
 const MaybeNumber = z.number().nullable();
 
-/** Flag kinds are free strings until the registry of flags joins the contracts. */
-const FlagSchema = z.object({ kind: z.string(), evidence: z.string() });
 
 const MismatchSchema = z.object({ arg: Int, index: Int, got: MaybeNumber, want: MaybeNumber });
 

@@ -9,8 +9,9 @@ import { createHash } from 'node:crypto';
 import os from 'node:os';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import { z } from 'zod';
+import { AnvilError, ErrorCodeSchema } from '../contracts/errors.js';
 import type { EvalConfig } from './config.js';
-import { AnvilError } from './errors.js';
 import { extractCode } from './extract.js';
 import type { EvaluateOptions, EvaluateRequest, EvaluationService, WorkerInfo } from './evaluator.js';
 import type { EvalResult } from './result.js';
@@ -72,6 +73,7 @@ export class QueueEvaluator implements EvaluationService {
   private readonly queue: Queue;
   private readonly events: QueueEvents;
   private readonly conn: Redis;
+  private readonly eventsConn: Redis;
   private readonly name: string;
   /** Called with each finished job: which worker ran it, and how long it waited. */
   onFinished?: (worker: string, waitedMs: number) => void;
@@ -84,7 +86,8 @@ export class QueueEvaluator implements EvaluationService {
     this.conn = redisConnection(redisUrl);
     this.name = queueName(opts.backend ?? 'c', opts.deviceKind);
     this.queue = new Queue(this.name, { connection: this.conn });
-    this.events = new QueueEvents(this.name, { connection: redisConnection(redisUrl) });
+    this.eventsConn = redisConnection(redisUrl);
+    this.events = new QueueEvents(this.name, { connection: this.eventsConn });
     this.queue.on('error', () => undefined);
     // Every job awaited at once holds a listener until it finishes: many steps in flight are normal here.
     this.queue.setMaxListeners(0);
@@ -130,16 +133,16 @@ export class QueueEvaluator implements EvaluationService {
         shared ??= existing !== undefined;
         job = existing ?? (await this.queue.add('eval', data, { jobId, removeOnComplete: { age: 24 * 3600, count: 100_000 }, removeOnFail: { age: 600 } }));
         const state = await job.getState();
-        if (state === 'failed' && /cancelled/.test(job.failedReason ?? '')) {
+        const failure = state === 'failed' ? readFailure(job.failedReason) : null;
+        if (failure?.code === 'cancelled') {
           // Another request cancelled it; this one still wants it: run it again.
           await job.remove().catch(() => undefined);
           continue;
         }
-        if (state === 'failed') {
-          // Retried too often (workers died under it): an infrastructure failure, not the model's.
-          const reason = job.failedReason;
+        if (failure) {
+          // It failed on a worker, or lost its workers too often: an infrastructure failure, not the model's.
           await job.remove().catch(() => undefined);
-          return envError(req.task, `the evaluation failed on the workers: ${reason}`);
+          return envError(req.task, `the evaluation failed on the workers: ${failure.message}`);
         }
         if (state === 'active') opts.onProgress?.('compile');
         const done = (await this.waitOrCancel(job, opts.signal)) as QueueResult;
@@ -147,15 +150,11 @@ export class QueueEvaluator implements EvaluationService {
         const finished = await this.queue.getJob(jobId);
         if (finished?.processedOn) this.onFinished?.(done.worker, finished.processedOn - finished.timestamp);
         return done.result;
-      } catch (e) {
-        const msg = (e as Error).message ?? '';
-        if (opts.signal?.aborted) continue; // the top of the loop cancels
-        if (/timed out|Connection|ECONN|closed|stream/i.test(msg) || !this.available()) {
-          await sleep(200);
-          continue;
-        }
-        if (/stalled more than allowable limit/i.test(msg)) return envError(req.task, `the evaluation failed on the workers: ${msg}`);
-        await sleep(200);
+      } catch {
+        // Whatever ended the wait (Redis away, a slice of the wait over, the job
+        // failed), the top of the loop reads the job's state again and acts on it;
+        // a cancelled request is stopped there.
+        if (!opts.signal?.aborted) await sleep(200);
       }
     }
     return envError(req.task, 'no worker finished the evaluation within an hour');
@@ -192,7 +191,31 @@ export class QueueEvaluator implements EvaluationService {
   async close(): Promise<void> {
     await this.events.close();
     await this.queue.close();
+    // BullMQ leaves the connections it was given open.
+    this.conn.disconnect();
+    this.eventsConn.disconnect();
   }
+}
+
+/** A job's failure as the worker reports it: the error's registry code and its
+ * message, as JSON in the job's failedReason, so the server reads the code and
+ * never the words. Reasons BullMQ writes itself (a job that lost its workers too
+ * often) are plain text, with no code. */
+const FailureSchema = z.object({ code: ErrorCodeSchema.nullable(), message: z.string() });
+type Failure = z.infer<typeof FailureSchema>;
+
+export function failureReason(e: unknown): string {
+  return JSON.stringify({ code: e instanceof AnvilError ? e.code : null, message: (e as Error)?.message ?? String(e) } satisfies Failure);
+}
+
+export function readFailure(reason: string | undefined): Failure {
+  try {
+    const parsed = FailureSchema.safeParse(JSON.parse(reason ?? ''));
+    if (parsed.success) return parsed.data;
+  } catch {
+    // not JSON: BullMQ's own words
+  }
+  return { code: null, message: reason ?? '' };
 }
 
 function envError(task: Task, message: string): EvalResult {
@@ -219,6 +242,7 @@ export class QueueWorker {
   readonly id = `${os.hostname()}-${process.pid}`;
   private readonly worker: Worker;
   private readonly cancels: Redis;
+  private readonly workerConn: Redis;
   private readonly sets = new Map<string, TaskSet>();
   /** Ids of the jobs running here. */
   private readonly active = new Set<string>();
@@ -230,9 +254,10 @@ export class QueueWorker {
     opts: { backend: string; deviceKind?: string; concurrency: number; lease?: LeaseOptions },
   ) {
     const lease = opts.lease ?? DEFAULT_LEASE;
+    this.workerConn = redisConnection(redisUrl);
     this.leaseMs = lease.lockDurationMs;
     this.worker = new Worker(queueName(opts.backend, opts.deviceKind), (job: Job<QueueJob>, _token?: string, signal?: AbortSignal) => this.run(job, signal), {
-      connection: redisConnection(redisUrl),
+      connection: this.workerConn,
       concurrency: opts.concurrency,
       lockDuration: lease.lockDurationMs,
       stalledInterval: lease.stalledIntervalMs,
@@ -252,6 +277,14 @@ export class QueueWorker {
   }
 
   private async run(job: Job<QueueJob>, signal?: AbortSignal): Promise<QueueResult> {
+    try {
+      return await this.evaluate(job, signal);
+    } catch (e) {
+      throw new Error(failureReason(e));
+    }
+  }
+
+  private async evaluate(job: Job<QueueJob>, signal?: AbortSignal): Promise<QueueResult> {
     const d = job.data;
     let set = this.sets.get(d.taskset);
     if (!set) {
@@ -310,6 +343,7 @@ export class QueueWorker {
       await Promise.race([this.worker.close(true), sleep(1000)]);
     }
     this.cancels.disconnect();
+    this.workerConn.disconnect();
     await Promise.race([this.evaluator.close(), sleep(5000)]);
     return { running, handedBack };
   }

@@ -1,18 +1,9 @@
 /** The EvalResult: what one evaluation found, stage by stage (docs/architecture.md, "Evaluation through the sandbox"). */
 
-/** Outcome classes. Everything but `ok` and `env_error` is the candidate's doing. */
-export const OUTCOMES = [
-  'ok',
-  'no_code',
-  'static_violation',
-  'compile_error',
-  'runtime_error',
-  'timeout',
-  'wrong_result',
-  'hack_detected',
-  'env_error',
-] as const;
-export type Outcome = (typeof OUTCOMES)[number];
+/** Outcome classes, from the registry (contracts/errors.ts). Everything but `ok` and `env_error` is the candidate's doing. */
+import type { Flag, FlagKind, Outcome } from '../contracts/errors.js';
+export { OUTCOME_NAMES as OUTCOMES } from '../contracts/errors.js';
+export type { Flag, FlagKind, Outcome };
 
 export const STAGES = ['extract', 'static', 'compile', 'correctness', 'timing', 'profile'] as const;
 export type StageName = (typeof STAGES)[number];
@@ -23,11 +14,6 @@ export interface StageRecord {
   ms: number;
   /** Truncated log; never holds hidden shapes or seeds. */
   log?: string;
-}
-
-export interface Flag {
-  kind: string;
-  evidence: string;
 }
 
 export interface TimingStats {

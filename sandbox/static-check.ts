@@ -17,7 +17,7 @@
  * directives, so that the preprocessor's line markers can be trusted. Every
  * function here is linear in its input: they run on the server's event loop. */
 import { ALLOWED_HEADERS } from '../contracts/c-headers.js';
-import type { Flag } from './result.js';
+import type { Flag, FlagKind } from './result.js';
 import { PF_W, PF_X, PT_GNU_STACK, PT_LOAD, SHF_EXECINSTR, SHF_WRITE, SHT_FINI_ARRAY, SHT_INIT_ARRAY, SHT_PREINIT_ARRAY, STT_GNU_IFUNC, type ElfInfo } from './elf.js';
 
 export const MAX_SOURCE_BYTES = 256 * 1024;
@@ -54,7 +54,7 @@ export interface StaticFinding {
   flags: Flag[];
 }
 
-function violation(kind: string, message: string): StaticFinding {
+function violation(kind: FlagKind, message: string): StaticFinding {
   return { outcome: 'static_violation', message, flags: [{ kind, evidence: message }] };
 }
 

@@ -9,6 +9,7 @@
  * text, never refused: a candidate must not turn its own failure into a masked
  * turn by sending an odd log. The harness writes a non-finite number as null. */
 import { z } from 'zod';
+import { FlagSchema } from '../contracts/errors.js';
 import { OUTCOMES, STAGES, type StageRecord } from './result.js';
 
 const Int = z.number().int();
@@ -22,8 +23,6 @@ const Text = z
 /** The first line of a warm harness. */
 export const GreetingSchema = z.object({ ready: z.literal(true) });
 
-/** Flag kinds are free strings until the registry of flags joins the contracts. */
-const FlagSchema = z.object({ kind: z.string(), evidence: z.string() });
 
 const StageSchema = z.object({ status: z.enum(['ok', 'failed']), ms: z.number(), log: Text });
 const StagesSchema = z.partialRecord(z.enum(STAGES), StageSchema);

@@ -1,7 +1,7 @@
 /** Integer arithmetic over a task's shape parameters: sizes, FLOP and byte
  * counts are written as expressions like `(H-k+1)*(W-k+1)`. A tiny parser,
  * so task files never reach `eval`. */
-import { AnvilError } from '../sandbox/errors.js';
+import { AnvilError } from '../contracts/errors.js';
 
 type Token = { kind: 'num'; value: number } | { kind: 'name'; value: string } | { kind: 'op'; value: string };
 

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AnvilError } from '../sandbox/errors.js';
+import { AnvilError } from '../contracts/errors.js';
 import { evaluate } from './expr.js';
 import { TASKS_DIR } from './paths.js';
 import { loadKernelBench, loadTorchSet, type TorchTask } from './torch-loader.js';

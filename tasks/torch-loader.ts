@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { AnvilError } from '../sandbox/errors.js';
+import { AnvilError } from '../contracts/errors.js';
 import type { TaskSet } from './loader.js';
 import { parseJson } from './loader.js';
 import { TorchTaskSchema, type Manifest, type TorchShapeDefs, type TorchTaskDef } from './schema.js';

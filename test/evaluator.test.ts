@@ -2,13 +2,14 @@
  * seed, configuration), extraction, cancellation, the unsandboxed mode, and
  * infrastructure failures reported as env_error, never as the model's fault. */
 import t from 'tap';
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chooseMode } from '../sandbox/isolation.js';
 import { RwLock } from '../sandbox/rwlock.js';
-import { getTask, loadTaskSet, solutionFiles } from '../tasks/loader.js';
-import { builtin, evaluator } from './helpers.js';
+import { ensureTaskBuild } from '../sandbox/toolchain.js';
+import { cTask, getTask, loadTaskSet, solutionFiles } from '../tasks/loader.js';
+import { builtin, evaluator, hacks } from './helpers.js';
 
 const task = getTask(builtin(), 'vector_add');
 const good = readFileSync(solutionFiles(task)[0]!, 'utf8');
@@ -67,6 +68,29 @@ t.test('a reference that fails is an infrastructure error, not the candidate\'s'
   const r = await ev.evaluate({ task: getTask(loadTaskSet(dir), 'vector_add'), code: good, seed: 1 });
   t.equal(r.outcome, 'env_error', r.message);
   t.equal(r.correct, false);
+});
+
+t.test("a sandbox that does not start is the environment's failure; a compiler quoting a sandbox's words is the candidate's", async (t) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-nostart-'));
+  cpSync(task.dir, path.join(dir, 'vector_add'), { recursive: true });
+  // A task of its own (another digest), so that breaking its build touches no other test's.
+  writeFileSync(path.join(dir, 'vector_add', 'reference.c'), `${readFileSync(path.join(task.dir, 'reference.c'), 'utf8')}\n/* ${dir} */\n`);
+  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ id: 'nostart', backend: 'c', splits: { train: ['vector_add'], eval: [] } }));
+  const own = getTask(loadTaskSet(dir), 'vector_add');
+  const ev = evaluator();
+  t.teardown(async () => {
+    await ev.close();
+    rmSync(ensureTaskBuild(cTask(own)).dir, { recursive: true, force: true });
+  });
+  t.equal((await ev.evaluate({ task: own, code: good, seed: 1 })).outcome, 'ok');
+  // The task's header, bound into the compiler's sandbox, is gone: bwrap cannot start it.
+  rmSync(ensureTaskBuild(cTask(own)).header);
+  const r = await ev.evaluate({ task: own, code: good, seed: 2 });
+  t.equal(r.outcome, 'env_error', r.message);
+  t.match(r.message, /sandbox failed to start the compiler: bwrap: /);
+  const hack = hacks().find((h) => h.name === 'sandbox_error_text.c')!;
+  const quoted = await ev.evaluate({ task, code: hack.code, seed: 2 });
+  t.equal(quoted.outcome, 'compile_error', `the compiler's "bwrap: …" and "anvil-launch: …" are the candidate's: ${quoted.message}`);
 });
 
 t.test('timing never overlaps other work of the same evaluator', async (t) => {

@@ -7,7 +7,7 @@ import { mkdtempSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { JobCgroup } from '../sandbox/cgroup.js';
-import { launchArgv, jobUid, type LaunchSpec } from '../sandbox/isolation.js';
+import { launchArgv, jobUid, startedCommand, type LaunchSpec } from '../sandbox/isolation.js';
 import { runCapped } from '../sandbox/process.js';
 import { ensureToolchain } from '../sandbox/toolchain.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
@@ -110,4 +110,24 @@ t.test('the runner allow-list leaves a call loop, malloc and threads, and refuse
     write_stdin: 'denied',
     socket: 'denied',
   });
+});
+
+t.test('a sandbox that did not start is told by the started signal, never by what stderr reads', async (t) => {
+  const run = (argv: string[]) => runCapped(argv, { timeoutMs: 20_000, started: true });
+  const fine = await run(sandboxed(startedCommand(['/bin/sh', '-c', 'exit 0']), {}));
+  t.same([fine.code, fine.started], [0, true], fine.stderr);
+  // bwrap fails: a bind whose source does not exist.
+  const bwrap = await run(sandboxed(startedCommand(['/bin/true']), { binds: [{ src: '/nonexistent-anvil-bind', dest: '/job' }] }));
+  t.equal(bwrap.started, false, 'bwrap failed before the command started');
+  t.not(bwrap.code, 0);
+  t.match(bwrap.stderr, /^bwrap: /m, 'bwrap says why');
+  // anvil-launch fails: the folder to start in does not exist (unsandboxed, anvil-launch changes into it itself).
+  const launch = await run(sandboxed(startedCommand(['/bin/true']), { mode: 'none', chdir: '/nonexistent-anvil-dir' }));
+  t.equal(launch.started, false, 'anvil-launch failed before the command started');
+  t.equal(launch.code, 127);
+  t.match(launch.stderr, /^anvil-launch: /m);
+  // A command that started and fails as theirs do is still the command's failure.
+  const mimic = await run(sandboxed(startedCommand(['/bin/sh', '-c', 'echo "bwrap: Can\'t find source path" >&2; echo "anvil-launch: x: y" >&2; exit 1']), {}));
+  t.same([mimic.code, mimic.started], [1, true], mimic.stderr);
+  t.equal((await runCapped(sandboxed(['/bin/true'], {}), { timeoutMs: 20_000 })).started, undefined, 'asked only where wanted');
 });

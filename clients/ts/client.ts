@@ -53,10 +53,31 @@ export interface Progress {
   queuePosition?: number;
 }
 
-/** An error the server answered with; `code` is one of the protocol's error codes. */
+/** The protocol's error codes (docs/protocol.md), and whether retrying may help. */
+export const ERROR_CODES = {
+  invalid_message: false,
+  unknown_op: false,
+  unauthorized: false,
+  unknown_episode: false,
+  unknown_task: false,
+  unknown_taskset: false,
+  unknown_step: false,
+  episode_done: false,
+  step_in_flight: true,
+  busy: true,
+  rate_limited: true,
+  replay_expired: false,
+  storage_full: true,
+  timeout: true,
+  too_large: false,
+  internal: true,
+} as const;
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error the server answered with; `code` is one of the protocol's error codes (a newer server may send others). */
 export class AnvilProtocolError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode | (string & {}),
     message: string,
     readonly retryable: boolean,
     readonly retryAfterMs?: number,

@@ -60,6 +60,30 @@ class UnauthorizedError(AnvilError):
     code = "unauthorized"
 
 
+class RateLimitedError(AnvilError):
+    """Too many failed hellos from this address; wait `retry_after_ms`. The server then closes the connection."""
+
+    code = "rate_limited"
+
+
+class ReplayExpiredError(AnvilError):
+    """The step's answer was given earlier and is no longer kept; it is not evaluated again."""
+
+    code = "replay_expired"
+
+
+class StorageFullError(AnvilError):
+    """The server's turn log is full: the step was not counted; send it again after `retry_after_ms`."""
+
+    code = "storage_full"
+
+
+class HelloTimeoutError(AnvilError):
+    """No successful hello within the server's deadline; the server then closes the connection."""
+
+    code = "timeout"
+
+
 class TooLargeError(AnvilError):
     code = "too_large"
 
@@ -77,8 +101,8 @@ class ConnectionLostError(AnvilError):
 
 ERRORS = {cls.code: cls for cls in (
     InvalidMessageError, UnknownOpError, UnknownEpisodeError, UnknownTaskError, UnknownTasksetError,
-    UnknownStepError, EpisodeDoneError, StepInFlightError, BusyError, UnauthorizedError, TooLargeError,
-    InternalError,
+    UnknownStepError, EpisodeDoneError, StepInFlightError, BusyError, UnauthorizedError, RateLimitedError,
+    ReplayExpiredError, StorageFullError, HelloTimeoutError, TooLargeError, InternalError,
 )}
 
 
