@@ -53,7 +53,10 @@ export default tseslint.config(
   {
     rules: {
       // `_name` marks a parameter or binding kept for its position; tsc's noUnused* checks the rest.
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       // Size: counted in code lines (blank lines and comments are free, so that a comment that
       // says why never costs a split); measured on the formatted source.
       'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],

@@ -54,38 +54,54 @@ interface Sample {
   reps: number;
 }
 const rowName = (task: Task, v: { name: string }) => (v.name ? `${task.id} (${v.name})` : task.id);
-const samples = new Map<string, Sample[]>(tasks.flatMap((t) => variants.map((v) => [rowName(t, v), []] as [string, Sample[]])));
+const samples = new Map<string, Sample[]>(
+  tasks.flatMap((t) => variants.map((v) => [rowName(t, v), []] as [string, Sample[]])),
+);
 const t0 = performance.now();
 for (let round = 0; round < rounds; round++) {
-  for (const task of tasks) for (const v of variants) {
-    const code = values.reference ? cTask(task).referenceSource : readFileSync(solutionFiles(task)[0]!, 'utf8');
-    const r = await v.ev.evaluate({ task, code, seed: 1 });
-    if (r.outcome !== 'ok' || !r.timing) {
-      log(`${task.id} round ${round}: ${r.outcome} ${r.message}`);
-      continue;
+  for (const task of tasks)
+    for (const v of variants) {
+      const code = values.reference ? cTask(task).referenceSource : readFileSync(solutionFiles(task)[0]!, 'utf8');
+      const r = await v.ev.evaluate({ task, code, seed: 1 });
+      if (r.outcome !== 'ok' || !r.timing) {
+        log(`${task.id} round ${round}: ${r.outcome} ${r.message}`);
+        continue;
+      }
+      const shapes = r.timing.shapes;
+      const g = (f: (s: (typeof shapes)[number]) => number) =>
+        Math.exp(shapes.reduce((a, s) => a + Math.log(f(s)), 0) / shapes.length);
+      samples.get(rowName(task, v))!.push({
+        paired: r.speedup!,
+        p10: g((s) => s.reference.p10Ms / s.candidate.p10Ms),
+        min: g((s) => s.reference.minMs / s.candidate.minMs),
+        ci: r.speedupCi ?? [NaN, NaN],
+        candMs: r.timing.candidateMs,
+        reps: Math.min(...r.timing.shapes.map((s) => s.candidate.reps)),
+      });
+      log(
+        `${rowName(task, v)} round ${round}: ${r.speedup!.toFixed(3)}× (CI ${r.speedupCi?.map((x) => x.toFixed(2)).join('–')})`,
+      );
     }
-    const shapes = r.timing.shapes;
-    const g = (f: (s: (typeof shapes)[number]) => number) => Math.exp(shapes.reduce((a, s) => a + Math.log(f(s)), 0) / shapes.length);
-    samples.get(rowName(task, v))!.push({
-      paired: r.speedup!,
-      p10: g((s) => s.reference.p10Ms / s.candidate.p10Ms),
-      min: g((s) => s.reference.minMs / s.candidate.minMs),
-      ci: r.speedupCi ?? [NaN, NaN],
-      candMs: r.timing.candidateMs,
-      reps: Math.min(...r.timing.shapes.map((s) => s.candidate.reps)),
-    });
-    log(`${rowName(task, v)} round ${round}: ${r.speedup!.toFixed(3)}× (CI ${r.speedupCi?.map((x) => x.toFixed(2)).join('–')})`);
-  }
 }
 for (const v of variants) await v.ev.close();
 
 const spread = (xs: number[]) => Math.max(...xs) / Math.min(...xs);
-say(values.reference ? '# C speedup fidelity: the task\'s own reference resubmitted as the candidate' : '# C speedup fidelity: one committed solution, evaluated again and again');
+say(
+  values.reference
+    ? "# C speedup fidelity: the task's own reference resubmitted as the candidate"
+    : '# C speedup fidelity: one committed solution, evaluated again and again',
+);
 say();
-say(`Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores (shared with other work while this ran: figures are noisier than on an idle host).`);
-say(`${rounds} rounds, round-robin over ${tasks.length} tasks (each evaluation of a task is interleaved with the others'), every check on, default settings, cache off; ${((performance.now() - t0) / 60000).toFixed(1)} min.`);
+say(
+  `Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores (shared with other work while this ran: figures are noisier than on an idle host).`,
+);
+say(
+  `${rounds} rounds, round-robin over ${tasks.length} tasks (each evaluation of a task is interleaved with the others'), every check on, default settings, cache off; ${((performance.now() - t0) / 60000).toFixed(1)} min.`,
+);
 say();
-say('| task | candidate ms | reps (min) | speedup median of rounds | max/min: paired median (reported) | max/min: p10 ratio | max/min: min ratio | mean 95% CI width |');
+say(
+  '| task | candidate ms | reps (min) | speedup median of rounds | max/min: paired median (reported) | max/min: p10 ratio | max/min: min ratio | mean 95% CI width |',
+);
 say('|---|---|---|---|---|---|---|---|');
 for (const [row, s] of samples) {
   if (s.length < 2) continue;

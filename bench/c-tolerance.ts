@@ -34,12 +34,21 @@ import { evalConfig } from '../sandbox/config.js';
 import { chooseMode } from '../sandbox/isolation.js';
 import { cTask, loadTaskSet, solutionFiles, type CTask } from '../tasks/loader.js';
 
-const { values } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, tasks: { type: 'string' }, out: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { seeds: { type: 'string', default: '3' }, tasks: { type: 'string' }, out: { type: 'string' } },
+});
 const set = loadTaskSet('builtin-c');
 const seeds = Number(values.seeds);
 const mode = chooseMode(false);
 // Timing runs every repetition (no early stop) so that every regime shows up.
-const config = evalConfig({ correctnessDeadlineMs: 120_000, callTimeoutMs: 30_000, timingDeadlineMs: 300_000, timingBudgetMs: 120_000, rseTarget: 1e-9, maxReps: 32 });
+const config = evalConfig({
+  correctnessDeadlineMs: 120_000,
+  callTimeoutMs: 30_000,
+  timingDeadlineMs: 300_000,
+  timingBudgetMs: 120_000,
+  rseTarget: 1e-9,
+  maxReps: 32,
+});
 const lines: string[] = [];
 const say = (s = '') => {
   lines.push(s);
@@ -62,7 +71,15 @@ interface Shares {
 async function worstShares(task: CTask, code: string): Promise<Shares> {
   const r: Shares = { share: 0, timedShare: 0, failed: 0, timedFailed: 0 };
   for (let s = 0; s < seeds; s++) {
-    const job: JobRef = { jobId: `tol-${process.pid}-${++jobs}`, slot: 300 + (jobs % 100), mode, config, task, skipStatic: true, realtime: false };
+    const job: JobRef = {
+      jobId: `tol-${process.pid}-${++jobs}`,
+      slot: 300 + (jobs % 100),
+      mode,
+      config,
+      task,
+      skipStatic: true,
+      realtime: false,
+    };
     try {
       const seed = String(1000 + s);
       const p = await prepare(job, code, seed);
@@ -76,8 +93,7 @@ async function worstShares(task: CTask, code: string): Promise<Shares> {
       const t = await time(job, seed);
       if (t.outcome && t.outcome !== 'wrong_result') throw new Error(`${task.id} timing: ${t.outcome} ${t.message}`);
       r.timedFailed += t.outcome ? 1 : 0;
-      for (const shape of t.time?.shapes ?? [])
-        r.timedShare = Math.max(r.timedShare, shape.toleranceUsed ?? 0);
+      for (const shape of t.time?.shapes ?? []) r.timedShare = Math.max(r.timedShare, shape.toleranceUsed ?? 0);
     } finally {
       cleanup(job.jobId);
     }
@@ -88,10 +104,16 @@ async function worstShares(task: CTask, code: string): Promise<Shares> {
 const only = values.tasks ? new Set(values.tasks.split(',')) : null;
 say(`# Tolerance calibration of the built-in C tasks`);
 say();
-say(`Host: ${process.env.HOSTNAME ?? ''} ${(await import('node:os')).cpus()[0]?.model}, ${seeds} seeds per variant, every correctness trial (plain and non-stationary inputs).`);
-say('Share = the largest error as a share of the task\'s tolerance (atol + rtol·|want|), over all correctness trials; timed share = the same over every timed output (timing shapes, every fourth call non-stationary, with sensitivity runs), as a share of the timing tolerance.');
+say(
+  `Host: ${process.env.HOSTNAME ?? ''} ${(await import('node:os')).cpus()[0]?.model}, ${seeds} seeds per variant, every correctness trial (plain and non-stationary inputs).`,
+);
+say(
+  "Share = the largest error as a share of the task's tolerance (atol + rtol·|want|), over all correctness trials; timed share = the same over every timed output (timing shapes, every fourth call non-stationary, with sensitivity runs), as a share of the timing tolerance.",
+);
 say();
-say('| task | atol | rtol | solution share | float, unfused reference share | suggested scale | timing atol | timing rtol | solution timed share | float reference timed share | suggested timing scale |');
+say(
+  '| task | atol | rtol | solution share | float, unfused reference share | suggested scale | timing atol | timing rtol | solution timed share | float reference timed share | suggested timing scale |',
+);
 say('|---|---|---|---|---|---|---|---|---|---|---|');
 const fmt = (share: number, failed = 0) => `${share.toPrecision(2)}${failed ? ` (${failed} failed)` : ''}`;
 for (const t of set.tasks.values()) {

@@ -17,7 +17,14 @@ import { ensureToolchain } from '../sandbox/toolchain.js';
 import { loadTaskSet, solutionFiles, type Task } from '../tasks/loader.js';
 
 const { values } = parseArgs({
-  options: { out: { type: 'string', default: 'docs/benchmarks/c-eval.md' }, quick: { type: 'boolean', default: false }, pools: { type: 'string' }, card: { type: 'string' }, 'spread-only': { type: 'boolean', default: false }, threads: { type: 'string' } },
+  options: {
+    out: { type: 'string', default: 'docs/benchmarks/c-eval.md' },
+    quick: { type: 'boolean', default: false },
+    pools: { type: 'string' },
+    card: { type: 'string' },
+    'spread-only': { type: 'boolean', default: false },
+    threads: { type: 'string' },
+  },
 });
 const quick = values.quick!;
 const set = loadTaskSet('builtin-c');
@@ -76,7 +83,10 @@ async function isolationOverhead(task: Task): Promise<{ bwrap: number; none: num
   const times: Record<'bwrap' | 'none', number[]> = { bwrap: [], none: [] };
   const n = quick ? 2 : 5;
   for (let i = 0; i < n; i++) {
-    for (const [name, ev] of [['bwrap', boxed], ['none', open]] as const) {
+    for (const [name, ev] of [
+      ['bwrap', boxed],
+      ['none', open],
+    ] as const) {
       const t0 = performance.now();
       const r = await ev.evaluate({ task, code, seed: i });
       if (r.outcome !== 'ok') throw new Error(`${name}: ${r.outcome} ${r.message}`);
@@ -105,7 +115,11 @@ async function throughput(poolSize: number, mix: Task[]): Promise<number> {
 
 // 4. Speedup spread over repeated evaluations of one candidate.
 async function spread(task: Task, n: number): Promise<{ speedups: number[]; candidateMs: number; ratio: number }> {
-  const ev = localService('c', { poolSize: 1, cacheSize: 0, eval: values.threads ? { threads: Number(values.threads) } : {} });
+  const ev = localService('c', {
+    poolSize: 1,
+    cacheSize: 0,
+    eval: values.threads ? { threads: Number(values.threads) } : {},
+  });
   const speedups: number[] = [];
   let candidateMs = 0;
   for (let i = 0; i < n; i++) {
@@ -121,57 +135,64 @@ async function spread(task: Task, n: number): Promise<{ speedups: number[]; cand
 const cores = os.availableParallelism();
 say(`# C evaluation benchmark`);
 say();
-say(`Host: ${os.cpus()[0]?.model}, ${cores} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB${values.card ? ` (the ${values.card} machine)` : ''}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`);
+say(
+  `Host: ${os.cpus()[0]?.model}, ${cores} cores, ${Math.round(os.totalmem() / 1024 ** 3)} GiB${values.card ? ` (the ${values.card} machine)` : ''}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+);
 say(`Default evaluation settings (timing budget 2 s per shape, 7 to 100 repetitions).`);
 say();
 
 if (!values['spread-only']) {
-log('sandbox start-up…');
-const st = await startup();
-say(`## Sandbox start-up`);
-say();
-say(`| what | median ms |`);
-say(`|---|---|`);
-say(`| /bin/true through anvil-launch + bubblewrap + cgroup | ${st.sandboxed.toFixed(1)} |`);
-say(`| /bin/true directly | ${st.direct.toFixed(1)} |`);
-say(`| **sandbox start-up cost** (target < 20 ms) | **${(st.sandboxed - st.direct).toFixed(1)}** |`);
-say();
+  log('sandbox start-up…');
+  const st = await startup();
+  say(`## Sandbox start-up`);
+  say();
+  say(`| what | median ms |`);
+  say(`|---|---|`);
+  say(`| /bin/true through anvil-launch + bubblewrap + cgroup | ${st.sandboxed.toFixed(1)} |`);
+  say(`| /bin/true directly | ${st.direct.toFixed(1)} |`);
+  say(`| **sandbox start-up cost** (target < 20 ms) | **${(st.sandboxed - st.direct).toFixed(1)}** |`);
+  say();
 
-log('isolation overhead…');
-const iso = await isolationOverhead(set.tasks.get('vector_add')!);
-say(`## Isolation overhead on a whole evaluation (vector_add, median of interleaved runs)`);
-say();
-say(`| mode | median ms per evaluation |`);
-say(`|---|---|`);
-say(`| sandboxed (bwrap, cgroups, seccomp, rlimits) | ${iso.bwrap.toFixed(0)} |`);
-say(`| same harness, unsandboxed | ${iso.none.toFixed(0)} |`);
-say(`| **overhead** (target < 10%) | **${((iso.ratio - 1) * 100).toFixed(1)}%** |`);
-say();
+  log('isolation overhead…');
+  const iso = await isolationOverhead(set.tasks.get('vector_add')!);
+  say(`## Isolation overhead on a whole evaluation (vector_add, median of interleaved runs)`);
+  say();
+  say(`| mode | median ms per evaluation |`);
+  say(`|---|---|`);
+  say(`| sandboxed (bwrap, cgroups, seccomp, rlimits) | ${iso.bwrap.toFixed(0)} |`);
+  say(`| same harness, unsandboxed | ${iso.none.toFixed(0)} |`);
+  say(`| **overhead** (target < 10%) | **${((iso.ratio - 1) * 100).toFixed(1)}%** |`);
+  say();
 
-const mixIds = ['vector_add', 'softmax_rows', 'sgemm', 'conv2d', 'layernorm_rows', 'matvec', 'gelu', 'sum_reduce'];
-const mix = mixIds.map((id) => set.tasks.get(id)!);
-say(`## Evaluations per second by pool size`);
-say();
-say(`Mix of ${mix.length} evaluations (${mixIds.join(', ')}), all submitted at once; timing phases never overlap.`);
-say();
-say(`| pool size | evaluations/s |`);
-say(`|---|---|`);
-const pools = values.pools ? values.pools.split(',').map(Number) : Array.from({ length: cores }, (_, i) => i + 1);
-for (const p of pools) {
-  log(`throughput, pool ${p}…`);
-  say(`| ${p} | ${(await throughput(p, mix)).toFixed(2)} |`);
+  const mixIds = ['vector_add', 'softmax_rows', 'sgemm', 'conv2d', 'layernorm_rows', 'matvec', 'gelu', 'sum_reduce'];
+  const mix = mixIds.map((id) => set.tasks.get(id)!);
+  say(`## Evaluations per second by pool size`);
+  say();
+  say(`Mix of ${mix.length} evaluations (${mixIds.join(', ')}), all submitted at once; timing phases never overlap.`);
+  say();
+  say(`| pool size | evaluations/s |`);
+  say(`|---|---|`);
+  const pools = values.pools ? values.pools.split(',').map(Number) : Array.from({ length: cores }, (_, i) => i + 1);
+  for (const p of pools) {
+    log(`throughput, pool ${p}…`);
+    say(`| ${p} | ${(await throughput(p, mix)).toFixed(2)} |`);
+  }
+  say();
 }
-say();
-
-}
-say(`## Speedup spread over 5 evaluations of the same candidate (fresh seeds${values.threads ? `; ${values.threads} OpenMP thread${values.threads === '1' ? '' : 's'}` : ''})`);
+say(
+  `## Speedup spread over 5 evaluations of the same candidate (fresh seeds${values.threads ? `; ${values.threads} OpenMP thread${values.threads === '1' ? '' : 's'}` : ''})`,
+);
 say();
 say(`| task | candidate median ms | speedups | max/min (target < 1.05 for kernels ≥ 1 ms) |`);
 say(`|---|---|---|---|`);
-for (const id of quick ? ['vector_add'] : ['vector_add', 'matvec', 'prefix_sum', 'transpose', 'softmax_rows', 'sgemm']) {
+for (const id of quick
+  ? ['vector_add']
+  : ['vector_add', 'matvec', 'prefix_sum', 'transpose', 'softmax_rows', 'sgemm']) {
   log(`spread ${id}…`);
   const s = await spread(set.tasks.get(id)!, quick ? 2 : 5);
-  say(`| ${id} | ${s.candidateMs.toFixed(3)} | ${s.speedups.map((x) => x.toFixed(2)).join(', ')} | ${s.ratio.toFixed(3)} |`);
+  say(
+    `| ${id} | ${s.candidateMs.toFixed(3)} | ${s.speedups.map((x) => x.toFixed(2)).join(', ')} | ${s.ratio.toFixed(3)} |`,
+  );
 }
 say();
 writeFileSync(values.out!, `${lines.join('\n')}\n`);

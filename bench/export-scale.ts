@@ -17,7 +17,11 @@ import type { TurnRecord } from '../contracts/record.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 
 const { values } = parseArgs({
-  options: { turns: { type: 'string', default: '1000000' }, dir: { type: 'string', default: os.tmpdir() }, out: { type: 'string', default: 'docs/benchmarks/export.md' } },
+  options: {
+    turns: { type: 'string', default: '1000000' },
+    dir: { type: 'string', default: os.tmpdir() },
+    out: { type: 'string', default: 'docs/benchmarks/export.md' },
+  },
 });
 const N = Number(values.turns);
 const dir = mkdtempSync(path.join(values.dir!, 'anvil-bench-export-'));
@@ -26,7 +30,8 @@ const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
 
 try {
   // The server interleaves a group's episodes and turns over time; so does this.
-  const code = '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```';
+  const code =
+    '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```';
   spawnSync('mkdir', ['-p', logs]);
   let part = 0;
   let fd = -1;
@@ -62,17 +67,44 @@ try {
             taskDigest: 'digest',
             seed: g,
             turn,
-            observation: { messages: turn === 0 ? [{ role: 'system', content: 'system prompt '.repeat(20) }, { role: 'user', content: 'task prompt '.repeat(80) }] : [{ role: 'user', content: 'feedback '.repeat(30) }] },
+            observation: {
+              messages:
+                turn === 0
+                  ? [
+                      { role: 'system', content: 'system prompt '.repeat(20) },
+                      { role: 'user', content: 'task prompt '.repeat(80) },
+                    ]
+                  : [{ role: 'user', content: 'feedback '.repeat(30) }],
+            },
             action: code,
             feedback: 'feedback '.repeat(30),
             meta: { tokens: turn },
             completionIds: null,
             logprobs: null,
             policyVersion: null,
-            eval: { outcome: i % 5 ? 'ok' : 'wrong_result', correct: i % 5 !== 0, speedup: i % 5 ? 1 + (i % 7) : null, profileShare: 1, flags: [], message: '', stages: [{ name: 'compile', status: 'ok', ms: 100 + (i % 300) }], cached: false, codeHash: 'x', sandbox: 'bwrap' },
+            eval: {
+              outcome: i % 5 ? 'ok' : 'wrong_result',
+              correct: i % 5 !== 0,
+              speedup: i % 5 ? 1 + (i % 7) : null,
+              profileShare: 1,
+              flags: [],
+              message: '',
+              stages: [{ name: 'compile', status: 'ok', ms: 100 + (i % 300) }],
+              cached: false,
+              codeHash: 'x',
+              sandbox: 'bwrap',
+            },
             reward: i % 5 ? 1 + (i % 7) / 7 : 0,
             components: { correct: 0.5 },
-            rewardConfig: { formula: 'drkernel', wCorrect: 0.5, wSpeed: 0.5, wProfile: 0.5, speedCap: 3, failureReward: 0, hackReward: 0 },
+            rewardConfig: {
+              formula: 'drkernel',
+              wCorrect: 0.5,
+              wSpeed: 0.5,
+              wProfile: 0.5,
+              speedCap: 3,
+              failureReward: 0,
+              hackReward: 0,
+            },
             terminated: false,
             truncated: turn === 2,
             reason: turn === 2 ? 'max_turns' : null,
@@ -99,7 +131,12 @@ try {
     // peak through process.resourceUsage, printed by a tiny wrapper after the CLI finishes.
     const r = spawnSync(
       process.execPath,
-      ['--input-type=module', '-e', `process.argv.splice(1, 0, ${JSON.stringify(CLI)}); await import(${JSON.stringify(CLI)}); process.on('exit', () => console.error('MAXRSS ' + process.resourceUsage().maxRSS));`, ...args],
+      [
+        '--input-type=module',
+        '-e',
+        `process.argv.splice(1, 0, ${JSON.stringify(CLI)}); await import(${JSON.stringify(CLI)}); process.on('exit', () => console.error('MAXRSS ' + process.resourceUsage().maxRSS));`,
+        ...args,
+      ],
       { encoding: 'utf8', maxBuffer: 64 * 1024 ** 2 },
     );
     const seconds = (performance.now() - t0) / 1000;
@@ -119,7 +156,7 @@ try {
     '# Export and report benchmark',
     '',
     `Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}; the machine was shared with other work while this ran. A synthetic run of ${N.toLocaleString('en')} turn records: ${(size / 1024 ** 3).toFixed(2)} GiB of logs in ${part} files, groups of 8 episodes of 3 turns, 500 groups stepped side by side, 1% masked.`,
-    'Each command ran as `anvil …` in its own process; peak RSS is that process\'s, from the kernel.',
+    "Each command ran as `anvil …` in its own process; peak RSS is that process's, from the kernel.",
     '',
     '| command | seconds | turns/s | peak RSS MiB | output |',
     '|---|---|---|---|---|',

@@ -49,15 +49,26 @@ async function run(cmd: string, args: string[], ready: RegExp): Promise<ChildPro
   c.stdout!.resume();
   return c;
 }
-await run('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], /Ready to accept connections/);
+await run(
+  'redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  /Ready to accept connections/,
+);
 
 const mixIds = ['vector_add', 'softmax_rows', 'sgemm', 'conv2d', 'layernorm_rows', 'matvec', 'gelu', 'sum_reduce'];
-const mix = mixIds.map((id) => ({ task: set.tasks.get(id)!, code: readFileSync(solutionFiles(set.tasks.get(id)!)[0]!, 'utf8') }));
+const mix = mixIds.map((id) => ({
+  task: set.tasks.get(id)!,
+  code: readFileSync(solutionFiles(set.tasks.get(id)!)[0]!, 'utf8'),
+}));
 
 say('# Distributed evaluation benchmark');
 say();
-say(`Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores, Node ${process.version}, Redis on loopback, ${new Date().toISOString().slice(0, 10)}.`);
-say('Timing phases never overlap on a host (a host-wide lock), so on one 2-core machine more workers add compile and correctness concurrency only.');
+say(
+  `Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores, Node ${process.version}, Redis on loopback, ${new Date().toISOString().slice(0, 10)}.`,
+);
+say(
+  'Timing phases never overlap on a host (a host-wide lock), so on one 2-core machine more workers add compile and correctness concurrency only.',
+);
 say();
 
 // Added latency: a job that does almost nothing (a reply with no code), through the queue and in process.
@@ -69,7 +80,10 @@ await new Promise((r) => setTimeout(r, 1500));
 const task = set.tasks.get('vector_add')!;
 const lat = { local: [] as number[], queue: [] as number[] };
 for (let i = 0; i < 200; i++) {
-  for (const [name, ev] of [['local', local], ['queue', queued]] as const) {
+  for (const [name, ev] of [
+    ['local', local],
+    ['queue', queued],
+  ] as const) {
     const t0 = performance.now();
     const r = await ev.evaluate({ task, reply: `no code here, request ${name} ${i}`, seed: i });
     if (r.outcome !== 'no_code') throw new Error(`${name}: ${r.outcome}`);
@@ -82,7 +96,9 @@ say();
 say('| path | median ms | p90 ms |');
 say('|---|---|---|');
 say(`| in process | ${median(lat.local).toFixed(2)} | ${[...lat.local].sort((a, b) => a - b)[179]!.toFixed(2)} |`);
-say(`| through Redis and a worker | ${median(lat.queue).toFixed(2)} | ${[...lat.queue].sort((a, b) => a - b)[179]!.toFixed(2)} |`);
+say(
+  `| through Redis and a worker | ${median(lat.queue).toFixed(2)} | ${[...lat.queue].sort((a, b) => a - b)[179]!.toFixed(2)} |`,
+);
 say(`| **added by the queue** (target < 5 ms median) | **${(median(lat.queue) - median(lat.local)).toFixed(2)}** | |`);
 say();
 
@@ -97,14 +113,22 @@ await local.close();
 let round = 0;
 for (const n of [1, 2, 4]) {
   log(`${n} workers…`);
-  const procs = await Promise.all(Array.from({ length: n }, () => run(process.execPath, [CLI, 'worker', '--redis', url, '--concurrency', '1'], /anvil worker/)));
+  const procs = await Promise.all(
+    Array.from({ length: n }, () =>
+      run(process.execPath, [CLI, 'worker', '--redis', url, '--concurrency', '1'], /anvil worker/),
+    ),
+  );
   await new Promise((r) => setTimeout(r, 1000));
   round++;
   const t1 = performance.now();
-  const results = await Promise.all(mix.map((m, i) => queued.evaluate({ task: m.task, code: m.code, seed: round * 100 + i })));
+  const results = await Promise.all(
+    mix.map((m, i) => queued.evaluate({ task: m.task, code: m.code, seed: round * 100 + i })),
+  );
   const bad = results.filter((r) => r.outcome !== 'ok');
   if (bad.length) throw new Error(bad.map((r) => r.message).join('; '));
-  say(`| queue, ${n} worker process${n > 1 ? 'es' : ''} × 1 | ${(mix.length / ((performance.now() - t1) / 1000)).toFixed(2)} |`);
+  say(
+    `| queue, ${n} worker process${n > 1 ? 'es' : ''} × 1 | ${(mix.length / ((performance.now() - t1) / 1000)).toFixed(2)} |`,
+  );
   for (const p of procs) p.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 500));
 }

@@ -62,7 +62,9 @@ const OPENERS: Record<'tcp' | 'ws' | 'frames', Opener> = {
   /** A 15 MiB frame sent in pieces before hello. */
   frames: (port, localAddress, done) => {
     const s = net.connect({ port, host: '127.0.0.1', localAddress }, () => {
-      s.write(`GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      s.write(
+        `GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+      );
       const header = Buffer.alloc(14);
       header[0] = 0x82;
       header[1] = 0x80 | 127;
@@ -165,7 +167,8 @@ class Trainer {
   }
 }
 
-const GOOD = '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```';
+const GOOD =
+  '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```';
 
 function rssMiB(pid: number): { rss: number; hwm: number } {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -213,7 +216,18 @@ async function measure(url: string, trainer: Trainer, seconds: number, serverPid
     }
     await sleep(20);
   }
-  return { n: step.length, p50: pct(step, 0.5), p99: pct(step, 0.99), max: pct(step, 1), stepP50: pct(stepOnly, 0.5), stepP99: pct(stepOnly, 0.99), joins: join.length, joinP99: pct(join, 0.99), failures, rssPeak: Math.max(peak, rssMiB(serverPid).rss) };
+  return {
+    n: step.length,
+    p50: pct(step, 0.5),
+    p99: pct(step, 0.99),
+    max: pct(step, 1),
+    stepP50: pct(stepOnly, 0.5),
+    stepP99: pct(stepOnly, 0.99),
+    joins: join.length,
+    joinP99: pct(join, 0.99),
+    failures,
+    rssPeak: Math.max(peak, rssMiB(serverPid).rss),
+  };
 }
 
 type Measured = Awaited<ReturnType<typeof measure>>;
@@ -253,10 +267,18 @@ async function bench(): Promise<void> {
 }
 
 /** `anvil serve` in a process of its own, with the default limits (a pool of 2), once it listens. */
-async function startServer(dir: string, children: ChildProcess[]): Promise<{ server: ChildProcess; url: string; serverFdLimit: string }> {
+async function startServer(
+  dir: string,
+  children: ChildProcess[],
+): Promise<{ server: ChildProcess; url: string; serverFdLimit: string }> {
   const CLI = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
-  writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ poolSize: 2, eval: { timingBudgetMs: 250, minReps: 3, maxReps: 12 } }));
-  const server = shell(`${RAISE_FDS} ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} serve --port 0 --config ${dir}/config.json --log-dir ${dir}/logs`);
+  writeFileSync(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ poolSize: 2, eval: { timingBudgetMs: 250, minReps: 3, maxReps: 12 } }),
+  );
+  const server = shell(
+    `${RAISE_FDS} ${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} serve --port 0 --config ${dir}/config.json --log-dir ${dir}/logs`,
+  );
   children.push(server);
   let serverErr = '';
   server.stderr!.on('data', (d) => (serverErr += d));
@@ -280,9 +302,17 @@ interface FloodPhase {
 }
 
 /** Phase 2: the attacker process floods the server while the trainer steps. */
-async function floodPhase(url: string, trainer: Trainer, seconds: number, serverPid: number, children: ChildProcess[]): Promise<FloodPhase> {
+async function floodPhase(
+  url: string,
+  trainer: Trainer,
+  seconds: number,
+  serverPid: number,
+  children: ChildProcess[],
+): Promise<FloodPhase> {
   const port = Number(new URL(url).port);
-  const att = shell(`${RAISE_FDS} ${JSON.stringify(process.execPath)} ${JSON.stringify(new URL(import.meta.url).pathname)} --role attacker --port ${port} --seconds ${seconds + 15} --tcp ${values.tcp} --ws ${values.ws} --frames ${values.frames} --reopen-rate ${values['reopen-rate']}`);
+  const att = shell(
+    `${RAISE_FDS} ${JSON.stringify(process.execPath)} ${JSON.stringify(new URL(import.meta.url).pathname)} --role attacker --port ${port} --seconds ${seconds + 15} --tcp ${values.tcp} --ws ${values.ws} --frames ${values.frames} --reopen-rate ${values['reopen-rate']}`,
+  );
   children.push(att);
   let attackerFdLimit = '';
   att.stderr!.on('data', (d) => (attackerFdLimit ||= String(d).trim()));
@@ -359,7 +389,10 @@ function reportLines({ serverFdLimit, seconds, baseline, flood, crafted, rssStar
     '|---|---|---|---|---|---|---|---|---|---|---|',
     row('baseline', baseline),
     row(`connection flood (${seconds} s)`, flood.measured),
-    row(`crafted replies (${crafted.sent} sent in groups of 6, ${values['crafted-pause-ms']} ms between groups, ${seconds} s)`, crafted.measured),
+    row(
+      `crafted replies (${crafted.sent} sent in groups of 6, ${values['crafted-pause-ms']} ms between groups, ${seconds} s)`,
+      crafted.measured,
+    ),
     '',
     `Server RSS: ${rssStart.toFixed(0)} MiB before the attack, ${rssEnd.rss.toFixed(0)} MiB after, ${rssEnd.hwm.toFixed(0)} MiB at its highest (VmHWM).`,
     ...(failures.length ? ['', `Failures: ${[...new Set(failures)].slice(0, 5).join('; ')}`] : []),

@@ -25,7 +25,8 @@ const { values } = parseArgs({
   },
 });
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
-const CODE = '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```';
+const CODE =
+  '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```';
 const log = (s: string) => process.stderr.write(`${s}\n`);
 const lines: string[] = [];
 const say = (s = '') => {
@@ -68,10 +69,33 @@ class Conn {
 
 async function boot(logDir: string): Promise<{ child: ChildProcess; url: string; http: string }> {
   const cfg = path.join(logDir, 'config.json');
-  writeFileSync(cfg, JSON.stringify({ maxEpisodes: 50_000, maxEpisodesPerSession: 50_000, maxPendingSteps: 50_000, maxTurnsLimit: 64, maxGroupSize: 64 }));
-  const child = spawn(process.execPath, ['--expose-gc', path.join(PACKAGE_ROOT, 'dist/scripts/anvil.js'), 'serve', '--port', '0', '--log-dir', logDir, '--config', cfg], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      maxEpisodes: 50_000,
+      maxEpisodesPerSession: 50_000,
+      maxPendingSteps: 50_000,
+      maxTurnsLimit: 64,
+      maxGroupSize: 64,
+    }),
+  );
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      path.join(PACKAGE_ROOT, 'dist/scripts/anvil.js'),
+      'serve',
+      '--port',
+      '0',
+      '--log-dir',
+      logDir,
+      '--config',
+      cfg,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const line: string = await new Promise((resolve) => {
     let buf = '';
     child.stdout!.on('data', (d) => {
@@ -85,7 +109,8 @@ async function boot(logDir: string): Promise<{ child: ChildProcess; url: string;
 
 async function heap(http: string): Promise<number> {
   let best = Infinity;
-  for (let i = 0; i < 3; i++) best = Math.min(best, (await (await fetch(`${http}/healthz?gc=1`)).json()).memory.heapUsed);
+  for (let i = 0; i < 3; i++)
+    best = Math.min(best, (await (await fetch(`${http}/healthz?gc=1`)).json()).memory.heapUsed);
   return best;
 }
 
@@ -96,10 +121,16 @@ const pct = (xs: number[], p: number) => {
 
 say('# Server load benchmark');
 say();
-say(`Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`);
-say(`Server in its own process; load from ${values.connections} MessagePack connections in another. Identical code on one task and seed: after the first step every verdict is a cache hit, so the figures are the server's own cost (decode, validate, episode, reward, feedback, log write with writeSync, encode).`);
+say(
+  `Host: ${os.cpus()[0]?.model}, ${os.availableParallelism()} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}.`,
+);
+say(
+  `Server in its own process; load from ${values.connections} MessagePack connections in another. Identical code on one task and seed: after the first step every verdict is a cache hit, so the figures are the server's own cost (decode, validate, episode, reward, feedback, log write with writeSync, encode).`,
+);
 say();
-say('| open episodes | heap per idle episode | offered steps/s | answered steps/s | p50 ms | p99 ms | max ms | errors |');
+say(
+  '| open episodes | heap per idle episode | offered steps/s | answered steps/s | p50 ms | p99 ms | max ms | errors |',
+);
 say('|---|---|---|---|---|---|---|---|');
 
 for (const E of values.episodes!.split(',').map(Number)) {
@@ -112,7 +143,13 @@ for (const E of values.episodes!.split(',').map(Number)) {
     const episodes: Array<{ conn: Conn; id: string }> = [];
     for (let i = 0; episodes.length < E; i++) {
       const conn = conns[i % conns.length]!;
-      const r = await conn.call({ op: 'reset', task: 'vector_add', seed: 1, group: { size: Math.min(64, E - episodes.length) }, options: { maxTurns: 64 } });
+      const r = await conn.call({
+        op: 'reset',
+        task: 'vector_add',
+        seed: 1,
+        group: { size: Math.min(64, E - episodes.length) },
+        options: { maxTurns: 64 },
+      });
       if (!r.ok) throw new Error(JSON.stringify(r.error));
       for (const e of r.episodes) episodes.push({ conn, id: e.episode });
     }
@@ -164,6 +201,8 @@ for (const E of values.episodes!.split(',').map(Number)) {
   }
 }
 say();
-say('Targets (2-core machine): 10,000 open episodes; p99 added latency under 20 ms at 2,000 steps/s; under 50 KB per idle episode.');
+say(
+  'Targets (2-core machine): 10,000 open episodes; p99 added latency under 20 ms at 2,000 steps/s; under 50 KB per idle episode.',
+);
 writeFileSync(values.out!, `${lines.join('\n')}\n`);
 log(`written to ${values.out}`);

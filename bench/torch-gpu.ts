@@ -14,7 +14,15 @@ import { PACKAGE_ROOT } from '../tasks/paths.js';
 import type { EvalResult } from '../sandbox/result.js';
 import { localService } from '../sandbox/service.js';
 
-const { values } = parseArgs({ options: { kernelbench: { type: 'string' }, out: { type: 'string' }, only: { type: 'string' }, tasks: { type: 'string' }, solutions: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    kernelbench: { type: 'string' },
+    out: { type: 'string' },
+    only: { type: 'string' },
+    tasks: { type: 'string' },
+    solutions: { type: 'string' },
+  },
+});
 /** --tasks a,b and --solutions triton,cuda narrow the honest-solution table (a quick check on the device). */
 const taskFilter = values.tasks ? new Set(values.tasks.split(',')) : null;
 const solutionFilter = values.solutions ? new Set(values.solutions.split(',')) : null;
@@ -22,7 +30,11 @@ const parts = new Set((values.only ?? 'tasks,hacks,spread,fork,kernelbench').spl
 const report: Record<string, unknown> = {};
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const f = (x: number | null | undefined, d = 2) => (x == null ? '-' : x.toFixed(d));
-const stageMs = (r: EvalResult) => r.stages.filter((s) => s.status !== 'skipped').map((s) => `${s.name[0]}${Math.round(s.ms)}`).join(' ');
+const stageMs = (r: EvalResult) =>
+  r.stages
+    .filter((s) => s.status !== 'skipped')
+    .map((s) => `${s.name[0]}${Math.round(s.ms)}`)
+    .join(' ');
 
 const set = loadTaskSet('builtin-torch');
 const ev = localService('torch', { cacheSize: 0 });
@@ -36,12 +48,29 @@ if (parts.has('tasks')) {
   const rows = [];
   for (const task of set.tasks.values()) {
     if (taskFilter && !taskFilter.has(task.id)) continue;
-    for (const file of solutionFiles(task).filter((x) => !solutionFilter || solutionFilter.has(path.basename(x, '.py')))) {
+    for (const file of solutionFiles(task).filter(
+      (x) => !solutionFilter || solutionFilter.has(path.basename(x, '.py')),
+    )) {
       const t0 = performance.now();
       const r = await ev.evaluate({ task, code: readFileSync(file, 'utf8'), seed: 1 });
       const name = path.basename(file, '.py');
-      say(`${task.id.padEnd(18)} ${name.padEnd(10)} ${r.outcome.padEnd(16)} ${f(r.speedup).padStart(7)}  ${f(r.timing?.referenceMs, 3).padStart(7)}  ${f(r.timing?.candidateMs, 3).padStart(7)}  ${f(r.profileShare).padStart(5)}  ${stageMs(r)}${r.outcome === 'ok' ? '' : `  ${r.message.slice(0, 300)}`}`);
-      rows.push({ task: task.id, solution: name, outcome: r.outcome, flags: r.flags, speedup: r.speedup, splitMs: r.timing?.shapes[0]?.splitMs, referenceMs: r.timing?.referenceMs, candidateMs: r.timing?.candidateMs, share: r.profileShare, stages: r.stages.map((s) => [s.name, s.status, Math.round(s.ms)]), wallMs: performance.now() - t0, message: r.message.slice(0, 2000) });
+      say(
+        `${task.id.padEnd(18)} ${name.padEnd(10)} ${r.outcome.padEnd(16)} ${f(r.speedup).padStart(7)}  ${f(r.timing?.referenceMs, 3).padStart(7)}  ${f(r.timing?.candidateMs, 3).padStart(7)}  ${f(r.profileShare).padStart(5)}  ${stageMs(r)}${r.outcome === 'ok' ? '' : `  ${r.message.slice(0, 300)}`}`,
+      );
+      rows.push({
+        task: task.id,
+        solution: name,
+        outcome: r.outcome,
+        flags: r.flags,
+        speedup: r.speedup,
+        splitMs: r.timing?.shapes[0]?.splitMs,
+        referenceMs: r.timing?.referenceMs,
+        candidateMs: r.timing?.candidateMs,
+        share: r.profileShare,
+        stages: r.stages.map((s) => [s.name, s.status, Math.round(s.ms)]),
+        wallMs: performance.now() - t0,
+        message: r.message.slice(0, 2000),
+      });
     }
   }
   report.tasks = rows;
@@ -54,7 +83,11 @@ if (parts.has('hacks')) {
   const rows = [];
   // The GPU corpus and the judge corpus (device-agnostic candidates written for the CPU tests).
   const files = ['torch-hacks', 'torch-hacks-cpu'].flatMap((d) =>
-    readdirSync(path.join(PACKAGE_ROOT, 'test', d)).filter((x) => x.endsWith('.py')).sort().map((x) => path.join(PACKAGE_ROOT, 'test', d, x)));
+    readdirSync(path.join(PACKAGE_ROOT, 'test', d))
+      .filter((x) => x.endsWith('.py'))
+      .sort()
+      .map((x) => path.join(PACKAGE_ROOT, 'test', d, x)),
+  );
   for (const full of files) {
     const file = path.basename(full);
     const code = readFileSync(full, 'utf8');
@@ -62,13 +95,31 @@ if (parts.has('hacks')) {
     const task = getTask(set, header('task'));
     const cfg = { correctnessDeadlineMs: 20_000 };
     const verdicts = [];
-    for (const [which, e, expect] of [['checked', ev, header('expect')], ['runtime', unchecked, header('unchecked')]] as const) {
+    for (const [which, e, expect] of [
+      ['checked', ev, header('expect')],
+      ['runtime', unchecked, header('unchecked')],
+    ] as const) {
       const r = await e.evaluate({ task, code, seed: 2, config: cfg });
-      const caught = expect === 'not_ok' ? r.outcome !== 'ok' : expect.includes('/') ? r.outcome === expect.split('/')[0] && r.flags.some((fl) => fl.kind === expect.split('/')[1]) : r.outcome === expect;
-      verdicts.push({ which, outcome: r.outcome, flags: r.flags.map((fl) => fl.kind), expect, caught, message: r.message.slice(0, 300), stages: stageMs(r) });
+      const caught =
+        expect === 'not_ok'
+          ? r.outcome !== 'ok'
+          : expect.includes('/')
+            ? r.outcome === expect.split('/')[0] && r.flags.some((fl) => fl.kind === expect.split('/')[1])
+            : r.outcome === expect;
+      verdicts.push({
+        which,
+        outcome: r.outcome,
+        flags: r.flags.map((fl) => fl.kind),
+        expect,
+        caught,
+        message: r.message.slice(0, 300),
+        stages: stageMs(r),
+      });
     }
     const health = ev.devices()[0]!;
-    say(`${file.padEnd(26)} ${verdicts.map((v) => `${v.caught ? 'caught' : 'MISSED'} ${v.outcome}${v.flags.length ? `/${v.flags.join(',')}` : ''}`.padEnd(46)).join(' | ')}${health.healthy ? '' : '  DEVICE OUT OF ROTATION'}`);
+    say(
+      `${file.padEnd(26)} ${verdicts.map((v) => `${v.caught ? 'caught' : 'MISSED'} ${v.outcome}${v.flags.length ? `/${v.flags.join(',')}` : ''}`.padEnd(46)).join(' | ')}${health.healthy ? '' : '  DEVICE OUT OF ROTATION'}`,
+    );
     rows.push({ file, verdicts, deviceHealthy: health.healthy });
   }
   await unchecked.close();
@@ -80,7 +131,10 @@ if (parts.has('spread')) {
   const out: Record<string, unknown> = {};
   for (const id of ['softmax', 'matmul']) {
     const task = getTask(set, id);
-    const code = readFileSync(solutionFiles(task).find((x) => x.endsWith('triton.py'))!, 'utf8');
+    const code = readFileSync(
+      solutionFiles(task).find((x) => x.endsWith('triton.py'))!,
+      'utf8',
+    );
     const speedups = [];
     let candMs = 0;
     for (let i = 0; i < 5; i++) {
@@ -89,7 +143,9 @@ if (parts.has('spread')) {
       candMs = r.timing?.candidateMs ?? candMs;
     }
     const ratio = Math.max(...speedups) / Math.min(...speedups);
-    say(`${id.padEnd(12)} candidate ${f(candMs, 3)} ms; speedups ${speedups.map((s) => f(s, 3)).join(' ')}; max/min ${f(ratio, 4)}`);
+    say(
+      `${id.padEnd(12)} candidate ${f(candMs, 3)} ms; speedups ${speedups.map((s) => f(s, 3)).join(' ')}; max/min ${f(ratio, 4)}`,
+    );
     out[id] = { speedups, candidateMs: candMs, ratio };
   }
   report.spread = out;
@@ -99,7 +155,13 @@ if (parts.has('fork')) {
   say('\n## evaluations per GPU-hour: warm fork vs a fresh interpreter per job');
   const jobs: [Task, string][] = ['gelu', 'silu_mul', 'softmax', 'row_sum'].map((id) => {
     const t = getTask(set, id);
-    return [t, readFileSync(solutionFiles(t).find((x) => x.endsWith('triton.py'))!, 'utf8')];
+    return [
+      t,
+      readFileSync(
+        solutionFiles(t).find((x) => x.endsWith('triton.py'))!,
+        'utf8',
+      ),
+    ];
   });
   const out: Record<string, number> = {};
   const cfg = { timingBudgetMs: 1000 };
@@ -118,7 +180,9 @@ if (parts.has('fork')) {
       }
     const perEval = (performance.now() - t0) / n;
     out[mode] = 3_600_000 / perEval;
-    say(`${mode.padEnd(18)} ${f(perEval / 1000, 2)} s per evaluation, ${Math.round(out[mode]!)} evaluations per GPU-hour`);
+    say(
+      `${mode.padEnd(18)} ${f(perEval / 1000, 2)} s per evaluation, ${Math.round(out[mode]!)} evaluations per GPU-hour`,
+    );
     if (e !== ev) await e.close();
   }
   say(`ratio ${f(out['warm fork']! / out['fresh interpreter']!, 2)}×`);
@@ -164,8 +228,18 @@ class ModelNew(nn.Module):
     const t0 = performance.now();
     const r = await ev.evaluate({ task, code, seed: 3 });
     const wall = (performance.now() - t0) / 1000;
-    say(`${id.padEnd(16)} ${r.outcome.padEnd(10)} wall ${f(wall, 2)} s  speedup ${f(r.speedup)}  ref ${f(r.timing?.referenceMs, 3)} ms  reps ${r.timing?.shapes[0]?.candidate.reps ?? '-'}  ${stageMs(r)}${r.outcome === 'ok' ? '' : `  ${r.message.slice(0, 300)}`}`);
-    rows.push({ id, outcome: r.outcome, wallS: wall, speedup: r.speedup, referenceMs: r.timing?.referenceMs, stages: r.stages.map((s) => [s.name, Math.round(s.ms)]), message: r.message.slice(0, 500) });
+    say(
+      `${id.padEnd(16)} ${r.outcome.padEnd(10)} wall ${f(wall, 2)} s  speedup ${f(r.speedup)}  ref ${f(r.timing?.referenceMs, 3)} ms  reps ${r.timing?.shapes[0]?.candidate.reps ?? '-'}  ${stageMs(r)}${r.outcome === 'ok' ? '' : `  ${r.message.slice(0, 300)}`}`,
+    );
+    rows.push({
+      id,
+      outcome: r.outcome,
+      wallS: wall,
+      speedup: r.speedup,
+      referenceMs: r.timing?.referenceMs,
+      stages: r.stages.map((s) => [s.name, Math.round(s.ms)]),
+      message: r.message.slice(0, 500),
+    });
   }
   report.kernelbench = rows;
 }

@@ -40,13 +40,23 @@ const port: number = await new Promise((resolve) => {
     s.close(() => resolve(p));
   });
 });
-await start('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], /Ready to accept connections/);
+await start(
+  'redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  /Ready to accept connections/,
+);
 const redisUrl = `redis://127.0.0.1:${port}`;
 
 const set = loadTaskSet('builtin-torch');
 const mix = ['gelu', 'silu_mul', 'softmax', 'row_sum', 'layernorm', 'cumsum'].map((id) => {
   const task = getTask(set, id);
-  return { task, code: readFileSync(solutionFiles(task).find((f) => f.endsWith('triton.py'))!, 'utf8') };
+  return {
+    task,
+    code: readFileSync(
+      solutionFiles(task).find((f) => f.endsWith('triton.py'))!,
+      'utf8',
+    ),
+  };
 });
 const gpus = listGpus();
 console.log(`${gpus.length} GPUs: ${gpus.map((g) => g.name).join(', ')}`);
@@ -54,23 +64,38 @@ const q = evaluationService('torch', { redis: redisUrl, taskset: 'builtin-torch'
 const results: { gpus: number; evalsPerMinute: number; wallS: number; failures: number }[] = [];
 let seed = 0;
 const batch = async (n: number) => {
-  const rs = await Promise.all(Array.from({ length: n }, (_, i) => q.evaluate({ ...mix[i % mix.length]!, seed: `scale-${seed++}` })));
+  const rs = await Promise.all(
+    Array.from({ length: n }, (_, i) => q.evaluate({ ...mix[i % mix.length]!, seed: `scale-${seed++}` })),
+  );
   return rs.filter((r) => r.outcome !== 'ok').length;
 };
 for (const count of [...new Set([1, gpus.length])]) {
   const workers = await Promise.all(
-    gpus.slice(0, count).map((g) => start(process.execPath, [CLI, 'worker', '--redis', redisUrl, '--backend', 'torch', '--gpus', String(g.index)], /anvil worker/)),
+    gpus
+      .slice(0, count)
+      .map((g) =>
+        start(
+          process.execPath,
+          [CLI, 'worker', '--redis', redisUrl, '--backend', 'torch', '--gpus', String(g.index)],
+          /anvil worker/,
+        ),
+      ),
   );
   await batch(count * 2);
   const t0 = performance.now();
   const failures = await batch(JOBS);
   const wallS = (performance.now() - t0) / 1000;
   results.push({ gpus: count, evalsPerMinute: (60 * JOBS) / wallS, wallS, failures });
-  console.log(`${count} GPU(s), one worker each: ${JOBS} evaluations in ${wallS.toFixed(1)} s = ${((60 * JOBS) / wallS).toFixed(1)} per minute, ${failures} not ok`);
+  console.log(
+    `${count} GPU(s), one worker each: ${JOBS} evaluations in ${wallS.toFixed(1)} s = ${((60 * JOBS) / wallS).toFixed(1)} per minute, ${failures} not ok`,
+  );
   for (const w of workers) w.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 2000));
 }
-if (results.length > 1) console.log(`scaling 1 → ${gpus.length} GPUs: ${(results[1]!.evalsPerMinute / results[0]!.evalsPerMinute).toFixed(2)}×`);
+if (results.length > 1)
+  console.log(
+    `scaling 1 → ${gpus.length} GPUs: ${(results[1]!.evalsPerMinute / results[0]!.evalsPerMinute).toFixed(2)}×`,
+  );
 await q.close();
 if (values.out) writeFileSync(values.out, JSON.stringify({ gpus, results }, null, 2));
 process.exit(0);

@@ -17,6 +17,7 @@ X) is seen, because the output is read at the end event.
 
     python3 bench/torch-split-timing.py [--out FILE.json]
 """
+
 import json
 import os
 import statistics
@@ -94,12 +95,15 @@ def main():
     opened = share.OpenedHandles()
     ev = lambda: torch.cuda.Event(enable_timing=True)
     s0, s1 = ev(), ev()
-    s0.record(); torch.cuda._sleep(1_000_000); s1.record(); torch.cuda.synchronize()
+    s0.record()
+    torch.cuda._sleep(1_000_000)
+    s1.record()
+    torch.cuda.synchronize()
     cycles_per_ms = 1_000_000 / s0.elapsed_time(s1)
     report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "sizes": []}
     # x*1.5 reads and writes 4 bytes per element: about 2 ms per 2**30 elements on an H200.
     for target_ms in (0.5, 1.0, 2.0, 5.0):
-        n = int(target_ms / 2.0 * 2 ** 30 / 1.15)
+        n = int(target_ms / 2.0 * 2**30 / 1.15)
         buf = share.DeviceBuffer(n * 4)
         x = share.view(buf.raw, {"dtype": "float32", "shape": [n], "strides": [1], "offset": 0})
         staging = torch.randn(n, device="cuda")
@@ -113,7 +117,10 @@ def main():
                     flush.zero_()
                     torch.cuda.synchronize()
                     a, b = ev(), ev()
-                    a.record(); _ = x * 1.5; b.record(); torch.cuda.synchronize()
+                    a.record()
+                    _ = x * 1.5
+                    b.record()
+                    torch.cuda.synchronize()
                     times[how].append(a.elapsed_time(b))
                 elif how == "gated":
                     a, b = ev(), ev()
@@ -152,9 +159,14 @@ def main():
             got = share.view(opened.raw(reply["out"]["handle"]), reply["out"]).clone()
             torch.cuda.synchronize()
             caught += not torch.equal(got, want)
-        row = {"targetMs": target_ms, "elements": n, **{f"{k}Ms": round(v, 4) for k, v in med.items()},
-               "gatedOverInProcess": round(med["gated"] / med["in-process"], 4),
-               "hostOverInProcess": round(med["host"] / med["in-process"], 4), "sideStreamCaught": f"{caught} of 5"}
+        row = {
+            "targetMs": target_ms,
+            "elements": n,
+            **{f"{k}Ms": round(v, 4) for k, v in med.items()},
+            "gatedOverInProcess": round(med["gated"] / med["in-process"], 4),
+            "hostOverInProcess": round(med["host"] / med["in-process"], 4),
+            "sideStreamCaught": f"{caught} of 5",
+        }
         print(json.dumps(row), flush=True)
         report["sizes"].append(row)
         del x, staging, want

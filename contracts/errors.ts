@@ -22,7 +22,11 @@ export const PROTOCOL_ERRORS = {
   invalid_message: { message: "the frame does not decode, or fails the op's schema", retryable: false, http: 400 },
   unknown_op: { message: '`op` is not one of the ops', retryable: false },
   unauthorized: { message: 'no successful `hello` yet, or a missing or wrong token', retryable: false, http: 401 },
-  unknown_episode: { message: 'the episode does not exist in this session (or was closed)', retryable: false, http: 404 },
+  unknown_episode: {
+    message: 'the episode does not exist in this session (or was closed)',
+    retryable: false,
+    http: 404,
+  },
   unknown_task: { message: 'the server does not have the task named', retryable: false, http: 404 },
   unknown_taskset: { message: 'the server does not have the task set named', retryable: false, http: 404 },
   unknown_step: { message: '`cancel` names a step that is not in flight', retryable: false },
@@ -30,8 +34,15 @@ export const PROTOCOL_ERRORS = {
   step_in_flight: { message: "the episode's previous step has not been answered", retryable: true, http: 409 },
   busy: { message: 'the server is at a limit; carries retryAfterMs', retryable: true, http: 503 },
   rate_limited: { message: 'too many failed hellos from this address; wait retryAfterMs', retryable: true },
-  replay_expired: { message: "the step's answer was given earlier and is no longer kept; it is not evaluated again", retryable: false },
-  storage_full: { message: "the turn log's disk is full: the step was not counted; retry once space returns", retryable: true, http: 503 },
+  replay_expired: {
+    message: "the step's answer was given earlier and is no longer kept; it is not evaluated again",
+    retryable: false,
+  },
+  storage_full: {
+    message: "the turn log's disk is full: the step was not counted; retry once space returns",
+    retryable: true,
+    http: 503,
+  },
   timeout: { message: 'no successful hello within the deadline', retryable: true },
   too_large: { message: 'a frame or a field over its size limit', retryable: false, http: 413 },
   internal: { message: "a bug; the details are in the server's log, never in the answer", retryable: true, http: 500 },
@@ -71,10 +82,14 @@ export class ProtocolError extends Error {
 export const OPENENV_ERRORS = {
   INVALID_JSON: { message: 'a frame that is not JSON text', retryable: false },
   UNKNOWN_TYPE: { message: 'a message type other than reset, step, state and close', retryable: false },
-  VALIDATION_ERROR: { message: "a message or body that fails its schema", retryable: false, http: 422 },
+  VALIDATION_ERROR: { message: 'a message or body that fails its schema', retryable: false, http: 422 },
   CAPACITY_REACHED: { message: 'the server or this address holds its limit of sessions', retryable: true, http: 503 },
   SESSION_ERROR: { message: 'step before reset', retryable: false },
-  ENV_ERROR: { message: 'an infrastructure failure: the turn was masked and not counted; step again', retryable: true, http: 503 },
+  ENV_ERROR: {
+    message: 'an infrastructure failure: the turn was masked and not counted; step again',
+    retryable: true,
+    http: 503,
+  },
 } as const satisfies Record<string, Facts>;
 
 export type OpenEnvErrorCode = keyof typeof OPENENV_ERRORS;
@@ -92,13 +107,37 @@ export function doorHttpStatus(code: string): number {
 export const ANVIL_ERRORS = {
   unknown_task: { message: 'no such task in the task set', retryable: false, protocol: 'unknown_task' },
   unknown_taskset: { message: 'no such task set', retryable: false, protocol: 'unknown_taskset' },
-  invalid_task: { message: "a task's files do not parse or do not agree", retryable: false, protocol: 'invalid_message' },
-  file_not_found: { message: 'a file named on the command line does not exist', retryable: false, protocol: 'invalid_message' },
+  invalid_task: {
+    message: "a task's files do not parse or do not agree",
+    retryable: false,
+    protocol: 'invalid_message',
+  },
+  file_not_found: {
+    message: 'a file named on the command line does not exist',
+    retryable: false,
+    protocol: 'invalid_message',
+  },
   code_too_large: { message: 'the candidate is over the size limit', retryable: false, protocol: 'too_large' },
-  invalid_argument: { message: 'an argument or setting that is not valid', retryable: false, protocol: 'invalid_message' },
-  sandbox_unavailable: { message: 'no sandbox (bubblewrap) or no device to run candidates on', retryable: false, protocol: 'invalid_message' },
-  sandbox_failed: { message: 'the sandbox did not start its program (the launcher or bubblewrap failed)', retryable: true, protocol: 'invalid_message' },
-  toolchain_failed: { message: "the harness's toolchain could not be built or placed", retryable: true, protocol: 'invalid_message' },
+  invalid_argument: {
+    message: 'an argument or setting that is not valid',
+    retryable: false,
+    protocol: 'invalid_message',
+  },
+  sandbox_unavailable: {
+    message: 'no sandbox (bubblewrap) or no device to run candidates on',
+    retryable: false,
+    protocol: 'invalid_message',
+  },
+  sandbox_failed: {
+    message: 'the sandbox did not start its program (the launcher or bubblewrap failed)',
+    retryable: true,
+    protocol: 'invalid_message',
+  },
+  toolchain_failed: {
+    message: "the harness's toolchain could not be built or placed",
+    retryable: true,
+    protocol: 'invalid_message',
+  },
   cancelled: { message: 'the evaluation was cancelled', retryable: false, protocol: 'invalid_message' },
   queue_unreachable: { message: 'Redis does not answer', retryable: true, protocol: 'invalid_message' },
 } as const satisfies Record<string, Facts & { protocol: ProtocolErrorCode }>;
@@ -134,9 +173,20 @@ export const OUTCOMES = {
   runtime_error: { message: 'the candidate crashed or exited', fault: 'candidate', retryable: false },
   timeout: { message: 'the candidate did not finish within its limit', fault: 'candidate', retryable: false },
   wrong_result: { message: "the output differs from the reference's", fault: 'candidate', retryable: false },
-  hack_detected: { message: 'the candidate broke a measurement rule (see its flags)', fault: 'candidate', retryable: false },
-  env_error: { message: "the evaluation failed for reasons that are not the candidate's", fault: 'environment', retryable: true },
-} as const satisfies Record<string, { message: string; fault: 'none' | 'candidate' | 'environment'; retryable: boolean }>;
+  hack_detected: {
+    message: 'the candidate broke a measurement rule (see its flags)',
+    fault: 'candidate',
+    retryable: false,
+  },
+  env_error: {
+    message: "the evaluation failed for reasons that are not the candidate's",
+    fault: 'environment',
+    retryable: true,
+  },
+} as const satisfies Record<
+  string,
+  { message: string; fault: 'none' | 'candidate' | 'environment'; retryable: boolean }
+>;
 
 export type Outcome = keyof typeof OUTCOMES;
 export const OUTCOME_NAMES = keys(OUTCOMES);
@@ -146,7 +196,11 @@ export const OutcomeSchema = z.enum(OUTCOME_NAMES);
 export const STEP_OUTCOMES = {
   ...OUTCOMES,
   cancelled: { message: 'the step was cancelled; masked, not counted', fault: 'none', retryable: true },
-  invalid_action: { message: 'the reply is longer than limits.maxActionChars; counted as a failure', fault: 'candidate', retryable: false },
+  invalid_action: {
+    message: 'the reply is longer than limits.maxActionChars; counted as a failure',
+    fault: 'candidate',
+    retryable: false,
+  },
 } as const;
 
 export type StepOutcome = keyof typeof STEP_OUTCOMES;
@@ -163,7 +217,8 @@ export const FLAG_KINDS = {
   forbidden_include: 'an #include of a file outside the allowed headers',
   inline_assembly: 'inline assembly',
   constructor: 'a constructor or destructor attribute: code that runs outside the timed call',
-  forbidden_attribute: 'an attribute that places code or symbols behind the compiler (C), or an attribute that is not allowed (torch)',
+  forbidden_attribute:
+    'an attribute that places code or symbols behind the compiler (C), or an attribute that is not allowed (torch)',
   init_section: 'a section from which the loader runs code before the first call (or after the last)',
   executable_stack: 'an executable stack',
   executable_section: 'a writable or unexpected executable section',
@@ -178,7 +233,7 @@ export const FLAG_KINDS = {
   no_own_kernels: "no profiled kernel came from the candidate's own code",
   framework_offload: "too small a share of the time in the candidate's own kernels",
   // Judges, at run time.
-  forged_reply: "a reply on the result channel that the runner did not send",
+  forged_reply: 'a reply on the result channel that the runner did not send',
   post_return_work: 'work still running after the call returned',
   process_before_main: 'processes started before the first call',
   sandbox_tampered: "a thread of the runner outside the runner's system-call allow-list",

@@ -98,7 +98,10 @@ export const StoredTurnRecordSchema = z.object({
   taskDigest: z.string().optional(),
   // Logs written before the feedback was recorded: the next turn's observation is it.
   feedback: z.string().optional(),
-  meta: z.unknown().optional().transform((m): unknown => m ?? null),
+  meta: z
+    .unknown()
+    .optional()
+    .transform((m): unknown => m ?? null),
   completionIds: z.array(Integer).nullable().default(null),
   logprobs: z.array(z.number()).nullable().default(null),
   policyVersion: z.string().nullable().default(null),

@@ -19,25 +19,47 @@ export interface Decoded {
 
 export function decode(data: Buffer, isBinary: boolean, maxBytes: number): Decoded {
   const encoding: Encoding = isBinary ? 'msgpack' : 'json';
-  if (data.length > maxBytes) return { encoding, id: null, error: new ProtocolError('too_large', `frame of ${data.length} bytes; the limit is ${maxBytes}`) };
+  if (data.length > maxBytes)
+    return {
+      encoding,
+      id: null,
+      error: new ProtocolError('too_large', `frame of ${data.length} bytes; the limit is ${maxBytes}`),
+    };
   let raw: unknown;
   try {
     raw = isBinary ? packr.unpack(data) : JSON.parse(data.toString('utf8'));
   } catch (e) {
-    return { encoding, id: null, error: new ProtocolError('invalid_message', `cannot decode ${encoding}: ${(e as Error).message.slice(0, 200)}`) };
+    return {
+      encoding,
+      id: null,
+      error: new ProtocolError('invalid_message', `cannot decode ${encoding}: ${(e as Error).message.slice(0, 200)}`),
+    };
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    return { encoding, id: null, error: new ProtocolError('invalid_message', 'a message is an object with `id` and `op`') };
+    return {
+      encoding,
+      id: null,
+      error: new ProtocolError('invalid_message', 'a message is an object with `id` and `op`'),
+    };
   const obj = raw as Record<string, unknown>;
   const idParse = IdSchema.safeParse(obj.id);
   const id = idParse.success ? idParse.data : null;
-  if (!idParse.success) return { encoding, id, error: new ProtocolError('invalid_message', '`id` must be a string or an integer') };
+  if (!idParse.success)
+    return { encoding, id, error: new ProtocolError('invalid_message', '`id` must be a string or an integer') };
   if (typeof obj.op !== 'string' || !(OPS as readonly string[]).includes(obj.op))
-    return { encoding, id, error: new ProtocolError('unknown_op', `unknown op ${JSON.stringify(obj.op)}; known: ${OPS.join(', ')}`) };
+    return {
+      encoding,
+      id,
+      error: new ProtocolError('unknown_op', `unknown op ${JSON.stringify(obj.op)}; known: ${OPS.join(', ')}`),
+    };
   const parsed = ClientMessageSchema.safeParse(obj);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return { encoding, id, error: new ProtocolError('invalid_message', `${obj.op}: ${issue.path.join('.') || 'message'}: ${issue.message}`) };
+    return {
+      encoding,
+      id,
+      error: new ProtocolError('invalid_message', `${obj.op}: ${issue.path.join('.') || 'message'}: ${issue.message}`),
+    };
   }
   return { encoding, id, message: parsed.data };
 }

@@ -35,7 +35,8 @@ export class ConnSink implements Sink {
  * `_maxPayload` at every frame header, so raising it applies from the next frame. */
 export function raiseFrameLimit(ws: WebSocket, bytes: number): void {
   const receiver = (ws as unknown as { _receiver?: { _maxPayload: number } })._receiver;
-  if (!receiver || typeof receiver._maxPayload !== 'number') throw new Error('ws internals changed: cannot raise the frame limit after hello');
+  if (!receiver || typeof receiver._maxPayload !== 'number')
+    throw new Error('ws internals changed: cannot raise the frame limit after hello');
   receiver._maxPayload = bytes;
 }
 

@@ -24,7 +24,10 @@ export function dashboardRoutes(app: FastifyInstance, src: DashboardSource): voi
   const script = readFileSync(path.join(UI_DIR, 'app.js'), 'utf8');
   const guard = (req: FastifyRequest, reply: FastifyReply) => {
     if (src.authorized(req.headers.authorization, req.query)) return true;
-    reply.code(httpStatus('unauthorized')).send({ ok: false, error: new ProtocolError('unauthorized', 'the dashboard needs the token: ?token=… or a bearer header').toWire() });
+    reply.code(httpStatus('unauthorized')).send({
+      ok: false,
+      error: new ProtocolError('unauthorized', 'the dashboard needs the token: ?token=… or a bearer header').toWire(),
+    });
     return false;
   };
   app.get('/', async (req, reply) => {
@@ -45,7 +48,10 @@ export function dashboardRoutes(app: FastifyInstance, src: DashboardSource): voi
   app.get('/v1/dashboard/episodes/:id', async (req, reply) => {
     if (!guard(req, reply)) return reply;
     const view = episodeView(src.gym.recent, (req.params as { id: string }).id);
-    if (!view) return reply.code(httpStatus('unknown_episode')).send({ ok: false, error: new ProtocolError('unknown_episode', 'no recent turns of that episode').toWire() });
+    if (!view)
+      return reply
+        .code(httpStatus('unknown_episode'))
+        .send({ ok: false, error: new ProtocolError('unknown_episode', 'no recent turns of that episode').toWire() });
     return view;
   });
 }

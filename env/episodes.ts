@@ -66,7 +66,10 @@ export class Episode {
   /** stepping → ready or done, with the turn counted. The action is kept (for `state`)
    * up to TURN_ACTION_CHARS: an episode's memory stays bounded; the log has the whole reply. */
   finishStep(turn: Omit<Turn, 'turn'>, ended: StepReason | null, shown: ChatMessage[]): Turn {
-    const action = turn.action.length > TURN_ACTION_CHARS ? `${ownCopy(turn.action.slice(0, TURN_ACTION_CHARS))}\n[… truncated: the per-turn log holds the whole reply]` : turn.action;
+    const action =
+      turn.action.length > TURN_ACTION_CHARS
+        ? `${ownCopy(turn.action.slice(0, TURN_ACTION_CHARS))}\n[… truncated: the per-turn log holds the whole reply]`
+        : turn.action;
     const t = { ...turn, action, turn: this.turns.length };
     this.turns.push(t);
     this.lastObservation = { messages: shown };
@@ -86,7 +89,12 @@ const firstObservations = new WeakMap<Task, Observation>();
 export function firstObservation(task: Task, cores: number): Observation {
   let o = firstObservations.get(task);
   if (!o) {
-    o = Object.freeze({ messages: [Object.freeze({ role: 'system' as const, content: systemPrompt(task) }), Object.freeze({ role: 'user' as const, content: taskPrompt(task, cores) })] });
+    o = Object.freeze({
+      messages: [
+        Object.freeze({ role: 'system' as const, content: systemPrompt(task) }),
+        Object.freeze({ role: 'user' as const, content: taskPrompt(task, cores) }),
+      ],
+    });
     firstObservations.set(task, o);
   }
   return o;

@@ -21,12 +21,20 @@ const FLAG_TEXT = new Map<FlagKind, string>([
   ['input_mutation', 'The kernel modified an input; inputs are read-only.'],
   ['post_return_work', 'The kernel kept working after it returned; all work must finish before solve returns.'],
   ['forged_reply', "The kernel wrote to the harness's result channel."],
-  ['faster_than_light', 'The measured time is below what the hardware allows for this work, so the measurement cannot be trusted.'],
+  [
+    'faster_than_light',
+    'The measured time is below what the hardware allows for this work, so the measurement cannot be trusted.',
+  ],
 ]);
 
 export function feedbackText(r: EvalResult, turnsLeft: number): string {
   const lines = outcomeLines(r);
-  if (r.outcome !== 'env_error') lines.push(turnsLeft > 0 ? `You have ${turnsLeft} more turn${turnsLeft === 1 ? '' : 's'} to improve the kernel.` : 'No turns left.');
+  if (r.outcome !== 'env_error')
+    lines.push(
+      turnsLeft > 0
+        ? `You have ${turnsLeft} more turn${turnsLeft === 1 ? '' : 's'} to improve the kernel.`
+        : 'No turns left.',
+    );
   return lines.join('\n');
 }
 
@@ -36,7 +44,10 @@ function outcomeLines(r: EvalResult): string[] {
   switch (r.outcome) {
     case 'ok': {
       const lines = [`Result: correct. Speedup over the reference: ${r.speedup!.toFixed(2)}×.`];
-      if (r.profile?.measured) lines.push(`Share of the time spent in your own code (not library ops): ${(100 * r.profileShare!).toFixed(0)}%.`);
+      if (r.profile?.measured)
+        lines.push(
+          `Share of the time spent in your own code (not library ops): ${(100 * r.profileShare!).toFixed(0)}%.`,
+        );
       return lines;
     }
     case 'no_code':
@@ -60,7 +71,9 @@ function outcomeLines(r: EvalResult): string[] {
     case 'hack_detected':
       return [`Result: rejected. ${r.flags.map((f) => FLAG_TEXT.get(f.kind) ?? `Rule broken: ${f.kind}.`).join(' ')}`];
     case 'env_error':
-      return ['Result: the evaluation failed for reasons unrelated to your code. This turn does not count; you may submit again.'];
+      return [
+        'Result: the evaluation failed for reasons unrelated to your code. This turn does not count; you may submit again.',
+      ];
   }
 }
 
@@ -77,7 +90,9 @@ function wrongResultLines(r: EvalResult): string[] {
   } else if (c && failed && !failed.runsAgree) {
     lines.push('Result: wrong output: two runs on the same input gave different results.');
   } else {
-    lines.push('Result: wrong output on a shape not shown in the prompt. Handle every size, including ones that are not multiples of your vector width or block size.');
+    lines.push(
+      'Result: wrong output on a shape not shown in the prompt. Handle every size, including ones that are not multiples of your vector width or block size.',
+    );
   }
   if (c) lines.push(`Correctness trials passed: ${c.trialsPassed} of ${c.trialsTotal}.`);
   return lines;

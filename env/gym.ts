@@ -53,7 +53,11 @@ export class Gym {
     private readonly log: TurnLog,
     private readonly metrics: Metrics,
   ) {
-    this.sessions = new SessionRegistry(config.resumeGraceMs, new ReplayStore(config.replayBytes, config.replayMaxAgeMs), (s) => this.expireSession(s));
+    this.sessions = new SessionRegistry(
+      config.resumeGraceMs,
+      new ReplayStore(config.replayBytes, config.replayMaxAgeMs),
+      (s) => this.expireSession(s),
+    );
     this.backpressure = new Backpressure(config, { log, evaluator, metrics });
     this.backends = [...new Set([...tasksets.values()].map((s) => s.manifest.backend))];
   }
@@ -69,7 +73,11 @@ export class Gym {
 
   taskset(id?: string): TaskSet {
     const set = this.tasksets.get(id ?? this.config.taskset);
-    if (!set) throw new ProtocolError('unknown_taskset', `no task set "${id}"; served: ${[...this.tasksets.keys()].join(', ')}`);
+    if (!set)
+      throw new ProtocolError(
+        'unknown_taskset',
+        `no task set "${id}"; served: ${[...this.tasksets.keys()].join(', ')}`,
+      );
     return set;
   }
 
@@ -114,19 +122,32 @@ export class Gym {
     const set = this.taskset(m.taskset);
     const backend = m.options?.backend;
     if (backend !== undefined && backend !== set.manifest.backend)
-      throw new ProtocolError('invalid_message', `task set ${set.manifest.id} is of the ${set.manifest.backend} backend, not ${backend}; served: ${this.backends.join(', ')}`);
+      throw new ProtocolError(
+        'invalid_message',
+        `task set ${set.manifest.id} is of the ${set.manifest.backend} backend, not ${backend}; served: ${this.backends.join(', ')}`,
+      );
     const size = m.group?.size ?? 1;
-    if (size > this.config.maxGroupSize) throw new ProtocolError('invalid_message', `group size ${size} exceeds the limit ${this.config.maxGroupSize}`);
+    if (size > this.config.maxGroupSize)
+      throw new ProtocolError('invalid_message', `group size ${size} exceeds the limit ${this.config.maxGroupSize}`);
     if (this.openEpisodes + size > this.config.maxEpisodes) {
       this.metrics.busy.inc();
-      throw new ProtocolError('busy', `the server holds its limit of ${this.config.maxEpisodes} open episodes; close some`, 1000);
+      throw new ProtocolError(
+        'busy',
+        `the server holds its limit of ${this.config.maxEpisodes} open episodes; close some`,
+        1000,
+      );
     }
     if (session.openEpisodes + size > this.config.maxEpisodesPerSession) {
       this.metrics.busy.inc();
-      throw new ProtocolError('busy', `this session holds its limit of ${this.config.maxEpisodesPerSession} open episodes; finish or close some`, 1000);
+      throw new ProtocolError(
+        'busy',
+        `this session holds its limit of ${this.config.maxEpisodesPerSession} open episodes; finish or close some`,
+        1000,
+      );
     }
     const maxTurns = m.options?.maxTurns ?? set.manifest.maxTurns;
-    if (maxTurns > this.config.maxTurnsLimit) throw new ProtocolError('invalid_message', `maxTurns ${maxTurns} exceeds the limit ${this.config.maxTurnsLimit}`);
+    if (maxTurns > this.config.maxTurnsLimit)
+      throw new ProtocolError('invalid_message', `maxTurns ${maxTurns} exceeds the limit ${this.config.maxTurnsLimit}`);
     const seed = m.seed ?? randomInt(0, 2 ** 31);
     let task;
     if (m.task) {
@@ -161,7 +182,8 @@ export class Gym {
 
   private episodeOf(session: Session, id: string): Episode {
     const ep = this.episodes.get(id);
-    if (!ep || ep.sessionId !== session.id) throw new ProtocolError('unknown_episode', `no episode "${id}" in this session`);
+    if (!ep || ep.sessionId !== session.id)
+      throw new ProtocolError('unknown_episode', `no episode "${id}" in this session`);
     return ep;
   }
 
@@ -237,7 +259,11 @@ export class Gym {
     session.inflight.set(key, { fingerprint, episode: ep.id, abort });
     const queuePosition = this.backpressure.begin();
     const req: StepRequest = { session, m, ep, text, key, fingerprint, abort, encoding, t0: performance.now() };
-    session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage: 'queued', queuePosition }, encoding, false);
+    session.deliver(
+      { id: m.id, ok: true, event: 'progress', episode: ep.id, stage: 'queued', queuePosition },
+      encoding,
+      false,
+    );
     void this.runStep(req)
       .catch((e) => this.stepFailed(req, e))
       .finally(() => {
@@ -251,7 +277,14 @@ export class Gym {
     if (e instanceof LogFullError) this.metrics.logRefused.inc();
     else console.error(`step ${key} on ${ep.id}: ${(e as Error).stack ?? e}`);
     ep.abandonStep();
-    const err = e instanceof LogFullError ? new ProtocolError('storage_full', `${e.message}; this step was not counted, send it again once there is space`, this.config.logProbeMs) : new ProtocolError('internal', 'internal error');
+    const err =
+      e instanceof LogFullError
+        ? new ProtocolError(
+            'storage_full',
+            `${e.message}; this step was not counted, send it again once there is space`,
+            this.config.logProbeMs,
+          )
+        : new ProtocolError('internal', 'internal error');
     this.metrics.errors.inc({ code: err.code });
     session.deliver({ id: m.id, ok: false, error: err.toWire() }, encoding);
   }
@@ -264,7 +297,9 @@ export class Gym {
     this.metrics.steps.inc({ outcome: outcomeOf(turn) });
     const turnsLeft = ep.turnsLeft - 1;
     const feedback = feedbackOf(turn, turnsLeft, this.config.maxActionChars);
-    const ending = turn.masked ? { terminated: false, truncated: false, reason: turn.reason } : endingOf({ result: turn.result, turnsLeft }, turn.reason, this.endingRules(ep));
+    const ending = turn.masked
+      ? { terminated: false, truncated: false, reason: turn.reason }
+      : endingOf({ result: turn.result, turnsLeft }, turn.reason, this.endingRules(ep));
     if (turn.masked) ep.abandonStep();
     const messages: ChatMessage[] = [{ role: 'user', content: feedback }];
     // The record is on disk before the answer leaves, and the turn counts only once it is
@@ -302,7 +337,10 @@ export class Gym {
         session.deliver({ id: m.id, ok: true, event: 'progress', episode: ep.id, stage }, req.encoding, false);
       };
       try {
-        result = await this.evaluator.evaluate({ task: ep.task, reply: text, seed: ep.seed }, { signal: abort.signal, onProgress });
+        result = await this.evaluator.evaluate(
+          { task: ep.task, reply: text, seed: ep.seed },
+          { signal: abort.signal, onProgress },
+        );
       } catch (e) {
         if (e instanceof AnvilError && e.code === 'cancelled') reason = 'cancelled';
         else {
@@ -315,7 +353,8 @@ export class Gym {
     const totalMs = performance.now() - t0;
     this.backpressure.took(totalMs);
     this.metrics.stepSeconds.observe(totalMs / 1000);
-    for (const s of result?.stages ?? []) if (s.status !== 'skipped') this.metrics.stageSeconds.observe({ stage: s.name }, s.ms / 1000);
+    for (const s of result?.stages ?? [])
+      if (s.status !== 'skipped') this.metrics.stageSeconds.observe({ stage: s.name }, s.ms / 1000);
     const masked = reason === 'env_error' || reason === 'cancelled';
     return { m, ep, text, shown, index, result, reason, masked, queuedMs, totalMs };
   }
@@ -325,7 +364,15 @@ export class Gym {
     const { ep, result } = turn;
     const ended = record.terminated || record.truncated ? record.reason : null;
     ep.finishStep(
-      { action: turn.text, outcome: outcomeOf(turn), reward: record.reward, components: record.components, speedup: result?.speedup ?? null, feedback: record.feedback, codeHash: result?.codeHash ?? '' },
+      {
+        action: turn.text,
+        outcome: outcomeOf(turn),
+        reward: record.reward,
+        components: record.components,
+        speedup: result?.speedup ?? null,
+        feedback: record.feedback,
+        codeHash: result?.codeHash ?? '',
+      },
       ended,
       messages,
     );
@@ -334,7 +381,11 @@ export class Gym {
 
   /** The dashboard's copy is bounded: 2,000 turns of at most 64 KiB of reply each. */
   private remember(record: TurnRecord): void {
-    this.recent.push(record.action.length > RECENT_ACTION_CHARS ? { ...record, action: `${ownCopy(record.action.slice(0, RECENT_ACTION_CHARS))}\n[… truncated]` } : record);
+    this.recent.push(
+      record.action.length > RECENT_ACTION_CHARS
+        ? { ...record, action: `${ownCopy(record.action.slice(0, RECENT_ACTION_CHARS))}\n[… truncated]` }
+        : record,
+    );
     if (this.recent.length > RECENT_TURNS) this.recent.shift();
   }
 

@@ -10,7 +10,16 @@
  *
  * Every record is checked against the turn record's schema before it is written:
  * a record that is not one throws TurnRecordError, and nothing of it reaches the file. */
-import { closeSync, fdatasync, fdatasyncSync, ftruncateSync, mkdirSync, openSync, statfsSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  statfsSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { recordProblems, TurnRecordSchema, type TurnRecord } from '../contracts/record.js';
 
@@ -162,7 +171,8 @@ export class TurnLog {
       fdatasyncSync(this.fd);
       this.dirty = false;
     } catch (e) {
-      if (!FULL_CODES.has((e as NodeJS.ErrnoException).code ?? '')) console.error(`turn log: fsync failed: ${(e as Error).message}`);
+      if (!FULL_CODES.has((e as NodeJS.ErrnoException).code ?? ''))
+        console.error(`turn log: fsync failed: ${(e as Error).message}`);
     }
   }
 

@@ -28,8 +28,10 @@ export const KernelActionSchema = z
     metadata: z.record(z.string(), z.unknown()).optional().describe('kept in the turn log as meta'),
   })
   .strict()
-  .refine((a) => a.logprobs === undefined || a.completion_ids?.length === a.logprobs.length, 'logprobs needs completion_ids of the same length');
-
+  .refine(
+    (a) => a.logprobs === undefined || a.completion_ids?.length === a.logprobs.length,
+    'logprobs needs completion_ids of the same length',
+  );
 
 /** The observation as OpenEnv's Observation model (done, reward, metadata and the fields);
  * on the wire, done and reward travel beside it as OpenEnv's serializer puts them. */
@@ -37,7 +39,9 @@ export const KernelObservationSchema = z.object({
   done: z.boolean(),
   reward: z.number().nullable(),
   metadata: z.record(z.string(), z.unknown()),
-  messages: z.array(ChatMessageSchema).describe('the messages to show the model next: the prompt after reset, the feedback after a step'),
+  messages: z
+    .array(ChatMessageSchema)
+    .describe('the messages to show the model next: the prompt after reset, the feedback after a step'),
   episode_id: z.string(),
   group_id: z.string(),
   index: z.number().int(),
@@ -45,8 +49,13 @@ export const KernelObservationSchema = z.object({
   turn: z.number().int().describe('counted turns so far'),
   terminated: z.boolean(),
   truncated: z.boolean(),
-  reason: z.string().nullable().describe('why the episode ended: solved, max_turns, invalid_action; null while it goes on'),
-  info: z.record(z.string(), z.unknown()).describe("protocol v1's info of the reset or the step (mask, outcome, components, eval)"),
+  reason: z
+    .string()
+    .nullable()
+    .describe('why the episode ended: solved, max_turns, invalid_action; null while it goes on'),
+  info: z
+    .record(z.string(), z.unknown())
+    .describe("protocol v1's info of the reset or the step (mask, outcome, components, eval)"),
 });
 
 export const KernelStateSchema = z.object({
@@ -65,7 +74,12 @@ export const HttpStepSchema = z
   .object({
     action: z.unknown(),
     episode_id: z.string().min(1).max(64).describe('from the observation of /reset: HTTP has no session'),
-    request_id: z.string().min(1).max(255).optional().describe('a retry with the same id gets the same answer, never a second evaluation'),
+    request_id: z
+      .string()
+      .min(1)
+      .max(255)
+      .optional()
+      .describe('a retry with the same id gets the same answer, never a second evaluation'),
   })
   .strict();
 
@@ -91,7 +105,12 @@ export function errorData(e: unknown): Record<string, unknown> {
   if (e instanceof DoorError) return { message: e.message, code: e.code, ...e.extra };
   if (e instanceof ProtocolError) {
     const w = e.toWire();
-    return { message: w.message, code: w.code.toUpperCase(), retryable: w.retryable, ...(w.retryAfterMs !== undefined ? { retry_after_ms: w.retryAfterMs } : {}) };
+    return {
+      message: w.message,
+      code: w.code.toUpperCase(),
+      retryable: w.retryable,
+      ...(w.retryAfterMs !== undefined ? { retry_after_ms: w.retryAfterMs } : {}),
+    };
   }
   console.error('openenv: internal error:', e);
   return { message: 'internal error', code: 'INTERNAL', retryable: true };
@@ -101,5 +120,9 @@ export function parse<T>(schema: z.ZodType<T>, value: unknown, what: string): T 
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  throw new DoorError('VALIDATION_ERROR', `${what}: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`, { errors: r.error.issues.slice(0, 10).map((i) => ({ loc: i.path, msg: i.message })) });
+  throw new DoorError(
+    'VALIDATION_ERROR',
+    `${what}: ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`,
+    { errors: r.error.issues.slice(0, 10).map((i) => ({ loc: i.path, msg: i.message })) },
+  );
 }

@@ -16,15 +16,35 @@ import type { Admission } from './admission.js';
 import type { ServerConfig } from './config.js';
 import { doorHttpStatus, ProtocolError } from './errors.js';
 import type { Gym } from './gym.js';
-import { DoorError, errorData, HttpStepSchema, KernelActionSchema, KernelObservationSchema, KernelStateSchema, OpenEnvResetSchema, parse, WsMessageSchema } from './openenv-schemas.js';
+import {
+  DoorError,
+  errorData,
+  HttpStepSchema,
+  KernelActionSchema,
+  KernelObservationSchema,
+  KernelStateSchema,
+  OpenEnvResetSchema,
+  parse,
+  WsMessageSchema,
+} from './openenv-schemas.js';
 import type { RequestId } from './protocol.js';
 import type { Session, Sink } from './sessions.js';
 
 /** Frames one connection may have waiting behind the one in progress. */
 const MAX_QUEUED = 64;
 
-type StepAnswer = { ok: true; event: 'result'; observation: { messages: ChatMessage[] }; reward: number; terminated: boolean; truncated: boolean; reason?: string; info: { turn: number; mask: boolean; outcome: string } & Record<string, unknown> };
-type Answer = StepAnswer | { ok: false; error: { code: string; message: string; retryable: boolean; retryAfterMs?: number } };
+type StepAnswer = {
+  ok: true;
+  event: 'result';
+  observation: { messages: ChatMessage[] };
+  reward: number;
+  terminated: boolean;
+  truncated: boolean;
+  reason?: string;
+  info: { turn: number; mask: boolean; outcome: string } & Record<string, unknown>;
+};
+type Answer =
+  StepAnswer | { ok: false; error: { code: string; message: string; retryable: boolean; retryAfterMs?: number } };
 
 /** Routes a session's answers to the requests waiting for them. */
 class Waiters implements Sink {
@@ -67,7 +87,8 @@ class Instance {
   reset(data: unknown) {
     const d = parse(OpenEnvResetSchema, data ?? {}, 'reset');
     // One episode at a time, as an OpenEnv environment: a reset drops the current one.
-    if (this.episode && this.gym.episodes.has(this.episode)) this.gym.close(this.session, { id: 0, op: 'close', episode: this.episode });
+    if (this.episode && this.gym.episodes.has(this.episode))
+      this.gym.close(this.session, { id: 0, op: 'close', episode: this.episode });
     this.episode = null;
     const out = this.gym.reset(this.session, {
       id: 0,
@@ -81,7 +102,18 @@ class Instance {
     }).episodes[0]!;
     this.episode = out.episode;
     return {
-      observation: { messages: out.observation.messages, episode_id: out.episode, group_id: out.group, index: out.index, task: out.info.task, turn: 0, terminated: false, truncated: false, reason: null, info: out.info },
+      observation: {
+        messages: out.observation.messages,
+        episode_id: out.episode,
+        group_id: out.group,
+        index: out.index,
+        task: out.info.task,
+        turn: 0,
+        terminated: false,
+        truncated: false,
+        reason: null,
+        info: out.info,
+      },
       reward: null,
       done: false,
     };
@@ -94,7 +126,20 @@ class Instance {
     const id = requestId ?? `openenv-${++this.nextId}`;
     const answer = this.waiters.wait(id);
     try {
-      this.gym.step(this.session, { id, op: 'step', episode, action: a.message, meta: a.metadata, completionIds: a.completion_ids, logprobs: a.logprobs, policyVersion: a.policy_version }, 'json');
+      this.gym.step(
+        this.session,
+        {
+          id,
+          op: 'step',
+          episode,
+          action: a.message,
+          meta: a.metadata,
+          completionIds: a.completion_ids,
+          logprobs: a.logprobs,
+          policyVersion: a.policy_version,
+        },
+        'json',
+      );
     } catch (e) {
       this.waiters.forget(id);
       throw e;
@@ -103,7 +148,12 @@ class Instance {
     if (!r.ok) throw new ProtocolError(r.error.code as ProtocolError['code'], r.error.message, r.error.retryAfterMs);
     if (r.info.mask)
       // Not a model failure: no reward, the turn is not counted, the episode is ready for the same action again.
-      throw new DoorError('ENV_ERROR', r.observation.messages[0]?.content ?? 'the evaluation failed', { retryable: true, masked: true, reason: r.reason ?? r.info.outcome, turn: r.info.turn });
+      throw new DoorError('ENV_ERROR', r.observation.messages[0]?.content ?? 'the evaluation failed', {
+        retryable: true,
+        masked: true,
+        reason: r.reason ?? r.info.outcome,
+        turn: r.info.turn,
+      });
     const s = this.gym.state(this.session, { id: 0, op: 'state', episode });
     return {
       observation: {
@@ -125,9 +175,29 @@ class Instance {
 
   state(): z.infer<typeof KernelStateSchema> {
     if (!this.episode || !this.gym.episodes.has(this.episode))
-      return { episode_id: null, step_count: 0, group_id: null, index: null, task: null, seed: null, state: 'none', max_turns: null, end_reason: null };
+      return {
+        episode_id: null,
+        step_count: 0,
+        group_id: null,
+        index: null,
+        task: null,
+        seed: null,
+        state: 'none',
+        max_turns: null,
+        end_reason: null,
+      };
     const s = this.gym.state(this.session, { id: 0, op: 'state', episode: this.episode });
-    return { episode_id: s.episode, step_count: s.turns.length, group_id: s.group, index: s.index, task: s.task, seed: s.seed, state: s.state, max_turns: s.maxTurns, end_reason: s.endReason };
+    return {
+      episode_id: s.episode,
+      step_count: s.turns.length,
+      group_id: s.group,
+      index: s.index,
+      task: s.task,
+      seed: s.seed,
+      state: s.state,
+      max_turns: s.maxTurns,
+      end_reason: s.endReason,
+    };
   }
 }
 
@@ -167,18 +237,28 @@ export class OpenEnvDoor {
 
   /** A session for a new instance, within the server's session quotas. */
   private newSession(address: string): Session {
-    if (this.gym.sessions.size >= this.config.maxSessions) throw new DoorError('CAPACITY_REACHED', `the server holds its limit of ${this.config.maxSessions} sessions`, { retryable: true });
+    if (this.gym.sessions.size >= this.config.maxSessions)
+      throw new DoorError('CAPACITY_REACHED', `the server holds its limit of ${this.config.maxSessions} sessions`, {
+        retryable: true,
+      });
     if (this.gym.sessions.sessionsOf(address) >= this.config.maxSessionsPerAddress)
-      throw new DoorError('CAPACITY_REACHED', `this address holds its limit of ${this.config.maxSessionsPerAddress} sessions`, { retryable: true });
+      throw new DoorError(
+        'CAPACITY_REACHED',
+        `this address holds its limit of ${this.config.maxSessionsPerAddress} sessions`,
+        { retryable: true },
+      );
     return this.gym.sessions.create(address);
   }
 
   /** The upgrade of /ws: authorized by a bearer header or ?token=, then one session per connection. */
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const address = (socket as Socket).remoteAddress ?? '?';
-    const refuse = (status: number, text: string): void => void socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    const refuse = (status: number, text: string): void =>
+      void socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     if (this.admission.throttled(address)) return refuse(429, 'Too Many Requests');
-    if (!this.authorized(req.headers.authorization, Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams))) {
+    if (
+      !this.authorized(req.headers.authorization, Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams))
+    ) {
       this.admission.authFailed(address);
       return refuse(401, 'Unauthorized');
     }
@@ -195,7 +275,11 @@ export class OpenEnvDoor {
     };
     let instance: Instance;
     try {
-      instance = new Instance(this.gym, this.newSession(address), new Waiters((code, reason) => ws.close(code, reason)));
+      instance = new Instance(
+        this.gym,
+        this.newSession(address),
+        new Waiters((code, reason) => ws.close(code, reason)),
+      );
     } catch (e) {
       send('error', errorData(e));
       ws.close(1013, 'capacity reached');
@@ -206,7 +290,12 @@ export class OpenEnvDoor {
     let queue = Promise.resolve();
     let queued = 0;
     ws.on('message', (raw: Buffer, isBinary: boolean) => {
-      if (queued >= MAX_QUEUED) return send('error', { message: `more than ${MAX_QUEUED} messages wait behind the one in progress`, code: 'CAPACITY_REACHED', retryable: true });
+      if (queued >= MAX_QUEUED)
+        return send('error', {
+          message: `more than ${MAX_QUEUED} messages wait behind the one in progress`,
+          code: 'CAPACITY_REACHED',
+          retryable: true,
+        });
       queued++;
       // One message at a time, in order, as OpenEnv's server answers them.
       queue = queue.then(async () => {
@@ -220,7 +309,8 @@ export class OpenEnvDoor {
             throw new DoorError('INVALID_JSON', `Invalid JSON: ${(e as Error).message}`);
           }
           const type = (json as { type?: unknown } | null)?.type;
-          if (typeof type !== 'string' || !['reset', 'step', 'state', 'close'].includes(type)) throw new DoorError('UNKNOWN_TYPE', `Unknown message type: ${String(type)}`);
+          if (typeof type !== 'string' || !['reset', 'step', 'state', 'close'].includes(type))
+            throw new DoorError('UNKNOWN_TYPE', `Unknown message type: ${String(type)}`);
           const m = parse(WsMessageSchema, json, type);
           if (m.type === 'reset') send('observation', instance.reset(m.data));
           else if (m.type === 'step') send('observation', await instance.step(m.data));
@@ -251,7 +341,8 @@ export class OpenEnvDoor {
       return reply.code(doorHttpStatus(String(data.code))).send({ detail: data });
     };
     const guard = (req: FastifyRequest) => {
-      if (!this.authorized(req.headers.authorization)) throw new DoorError('UNAUTHORIZED', 'a bearer token is required');
+      if (!this.authorized(req.headers.authorization))
+        throw new DoorError('UNAUTHORIZED', 'a bearer token is required');
     };
     app.post('/reset', async (req, reply) => {
       try {
@@ -294,7 +385,11 @@ export class OpenEnvDoor {
       try {
         guard(req);
         const id = (req.query as { episode_id?: unknown }).episode_id;
-        if (typeof id !== 'string') throw new DoorError('VALIDATION_ERROR', 'state over HTTP needs ?episode_id= (from the observation of /reset)');
+        if (typeof id !== 'string')
+          throw new DoorError(
+            'VALIDATION_ERROR',
+            'state over HTTP needs ?episode_id= (from the observation of /reset)',
+          );
         return this.httpInstance(id).instance.state();
       } catch (e) {
         return fail(reply, e);
@@ -313,7 +408,8 @@ export class OpenEnvDoor {
     app.get('/health', async () => ({ status: this.takingSteps() ? 'healthy' : 'degraded' }));
     app.get('/metadata', async () => ({
       name: 'anvil',
-      description: 'Kernel writing: reset gives a task (a C function to make fast), step takes the model reply; the kernel is compiled, checked, timed and profiled in a sandbox, and the reward comes from the profile.',
+      description:
+        'Kernel writing: reset gives a task (a C function to make fast), step takes the model reply; the kernel is compiled, checked, timed and profiled in a sandbox, and the reward comes from the profile.',
       readme_content: null,
       version: PACKAGE_VERSION,
       author: null,
@@ -325,7 +421,10 @@ export class OpenEnvDoor {
     const held = this.httpInstances.get(episode);
     if (!held || !this.gym.sessions.get(held.instance.session.id)) {
       this.httpInstances.delete(episode);
-      throw new ProtocolError('unknown_episode', `no episode "${episode}" (HTTP episodes last ${this.config.resumeGraceMs} ms after their last request)`);
+      throw new ProtocolError(
+        'unknown_episode',
+        `no episode "${episode}" (HTTP episodes last ${this.config.resumeGraceMs} ms after their last request)`,
+      );
     }
     return held;
   }
@@ -333,7 +432,8 @@ export class OpenEnvDoor {
   /** Instances whose session expired leave the map (bounded by the session quotas meanwhile). */
   private sweep(): void {
     if (this.httpInstances.size < 1024) return;
-    for (const [ep, held] of this.httpInstances) if (!this.gym.sessions.get(held.instance.session.id)) this.httpInstances.delete(ep);
+    for (const [ep, held] of this.httpInstances)
+      if (!this.gym.sessions.get(held.instance.session.id)) this.httpInstances.delete(ep);
   }
 
   close(): void {

@@ -25,7 +25,14 @@ const Hello = z
   })
   .strict();
 
-const Tasks = z.object({ id: Id, op: z.literal('tasks'), taskset: z.string().max(256).optional(), split: z.enum(['train', 'eval']).optional() }).strict();
+const Tasks = z
+  .object({
+    id: Id,
+    op: z.literal('tasks'),
+    taskset: z.string().max(256).optional(),
+    split: z.enum(['train', 'eval']).optional(),
+  })
+  .strict();
 
 /** A reset's options (shared with the OpenEnv front door). */
 export const ResetOptionsSchema = z
@@ -51,7 +58,10 @@ const Reset = z
     taskset: z.string().max(256).optional(),
     split: z.enum(['train', 'eval']).optional(),
     seed: z.number().int().safe().optional(),
-    group: z.object({ id: z.string().min(1).max(128).optional(), size: z.number().int().positive().optional() }).strict().optional(),
+    group: z
+      .object({ id: z.string().min(1).max(128).optional(), size: z.number().int().positive().optional() })
+      .strict()
+      .optional(),
     options: ResetOptionsSchema.optional(),
   })
   .strict();
@@ -69,7 +79,10 @@ const Step = z
     policyVersion: PolicyVersionSchema.optional(),
   })
   .strict()
-  .refine((m) => m.logprobs === undefined || m.completionIds?.length === m.logprobs.length, 'logprobs needs completionIds of the same length');
+  .refine(
+    (m) => m.logprobs === undefined || m.completionIds?.length === m.logprobs.length,
+    'logprobs needs completionIds of the same length',
+  );
 const Cancel = z.object({ id: Id, op: z.literal('cancel'), target: Id }).strict();
 const State = z.object({ id: Id, op: z.literal('state'), episode: EpisodeId }).strict();
 const Close = z.object({ id: Id, op: z.literal('close'), episode: EpisodeId }).strict();

@@ -30,10 +30,13 @@ export type EndingRule = (turn: Ended, so: Ending) => Ending;
 export const solvedRule =
   (solvedSpeedup: number | undefined): EndingRule =>
   (turn, so) =>
-    turn.result?.outcome === 'ok' && solvedSpeedup !== undefined && (turn.result.speedup ?? 0) >= solvedSpeedup ? { ...so, terminated: true, reason: 'solved' } : so;
+    turn.result?.outcome === 'ok' && solvedSpeedup !== undefined && (turn.result.speedup ?? 0) >= solvedSpeedup
+      ? { ...so, terminated: true, reason: 'solved' }
+      : so;
 
 /** Turn limit: the last turn a not yet terminated episode has truncates it, keeping an earlier reason. */
-export const turnLimitRule: EndingRule = (turn, so) => (so.terminated || turn.turnsLeft > 0 ? so : { ...so, truncated: true, reason: so.reason ?? 'max_turns' });
+export const turnLimitRule: EndingRule = (turn, so) =>
+  so.terminated || turn.turnsLeft > 0 ? so : { ...so, truncated: true, reason: so.reason ?? 'max_turns' };
 
 /** The ending of a counted turn: the rules in order, from a turn that ends nothing. */
 export function endingOf(turn: Ended, reason: StepReason | null, rules: readonly EndingRule[]): Ending {
@@ -89,7 +92,11 @@ export class Backpressure {
     const { log, evaluator, metrics } = this.p;
     if (log.full) {
       metrics.logRefused.inc();
-      throw new ProtocolError('storage_full', `the turn log's disk is full (${log.fullSince!.code}); steps resume by themselves once there is space`, this.limits.logProbeMs);
+      throw new ProtocolError(
+        'storage_full',
+        `the turn log's disk is full (${log.fullSince!.code}); steps resume by themselves once there is space`,
+        this.limits.logProbeMs,
+      );
     }
     if (!evaluator.available()) {
       metrics.busy.inc();

@@ -49,7 +49,9 @@ export class AnvilServer {
   private readonly started = Date.now();
 
   constructor(opts: ServerOptions = {}) {
-    this.config = Object.freeze(ServerConfigSchema.parse({ ...DEFAULT_SERVER_CONFIG, poolSize: os.availableParallelism(), ...opts }));
+    this.config = Object.freeze(
+      ServerConfigSchema.parse({ ...DEFAULT_SERVER_CONFIG, poolSize: os.availableParallelism(), ...opts }),
+    );
     const sets = new Map<string, TaskSet>();
     const set = loadTaskSet(this.config.taskset);
     sets.set(this.config.taskset, set);
@@ -70,11 +72,21 @@ export class AnvilServer {
     this.metrics.logWritable.set(1);
     this.log.onChange = (full) => {
       this.metrics.logWritable.set(full ? 0 : 1);
-      console.error(full ? `anvil: the turn log's disk is full (${this.log.fullSince?.code}); refusing steps until there is space` : 'anvil: the turn log has space again; taking steps');
+      console.error(
+        full
+          ? `anvil: the turn log's disk is full (${this.log.fullSince?.code}); refusing steps until there is space`
+          : 'anvil: the turn log has space again; taking steps',
+      );
     };
     this.admission = new Admission(this.config);
     this.gym = new Gym(this.config, sets, this.evaluator, this.log, this.metrics);
-    this.openenv = new OpenEnvDoor(this.gym, this.config, this.admission, (h, q) => this.authorized(h, q), () => !this.log.full && this.evaluator.available());
+    this.openenv = new OpenEnvDoor(
+      this.gym,
+      this.config,
+      this.admission,
+      (h, q) => this.authorized(h, q),
+      () => !this.log.full && this.evaluator.available(),
+    );
     // Idle keep-alive HTTP connections go after 5 s; a request's headers must be complete within the hello deadline.
     this.app = Fastify({ logger: false, bodyLimit: this.config.maxFrameBytes, keepAliveTimeout: 5000 });
     this.app.server.headersTimeout = this.config.helloTimeoutMs;
@@ -105,7 +117,12 @@ export class AnvilServer {
       return { ...this.health(), workers: await this.evaluator.workers() };
     });
     this.apiRoutes();
-    dashboardRoutes(app, { gym: this.gym, authorized: (h, q) => this.authorized(h, q), health: () => this.health(), workers: () => this.evaluator.workers() });
+    dashboardRoutes(app, {
+      gym: this.gym,
+      authorized: (h, q) => this.authorized(h, q),
+      health: () => this.health(),
+      workers: () => this.evaluator.workers(),
+    });
     this.openenv.routes(app);
   }
 
@@ -120,14 +137,20 @@ export class AnvilServer {
       closedByAdmission: this.admission.closed,
       sessions: this.gym.sessions.size,
       episodes: this.gym.openEpisodes,
-      replay: { answers: this.gym.sessions.replay.size, bytes: this.gym.sessions.replay.totalBytes, evicted: this.gym.sessions.replay.evicted },
+      replay: {
+        answers: this.gym.sessions.replay.size,
+        bytes: this.gym.sessions.replay.totalBytes,
+        evicted: this.gym.sessions.replay.evicted,
+      },
       pendingSteps: this.gym.pendingSteps,
       ...(this.config.redis ? { queue: { reachable: this.evaluator.available() } } : {}),
       ...(this.evaluator.devices ? { devices: this.evaluator.devices() } : {}),
       logFile: this.log.currentFile || null,
       log: {
         writable: !this.log.full,
-        ...(this.log.fullSince ? { error: this.log.fullSince.code, fullSince: new Date(this.log.fullSince.at).toISOString() } : {}),
+        ...(this.log.fullSince
+          ? { error: this.log.fullSince.code, fullSince: new Date(this.log.fullSince.at).toISOString() }
+          : {}),
         refused: this.log.refused,
         fsync: this.config.logFsync,
       },
@@ -139,9 +162,11 @@ export class AnvilServer {
     const app = this.app;
     app.get('/metrics', async (_req, reply) => {
       if (this.evaluator instanceof QueueEvaluator && this.evaluator.available()) {
-        for (const [state, n] of Object.entries(await this.evaluator.counts().catch(() => ({})))) this.metrics.queueJobs.set({ state }, n);
+        for (const [state, n] of Object.entries(await this.evaluator.counts().catch(() => ({}))))
+          this.metrics.queueJobs.set({ state }, n);
       }
-      for (const d of this.evaluator.devices?.() ?? []) this.metrics.deviceHealthy.set({ device: d.id, name: d.name }, d.healthy ? 1 : 0);
+      for (const d of this.evaluator.devices?.() ?? [])
+        this.metrics.deviceHealthy.set({ device: d.id, name: d.name }, d.healthy ? 1 : 0);
       this.metrics.pendingConnections.set(this.admission.pendingCount);
       for (const [rule, n] of Object.entries(this.admission.closed)) this.metrics.connectionsRefused.set({ rule }, n);
       this.metrics.replayBytes.set(this.gym.sessions.replay.totalBytes);
@@ -152,7 +177,12 @@ export class AnvilServer {
     app.get('/v1/tasks', async (req, reply) => {
       const q = req.query as { taskset?: string; split?: 'train' | 'eval' };
       try {
-        return this.gym.tasks({ id: 0, op: 'tasks', taskset: q.taskset, split: q.split === 'train' || q.split === 'eval' ? q.split : undefined });
+        return this.gym.tasks({
+          id: 0,
+          op: 'tasks',
+          taskset: q.taskset,
+          split: q.split === 'train' || q.split === 'eval' ? q.split : undefined,
+        });
       } catch (e) {
         return this.httpError(reply, e);
       }
@@ -168,15 +198,23 @@ export class AnvilServer {
       .strict()
       .refine((b) => (b.code === undefined) !== (b.reply === undefined), 'give exactly one of code or reply');
     app.post('/v1/evaluate', async (req, reply) => {
-      if (!this.authorized(req.headers.authorization)) return this.httpError(reply, new ProtocolError('unauthorized', 'a bearer token is required'));
+      if (!this.authorized(req.headers.authorization))
+        return this.httpError(reply, new ProtocolError('unauthorized', 'a bearer token is required'));
       const body = EvaluateBody.safeParse(req.body);
-      if (!body.success) return this.httpError(reply, new ProtocolError('invalid_message', body.error.issues[0]!.message));
+      if (!body.success)
+        return this.httpError(reply, new ProtocolError('invalid_message', body.error.issues[0]!.message));
       try {
         const set = this.gym.taskset(body.data.taskset);
         const task = set.tasks.get(body.data.task);
         if (!task) throw new ProtocolError('unknown_task', `no task "${body.data.task}"`);
-        if (this.gym.pendingSteps >= this.config.maxPendingSteps) throw new ProtocolError('busy', 'the server is at its limit of pending evaluations', 2000);
-        return await this.evaluator.evaluate({ task, code: body.data.code, reply: body.data.reply, seed: body.data.seed ?? 0 });
+        if (this.gym.pendingSteps >= this.config.maxPendingSteps)
+          throw new ProtocolError('busy', 'the server is at its limit of pending evaluations', 2000);
+        return await this.evaluator.evaluate({
+          task,
+          code: body.data.code,
+          reply: body.data.reply,
+          seed: body.data.seed ?? 0,
+        });
       } catch (e) {
         return this.httpError(reply, e);
       }
@@ -187,7 +225,8 @@ export class AnvilServer {
       if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'Not Found');
       const address = (socket as Socket).remoteAddress ?? '?';
       if (this.admission.throttled(address)) return refuse(socket, 429, 'Too Many Requests');
-      if (this.conns.size >= this.config.maxConnections + this.config.maxPendingConnections) return refuse(socket, 503, 'Service Unavailable');
+      if (this.conns.size >= this.config.maxConnections + this.config.maxPendingConnections)
+        return refuse(socket, 503, 'Service Unavailable');
       // A keep-alive connection that served HTTP before is pending again until its hello.
       this.admission.pend(socket as Socket);
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, address));
@@ -204,7 +243,12 @@ export class AnvilServer {
     const conn: Conn = { ws, socket, address, session: null, alive: true, encoding: 'json', deferred: 0 };
     this.conns.add(conn);
     this.admission.onDeadline(socket, () => {
-      this.fail(conn, null, new ProtocolError('timeout', `no successful hello within ${this.config.helloTimeoutMs} ms`), conn.encoding);
+      this.fail(
+        conn,
+        null,
+        new ProtocolError('timeout', `no successful hello within ${this.config.helloTimeoutMs} ms`),
+        conn.encoding,
+      );
       ws.close(4008, 'no hello in time');
       setTimeout(() => ws.terminate(), 1000).unref();
     });
@@ -216,7 +260,8 @@ export class AnvilServer {
       this.conns.delete(conn);
       if (conn.session) this.helloed--;
       this.metrics.connections.set(this.conns.size);
-      if (conn.session && conn.session.sink && (conn.session.sink as ConnSink).conn === conn) this.gym.sessions.detach(conn.session);
+      if (conn.session && conn.session.sink && (conn.session.sink as ConnSink).conn === conn)
+        this.gym.sessions.detach(conn.session);
     });
   }
 
@@ -280,7 +325,11 @@ export class AnvilServer {
   private hello(conn: Conn, m: Extract<ClientMessage, { op: 'hello' }>, encoding: Encoding): void {
     if (this.admission.throttled(conn.address)) {
       this.closeSoon(conn, 4029, 'too many failed hellos');
-      throw new ProtocolError('rate_limited', 'too many failed hellos from this address', this.admission.retryAfterMs(conn.address));
+      throw new ProtocolError(
+        'rate_limited',
+        'too many failed hellos from this address',
+        this.admission.retryAfterMs(conn.address),
+      );
     }
     if (this.config.token && m.token !== this.config.token) {
       const wait = this.admission.authFailed(conn.address);
@@ -296,7 +345,11 @@ export class AnvilServer {
       if (this.gym.sessions.size >= this.config.maxSessions)
         throw new ProtocolError('busy', `the server holds its limit of ${this.config.maxSessions} sessions`, 5000);
       if (this.gym.sessions.sessionsOf(conn.address) >= this.config.maxSessionsPerAddress)
-        throw new ProtocolError('busy', `this address holds its limit of ${this.config.maxSessionsPerAddress} sessions (they last ${this.config.resumeGraceMs} ms after their connection); resume one instead`, 5000);
+        throw new ProtocolError(
+          'busy',
+          `this address holds its limit of ${this.config.maxSessionsPerAddress} sessions (they last ${this.config.resumeGraceMs} ms after their connection); resume one instead`,
+          5000,
+        );
     }
     if (!conn.session && this.helloed >= this.config.maxConnections)
       throw new ProtocolError('busy', `the server holds its limit of ${this.config.maxConnections} connections`, 5000);

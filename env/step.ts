@@ -51,7 +51,15 @@ export interface Turn {
   readonly totalMs: number;
 }
 
-const NOT_EVALUATED: RewardInput = { outcome: 'invalid_action', correct: false, speedup: null, profileShare: null, candidateMs: null, referenceMs: null, solMs: null };
+const NOT_EVALUATED: RewardInput = {
+  outcome: 'invalid_action',
+  correct: false,
+  speedup: null,
+  profileShare: null,
+  candidateMs: null,
+  referenceMs: null,
+  solMs: null,
+};
 
 /** The turn's outcome: its result's, else why it had none. */
 export const outcomeOf = (turn: Turn): string => turn.result?.outcome ?? turn.reason!;
@@ -70,7 +78,11 @@ export function rewardInput(result: EvalResult | null): RewardInput {
     candidateMs: result.timing?.candidateMs ?? null,
     referenceMs: result.timing?.referenceMs ?? null,
     solMs: sols.length > 0 && sols.every((x): x is number => x !== null) ? geomean(sols) : null,
-    shapes: shapes.map((s) => ({ candidateMs: s.candidate.medianMs, referenceMs: s.reference.medianMs, solMs: s.solMs })),
+    shapes: shapes.map((s) => ({
+      candidateMs: s.candidate.medianMs,
+      referenceMs: s.reference.medianMs,
+      solMs: s.solMs,
+    })),
   };
 }
 
@@ -81,7 +93,8 @@ export function rewardOf(turn: Turn, cfg: RewardConfig): Reward {
 /** What the model is told: the evaluation's feedback, or why there was none. */
 export function feedbackOf(turn: Turn, turnsLeft: number, maxActionChars: number): string {
   if (turn.reason === 'cancelled') return 'The evaluation was cancelled. This turn does not count.';
-  if (turn.masked) return 'The evaluation failed for reasons unrelated to your code. This turn does not count; you may submit again.';
+  if (turn.masked)
+    return 'The evaluation failed for reasons unrelated to your code. This turn does not count; you may submit again.';
   if (turn.result) return feedbackText(turn.result, turnsLeft);
   return `Result: the reply is longer than ${maxActionChars} characters and was not evaluated.${turnsLeft > 0 ? ` You have ${turnsLeft} more turns.` : ''}`;
 }
@@ -110,7 +123,13 @@ export interface RecordContext {
 }
 
 /** The per-turn record, written to the log before the answer leaves. */
-export function turnRecord(turn: Turn, ctx: RecordContext, reward: Reward, feedback: string, ending: Ending): TurnRecord {
+export function turnRecord(
+  turn: Turn,
+  ctx: RecordContext,
+  reward: Reward,
+  feedback: string,
+  ending: Ending,
+): TurnRecord {
   const { ep, m, result } = turn;
   return {
     run: ctx.run,
@@ -144,7 +163,9 @@ export function turnRecord(turn: Turn, ctx: RecordContext, reward: Reward, feedb
     timings: {
       queuedMs: turn.queuedMs ?? 0,
       totalMs: tenth(turn.totalMs),
-      stages: Object.fromEntries((result?.stages ?? []).filter((s) => s.status !== 'skipped').map((s) => [s.name, tenth(s.ms)])),
+      stages: Object.fromEntries(
+        (result?.stages ?? []).filter((s) => s.status !== 'skipped').map((s) => [s.name, tenth(s.ms)]),
+      ),
     },
   };
 }

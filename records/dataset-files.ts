@@ -28,7 +28,9 @@ export function writeRun<R>(file: string, rows: Array<R & { key: SortKey }>, col
   let bytes = 0;
   for (const r of rows) {
     // JSON columns are text in every format: the same types in JSON Lines and Parquet.
-    const row = Object.fromEntries(columns.map((c) => [c.name, c.type === 'json' ? JSON.stringify(r[c.name] ?? null) : (r[c.name] ?? null)]));
+    const row = Object.fromEntries(
+      columns.map((c) => [c.name, c.type === 'json' ? JSON.stringify(r[c.name] ?? null) : (r[c.name] ?? null)]),
+    );
     const line = `${JSON.stringify(r.key)}\t${JSON.stringify(row)}\n`;
     chunks.push(line);
     bytes += line.length;
@@ -44,10 +46,17 @@ export function writeRun<R>(file: string, rows: Array<R & { key: SortKey }>, col
 }
 
 /** Merges sorted runs, row by row, into the output file. */
-export async function writeMerged<R>(file: string, format: 'jsonl' | 'parquet', runs: string[], columns: Column<R>[]): Promise<void> {
+export async function writeMerged<R>(
+  file: string,
+  format: 'jsonl' | 'parquet',
+  runs: string[],
+  columns: Column<R>[],
+): Promise<void> {
   const heads = await Promise.all(
     runs.map(async (r) => {
-      const lines = createInterface({ input: createReadStream(r, 'utf8'), crlfDelay: Infinity })[Symbol.asyncIterator]();
+      const lines = createInterface({ input: createReadStream(r, 'utf8'), crlfDelay: Infinity })[
+        Symbol.asyncIterator
+      ]();
       const h = { lines, key: null as SortKey | null, row: '' };
       await advance(h);
       return h;
@@ -136,10 +145,17 @@ function parquetSink<R>(file: string, columns: Column<R>[]): Sink {
   let batch: R[] = [];
   let failed: unknown = null;
   const source = pulledStream();
-  const props = new pq.WriterPropertiesBuilder().setMaxRowGroupSize(PARQUET_BATCH_ROWS).setCompression(pq.Compression.ZSTD).setCreatedBy('anvil export').build();
-  const written = pq.transformParquetStream(source.stream, props).then((out) => writeAll(fd, out)).catch((e: unknown) => {
-    failed = e;
-  });
+  const props = new pq.WriterPropertiesBuilder()
+    .setMaxRowGroupSize(PARQUET_BATCH_ROWS)
+    .setCompression(pq.Compression.ZSTD)
+    .setCreatedBy('anvil export')
+    .build();
+  const written = pq
+    .transformParquetStream(source.stream, props)
+    .then((out) => writeAll(fd, out))
+    .catch((e: unknown) => {
+      failed = e;
+    });
   const emit = async () => {
     if (!batch.length) return;
     const ipc = tableToIPC(arrowTable(batch, columns), 'stream');
@@ -208,7 +224,10 @@ export function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-export type Column<R> = { name: keyof R & string; type: 'string' | 'int' | 'float' | 'bool' | 'messages' | 'json' | 'strings' | 'ints' | 'floats' };
+export type Column<R> = {
+  name: keyof R & string;
+  type: 'string' | 'int' | 'float' | 'bool' | 'messages' | 'json' | 'strings' | 'ints' | 'floats';
+};
 
 function arrowTable<R>(rows: R[], columns: Column<R>[]) {
   const message = new Struct([new Field('role', new Utf8()), new Field('content', new Utf8())]);

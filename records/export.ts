@@ -89,7 +89,6 @@ export interface ExportReport {
   written: string[];
 }
 
-
 /** Log bytes per partition: one partition at a time is held in memory, whatever the run's length. */
 const PARTITION_BYTES = 32 * 1024 ** 2;
 
@@ -103,7 +102,16 @@ export async function exportDataset(opts: ExportOptions): Promise<ExportReport> 
   const work = mkdtempSync(path.join(path.dirname(path.resolve(opts.out)), '.anvil-export-'));
   try {
     const parts = await partition(opts.logs, work, opts.partitionBytes ?? PARTITION_BYTES, opts.onProgress);
-    const report: ExportReport = { files: parts.files, records: parts.records, skipped: parts.skipped, rows: 0, episodes: 0, groups: 0, singletonGroups: 0, written: [] };
+    const report: ExportReport = {
+      files: parts.files,
+      records: parts.records,
+      skipped: parts.skipped,
+      rows: 0,
+      episodes: 0,
+      groups: 0,
+      singletonGroups: 0,
+      written: [],
+    };
     const columns = turnColumnsFor(opts);
     const turnRuns: string[] = [];
     const episodeRuns: string[] = [];
@@ -190,9 +198,19 @@ function readPartition(file: string): StoredTurnRecord[] {
 type KeyedRow = TurnRow & { key: SortKey };
 
 /** One partition's rows, in output order, with their sort keys. */
-function sortedRows(records: StoredTurnRecord[], opts: ExportOptions): { rows: KeyedRow[]; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number; singletonGroups: number } {
+function sortedRows(
+  records: StoredTurnRecord[],
+  opts: ExportOptions,
+): { rows: KeyedRow[]; episodes: Array<EpisodeRow & { key: SortKey }>; groups: number; singletonGroups: number } {
   // Deterministic order: group, episode, turn, then time (a masked attempt before its retry).
-  records.sort((a, b) => cmp(a.group, b.group) || cmp(a.episode, b.episode) || a.turn - b.turn || cmp(a.time, b.time) || Number(b.mask) - Number(a.mask));
+  records.sort(
+    (a, b) =>
+      cmp(a.group, b.group) ||
+      cmp(a.episode, b.episode) ||
+      a.turn - b.turn ||
+      cmp(a.time, b.time) ||
+      Number(b.mask) - Number(a.mask),
+  );
   const values = trloo(
     records.map((r) => ({ group: r.group, episode: r.episode, turn: r.turn, reward: r.reward, mask: r.mask })),
     opts.gamma,
@@ -210,15 +228,28 @@ function sortedRows(records: StoredTurnRecord[], opts: ExportOptions): { rows: K
     if (!r.mask) conversation = [...messages, { role: 'assistant', content: r.action }];
     rows.push(turnRow(r, messages, values[i]!, opts));
   });
-  const episodes = episodeRows(rows, conversationsOf(records)).map((e) => ({ ...e, key: [e.group, e.episode] as SortKey }));
+  const episodes = episodeRows(rows, conversationsOf(records)).map((e) => ({
+    ...e,
+    key: [e.group, e.episode] as SortKey,
+  }));
   rows = applyFilters(rows, opts.filters);
   const perGroup = new Map<string, Set<string>>();
   for (const r of records) perGroup.set(r.group, (perGroup.get(r.group) ?? new Set()).add(r.episode));
-  return { rows, episodes, groups: perGroup.size, singletonGroups: [...perGroup.values()].filter((e) => e.size === 1).length };
+  return {
+    rows,
+    episodes,
+    groups: perGroup.size,
+    singletonGroups: [...perGroup.values()].filter((e) => e.size === 1).length,
+  };
 }
 
 /** A turn's row: the conversation up to it, its reward, return, advantage and keep flag. */
-function turnRow(r: StoredTurnRecord, messages: ChatMessage[], value: { return: number | null; advantage: number | null }, opts: ExportOptions): KeyedRow {
+function turnRow(
+  r: StoredTurnRecord,
+  messages: ChatMessage[],
+  value: { return: number | null; advantage: number | null },
+  opts: ExportOptions,
+): KeyedRow {
   const { advantage } = value;
   const ids = r.completionIds;
   return {
@@ -238,17 +269,31 @@ function turnRow(r: StoredTurnRecord, messages: ChatMessage[], value: { return: 
     return: value.return,
     advantage,
     mask: r.mask,
-    keep: keepFlag({ episode: r.episode, turn: r.turn, mask: r.mask, correct: r.eval?.correct ?? false, profileShare: r.eval?.profileShare ?? null }, opts.prsTau, opts.prsF),
+    keep: keepFlag(
+      {
+        episode: r.episode,
+        turn: r.turn,
+        mask: r.mask,
+        correct: r.eval?.correct ?? false,
+        profileShare: r.eval?.profileShare ?? null,
+      },
+      opts.prsTau,
+      opts.prsF,
+    ),
     meta: r.meta,
     outcome: r.eval?.outcome ?? r.reason ?? 'unknown',
     speedup: r.eval?.speedup ?? null,
     policyVersion: r.policyVersion,
     completionIds: ids,
     logprobs: r.logprobs,
-    ...(opts.perToken ? { tokenMask: ids && ids.map(() => (r.mask ? 0 : 1)), tokenAdvantages: ids && (advantage === null ? null : ids.map(() => advantage)) } : {}),
+    ...(opts.perToken
+      ? {
+          tokenMask: ids && ids.map(() => (r.mask ? 0 : 1)),
+          tokenAdvantages: ids && (advantage === null ? null : ids.map(() => advantage)),
+        }
+      : {}),
   };
 }
-
 
 /** Each episode's whole conversation: its unmasked turns, in order. */
 function conversationsOf(records: StoredTurnRecord[]): Map<string, ChatMessage[]> {
@@ -293,7 +338,8 @@ export function applyFilters<T extends TurnRow>(rows: T[], filters: Filter[]): T
     if (f === 'correct') out = out.filter((r) => !r.mask && r.outcome === 'ok');
     else if (f === 'best') {
       const best = new Map<string, T>();
-      for (const r of out) if (!r.mask && (!best.has(r.episode) || r.reward > best.get(r.episode)!.reward)) best.set(r.episode, r);
+      for (const r of out)
+        if (!r.mask && (!best.has(r.episode) || r.reward > best.get(r.episode)!.reward)) best.set(r.episode, r);
       const keep = new Set(best.values());
       out = out.filter((r) => keep.has(r));
     } else if (f === 'improved') {
@@ -309,7 +355,6 @@ export function applyFilters<T extends TurnRow>(rows: T[], filters: Filter[]): T
   }
   return out;
 }
-
 
 const turnColumns: Column<TurnRow>[] = [
   { name: 'task', type: 'string' },
@@ -339,7 +384,16 @@ const turnColumns: Column<TurnRow>[] = [
 function turnColumnsFor(opts: ExportOptions): Column<TurnRow>[] {
   let cols = turnColumns;
   if (opts.layout === 'trl')
-    cols = cols.flatMap((c): Column<TurnRow>[] => (c.name === 'messages' ? [{ name: 'prompt', type: 'messages' }, { name: 'completion', type: 'messages' }] : c.name === 'action' ? [] : [c]));
+    cols = cols.flatMap((c): Column<TurnRow>[] =>
+      c.name === 'messages'
+        ? [
+            { name: 'prompt', type: 'messages' },
+            { name: 'completion', type: 'messages' },
+          ]
+        : c.name === 'action'
+          ? []
+          : [c],
+    );
   if (opts.perToken) cols = [...cols, { name: 'tokenMask', type: 'ints' }, { name: 'tokenAdvantages', type: 'floats' }];
   return cols;
 }

@@ -17,7 +17,8 @@ export function logFiles(dir: string): { files: string[]; total: number } {
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.jsonl'))
     .sort();
-  if (files.length === 0) throw new LogFolderError(`${dir} holds no per-turn logs (*.jsonl files written by anvil serve --log-dir)`);
+  if (files.length === 0)
+    throw new LogFolderError(`${dir} holds no per-turn logs (*.jsonl files written by anvil serve --log-dir)`);
   return { files, total: files.reduce((a, f) => a + statSync(path.join(dir, f)).size, 0) };
 }
 

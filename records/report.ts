@@ -18,12 +18,19 @@ export function selfContainedPage(data: unknown): string {
   const json = JSON.stringify(data).replace(/</g, '\\u003c');
   return html
     .replace('<script>/*ANVIL_DATA*/</script>', () => `<script>window.ANVIL_DATA = ${json};</script>`)
-    .replace('<script src="ui/app.js"></script>', () => `<script>${script.replace(/<\/script/gi, '<\\/script')}</script>`);
+    .replace(
+      '<script src="ui/app.js"></script>',
+      () => `<script>${script.replace(/<\/script/gi, '<\\/script')}</script>`,
+    );
 }
 
 /** Three streamed passes over the logs: the run's span and reward range, the
  * statistics, then the records of the episodes the report shows. */
-export async function writeReport(opts: { logs: string; out: string; onProgress?: (read: number, total: number) => void }) {
+export async function writeReport(opts: {
+  logs: string;
+  out: string;
+  onProgress?: (read: number, total: number) => void;
+}) {
   const range = emptyRange();
   const first = await eachTurnLog(opts.logs, (r) => widenRange(range, r), opts.onProgress);
   const builder = new RunStatsBuilder(range);
@@ -36,7 +43,19 @@ export async function writeReport(opts: { logs: string; out: string; onProgress?
     if (wanted.has(r.episode)) shown.push(r);
   });
   const episodes = [...wanted].map((id) => episodeView(shown, id)).filter((e) => e !== null);
-  const page = selfContainedPage({ source: path.resolve(opts.logs), written: new Date().toISOString(), stats, recent, episodes });
+  const page = selfContainedPage({
+    source: path.resolve(opts.logs),
+    written: new Date().toISOString(),
+    stats,
+    recent,
+    episodes,
+  });
   writeFileSync(opts.out, page);
-  return { records: first.records, files: first.files, skipped: first.skipped, episodes: stats.episodes, bytes: Buffer.byteLength(page) };
+  return {
+    records: first.records,
+    files: first.files,
+    skipped: first.skipped,
+    episodes: stats.episodes,
+    bytes: Buffer.byteLength(page),
+  };
 }

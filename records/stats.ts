@@ -116,7 +116,11 @@ export class RunStatsBuilder {
   private readonly rewardHistogram: RunStats['rewardHistogram'];
   private readonly rewardLo: number;
   private readonly rewardWidth: number;
-  private readonly speedupHistogram = Array.from({ length: 14 }, (_, k) => ({ lo: 2 ** (k - 4), hi: 2 ** (k - 3), n: 0 }));
+  private readonly speedupHistogram = Array.from({ length: 14 }, (_, k) => ({
+    lo: 2 ** (k - 4),
+    hi: 2 ** (k - 3),
+    n: 0,
+  }));
   private steps = 0;
   private lastMinute = 0;
   private readonly now: number;
@@ -129,7 +133,11 @@ export class RunStatsBuilder {
     this.now = opts.now ?? t1;
     this.rewardLo = range.rewardLo;
     this.rewardWidth = (range.rewardHi - range.rewardLo) / 20;
-    this.rewardHistogram = Array.from({ length: 20 }, (_, k) => ({ lo: range.rewardLo + k * this.rewardWidth, hi: range.rewardLo + (k + 1) * this.rewardWidth, n: 0 }));
+    this.rewardHistogram = Array.from({ length: 20 }, (_, k) => ({
+      lo: range.rewardLo + k * this.rewardWidth,
+      hi: range.rewardLo + (k + 1) * this.rewardWidth,
+      n: 0,
+    }));
   }
 
   add(r: Turn): void {
@@ -166,7 +174,18 @@ export class RunStatsBuilder {
     }
     let e = this.episodes.get(r.episode);
     if (!e) {
-      e = { taskset: r.taskset, task: r.task, group: r.group, episode: r.episode, time: r.time, lastOutcome: o, turns: 0, bestCorrect: 0, bestSpeedup: null, totalReward: 0 };
+      e = {
+        taskset: r.taskset,
+        task: r.task,
+        group: r.group,
+        episode: r.episode,
+        time: r.time,
+        lastOutcome: o,
+        turns: 0,
+        bestCorrect: 0,
+        bestSpeedup: null,
+        totalReward: 0,
+      };
       this.episodes.set(r.episode, e);
     }
     if (r.time >= e.time) {
@@ -177,13 +196,19 @@ export class RunStatsBuilder {
       e.turns++;
       e.totalReward += r.reward;
     }
-    if (r.eval?.outcome === 'ok' && r.eval.speedup !== null && (e.bestSpeedup === null || r.eval.speedup > e.bestSpeedup)) e.bestSpeedup = r.eval.speedup;
+    if (
+      r.eval?.outcome === 'ok' &&
+      r.eval.speedup !== null &&
+      (e.bestSpeedup === null || r.eval.speedup > e.bestSpeedup)
+    )
+      e.bestSpeedup = r.eval.speedup;
     if (o === 'ok' && r.eval?.correct && r.eval.speedup !== null) {
       const sp = r.eval.speedup;
       this.speedupHistogram[Math.max(0, Math.min(13, Math.floor(Math.log2(sp)) + 4))]!.n++;
       if (sp > e.bestCorrect) e.bestCorrect = sp;
       const t = this.bestByTask.get(r.task);
-      if (!t || sp > t.speedup) this.bestByTask.set(r.task, { task: r.task, speedup: sp, episode: r.episode, turn: r.turn, code: r.action });
+      if (!t || sp > t.speedup)
+        this.bestByTask.set(r.task, { task: r.task, speedup: sp, episode: r.episode, turn: r.turn, code: r.action });
     }
   }
 
@@ -200,15 +225,20 @@ export class RunStatsBuilder {
       for (const p of [0, 1, 1.2, 2]) fastP[set]![String(p)] = best.filter((s) => s > p).length / best.length;
     }
     const stages: RunStats['stages'] = {};
-    for (const [name, d] of this.stageMs) stages[name] = { n: d.n, p50: d.quantile(0.5), p90: d.quantile(0.9), max: d.max };
+    for (const [name, d] of this.stageMs)
+      stages[name] = { n: d.n, p50: d.quantile(0.5), p90: d.quantile(0.9), max: d.max };
     const mean = (c: { sum: number; n: number }) => (c.n ? c.sum / c.n : null);
     return {
       steps: this.steps,
       episodes: this.episodes.size,
       outcomes: this.outcomes,
-      timeline: [...this.timeline.entries()].sort((a, b) => a[0] - b[0]).map(([start, c]) => ({ start, outcomes: c.outcomes, meanReward: mean(c) })),
+      timeline: [...this.timeline.entries()]
+        .sort((a, b) => a[0] - b[0])
+        .map(([start, c]) => ({ start, outcomes: c.outcomes, meanReward: mean(c) })),
       bucketMs: this.bucketMs,
-      perTurn: [...this.perTurn.entries()].sort((a, b) => a[0] - b[0]).map(([turn, c]) => ({ turn, outcomes: c.outcomes, meanReward: mean(c) })),
+      perTurn: [...this.perTurn.entries()]
+        .sort((a, b) => a[0] - b[0])
+        .map(([turn, c]) => ({ turn, outcomes: c.outcomes, meanReward: mean(c) })),
       rewardHistogram: this.rewardHistogram,
       speedupHistogram: this.speedupHistogram,
       flags: this.flags,
@@ -236,7 +266,16 @@ export class RunStatsBuilder {
       top.splice(lo, 0, e);
       if (top.length > limit) top.pop();
     }
-    return top.map((e) => ({ time: e.time, task: e.task, group: e.group, episode: e.episode, turns: e.turns, lastOutcome: e.lastOutcome, bestSpeedup: e.bestSpeedup, totalReward: e.totalReward }));
+    return top.map((e) => ({
+      time: e.time,
+      task: e.task,
+      group: e.group,
+      episode: e.episode,
+      turns: e.turns,
+      lastOutcome: e.lastOutcome,
+      bestSpeedup: e.bestSpeedup,
+      totalReward: e.totalReward,
+    }));
   }
 }
 
@@ -278,7 +317,9 @@ export function episodeSummaries(records: readonly Turn[], limit: number) {
   return [...by.values()]
     .map((turns) => {
       const last = turns[turns.length - 1]!;
-      const speeds = turns.filter((t) => t.eval?.outcome === 'ok' && t.eval.speedup !== null).map((t) => t.eval!.speedup!);
+      const speeds = turns
+        .filter((t) => t.eval?.outcome === 'ok' && t.eval.speedup !== null)
+        .map((t) => t.eval!.speedup!);
       return {
         time: last.time,
         task: last.task,
@@ -296,7 +337,9 @@ export function episodeSummaries(records: readonly Turn[], limit: number) {
 
 /** One episode's conversation, turn by turn, from its records. */
 export function episodeView(records: readonly Turn[], episode: string): EpisodeView | null {
-  const turns = records.filter((r) => r.episode === episode).sort((a, b) => a.turn - b.turn || (a.time < b.time ? -1 : 1));
+  const turns = records
+    .filter((r) => r.episode === episode)
+    .sort((a, b) => a.turn - b.turn || (a.time < b.time ? -1 : 1));
   if (!turns.length) return null;
   const first = turns[0]!;
   const prompt = first.observation.messages.map((m) => `[${m.role}]\n${m.content}`).join('\n\n');
@@ -310,7 +353,14 @@ export function episodeView(records: readonly Turn[], episode: string): EpisodeV
       turn: r.turn,
       action: r.action,
       // Logs written before the feedback was recorded: the next turn's observation is it.
-      feedback: r.feedback ?? turns.slice(i + 1).find((n) => !n.mask)?.observation.messages.map((m) => m.content).join('\n') ?? '',
+      feedback:
+        r.feedback ??
+        turns
+          .slice(i + 1)
+          .find((n) => !n.mask)
+          ?.observation.messages.map((m) => m.content)
+          .join('\n') ??
+        '',
       reward: r.reward,
       components: r.components,
       mask: r.mask,

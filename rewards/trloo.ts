@@ -82,7 +82,11 @@ export function trloo(turns: readonly TurnInput[], gamma: number, ended: EndedBa
  * clip((share − τ)/f, 0, 1); other unmasked turns are kept, masked ones never.
  * The draw is a hash of the episode and turn, so the same logs always give the
  * same flags. */
-export function keepFlag(t: { episode: string; turn: number; mask: boolean; correct: boolean; profileShare: number | null }, tau: number, f: number): boolean {
+export function keepFlag(
+  t: { episode: string; turn: number; mask: boolean; correct: boolean; profileShare: number | null },
+  tau: number,
+  f: number,
+): boolean {
   if (t.mask) return false;
   if (!t.correct) return true;
   const p = Math.min(1, Math.max(0, ((t.profileShare ?? 0) - tau) / f));

@@ -110,7 +110,8 @@ export async function prepare(job: JobRef, code: string, seed: string): Promise<
     ms: check.ms,
     log: check.candidateLog ? truncate(check.candidateLog) : undefined,
   });
-  if (!ok) return { stages, libOpsUsed, outcome: check.outcome, message: check.message, flags: check.flags ?? [], check };
+  if (!ok)
+    return { stages, libOpsUsed, outcome: check.outcome, message: check.message, flags: check.flags ?? [], check };
   return { stages, libOpsUsed, flags: check.flags ?? [], check };
 }
 
@@ -129,7 +130,14 @@ export function cleanup(jobId: string): void {
 
 /** Where the harness's headers sit, inside the sandbox and (unsandboxed) on the host. */
 function harnessHeaders(tc: Toolchain, tb: TaskBuild): string[] {
-  return ['/anvil/lib/include/anvil_lib.h', '/anvil/lib/include/anvil_abi.h', '/anvil/task/task.h', path.join(tc.includeDir, 'anvil_lib.h'), path.join(tc.includeDir, 'anvil_abi.h'), tb.header];
+  return [
+    '/anvil/lib/include/anvil_lib.h',
+    '/anvil/lib/include/anvil_abi.h',
+    '/anvil/task/task.h',
+    path.join(tc.includeDir, 'anvil_lib.h'),
+    path.join(tc.includeDir, 'anvil_abi.h'),
+    tb.header,
+  ];
 }
 
 const dependencyCache = new Map<string, ReadonlySet<string>>();
@@ -146,7 +154,21 @@ function allowedDependencies(tc: Toolchain, tb: TaskBuild): ReadonlySet<string> 
     writeFileSync(probe, [...ALLOWED_HEADERS.map((h) => `#include <${h}>`), '#include "anvil_lib.h"', ''].join('\n'));
     for (const extra of [[], ['-D_GNU_SOURCE']]) {
       const deps = path.join(dir, 'probe.d');
-      execFileSync('gcc', [...CANDIDATE_CFLAGS, ...extra, '-include', tb.header, '-I', tc.includeDir, '-E', '-MD', '-MF', deps, probe, '-o', '/dev/null']);
+      execFileSync('gcc', [
+        ...CANDIDATE_CFLAGS,
+        ...extra,
+        '-include',
+        tb.header,
+        '-I',
+        tc.includeDir,
+        '-E',
+        '-MD',
+        '-MF',
+        deps,
+        probe,
+        '-o',
+        '/dev/null',
+      ]);
       for (const f of parseDependencies(readFileSync(deps, 'utf8'))) if (f !== probe) files.add(f);
     }
   } finally {
@@ -160,12 +182,15 @@ function allowedDependencies(tc: Toolchain, tb: TaskBuild): ReadonlySet<string> 
 function checkBuild(job: JobRef, dir: string, tc: Toolchain, tb: TaskBuild): StaticFinding | null {
   const read = (f: string) => readFileSync(path.join(dir, f), 'utf8');
   const own = job.mode === 'bwrap' ? '/job/candidate.c' : path.join(dir, 'candidate.c');
-  const deps = parseDependencies(read('candidate.d')).map((f) => (path.isAbsolute(f) ? path.normalize(f) : path.join(job.mode === 'bwrap' ? '/job' : dir, f)));
+  const deps = parseDependencies(read('candidate.d')).map((f) =>
+    path.isAbsolute(f) ? path.normalize(f) : path.join(job.mode === 'bwrap' ? '/job' : dir, f),
+  );
   let elf;
   try {
     elf = readElf(readFileSync(path.join(dir, 'candidate.o')));
   } catch (e) {
-    if (e instanceof ElfError) return { outcome: 'compile_error', message: `the object file cannot be read: ${e.message}`, flags: [] };
+    if (e instanceof ElfError)
+      return { outcome: 'compile_error', message: `the object file cannot be read: ${e.message}`, flags: [] };
     throw e;
   }
   return (
@@ -196,7 +221,14 @@ function compileScript(): string {
 
 /** Runs one command of the build in the job's sandbox. A sandbox that did not
  * start throws (the environment's failure), whatever its stderr reads. */
-function buildSandbox(job: JobRef, dir: string, uid: number | null, cg: JobCgroup | null, tc: Toolchain, tb: TaskBuild) {
+function buildSandbox(
+  job: JobRef,
+  dir: string,
+  uid: number | null,
+  cg: JobCgroup | null,
+  tc: Toolchain,
+  tb: TaskBuild,
+) {
   const binds: Bind[] = [
     { src: dir, dest: '/job', writable: true },
     { src: tc.dir, dest: '/anvil/lib' },
@@ -205,10 +237,19 @@ function buildSandbox(job: JobRef, dir: string, uid: number | null, cg: JobCgrou
     { src: tb.glueObject, dest: '/anvil/task/glue.o' },
   ];
   return async (command: string[], ms: number, what: string) => {
-    const spec = { toolchain: tc, mode: job.mode, cgroup: cg, uid, binds, chdir: '/job', command: startedCommand(command) };
+    const spec = {
+      toolchain: tc,
+      mode: job.mode,
+      cgroup: cg,
+      uid,
+      binds,
+      chdir: '/job',
+      command: startedCommand(command),
+    };
     const argv = launchArgv({ ...spec, limits: limits(job.config, 256 * 1024 ** 2), env: baseEnv(job.config) });
     const r = await runCapped(argv, { timeoutMs: ms, onTimeout: () => cg?.killAll(), started: true });
-    if (!r.timedOut && r.code !== 0 && !r.started) throw new AnvilError('sandbox_failed', `sandbox failed to start the ${what}: ${r.stderr.trim()}`);
+    if (!r.timedOut && r.code !== 0 && !r.started)
+      throw new AnvilError('sandbox_failed', `sandbox failed to start the ${what}: ${r.stderr.trim()}`);
     return r;
   };
 }
@@ -224,24 +265,56 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
     const deadline = t0 + cfg.compileTimeoutMs;
     const r = await run(['/bin/sh', '-c', compileScript()], cfg.compileTimeoutMs, 'compiler');
     const log = truncate(`${r.stdout}${r.stderr}`.trim());
-    const stage = (status: 'ok' | 'failed'): StageRecord => ({ name: 'compile', status, ms: performance.now() - t0, log: log || undefined });
-    if (r.timedOut) return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'timeout', message: `compilation did not finish within ${cfg.compileTimeoutMs} ms`, flags: [] } };
+    const stage = (status: 'ok' | 'failed'): StageRecord => ({
+      name: 'compile',
+      status,
+      ms: performance.now() - t0,
+      log: log || undefined,
+    });
+    if (r.timedOut)
+      return {
+        stage: stage('failed'),
+        libOpsUsed: [],
+        failure: {
+          outcome: 'timeout',
+          message: `compilation did not finish within ${cfg.compileTimeoutMs} ms`,
+          flags: [],
+        },
+      };
     if (r.code !== 0) {
       const oom = cg?.oomKilled() ? ' (the compiler ran out of memory)' : '';
-      return { stage: stage('failed'), libOpsUsed: [], failure: { outcome: 'compile_error', message: `the compiler reported errors${oom}`, flags: [] } };
+      return {
+        stage: stage('failed'),
+        libOpsUsed: [],
+        failure: { outcome: 'compile_error', message: `the compiler reported errors${oom}`, flags: [] },
+      };
     }
     const symbols = readFileSync(path.join(dir, 'candidate.sym'), 'utf8');
     // Every library op the object references counts toward the profile, offered or not.
     const libOpsUsed = [...symbols.matchAll(/^(lib_\w+) +U/gm)].map((m) => m[1]!);
     const finding = job.skipStatic ? null : checkBuild(job, dir, tc, tb);
     if (finding) return { stage: stage('failed'), libOpsUsed, failure: finding };
-    const linkCmd = ['/usr/bin/gcc', '-fopenmp', '-o', 'runner', '/anvil/lib/runner.o', '/anvil/task/glue.o', '/anvil/lib/anvil_lib.o', 'candidate.o', '-lm'];
+    const linkCmd = [
+      '/usr/bin/gcc',
+      '-fopenmp',
+      '-o',
+      'runner',
+      '/anvil/lib/runner.o',
+      '/anvil/task/glue.o',
+      '/anvil/lib/anvil_lib.o',
+      'candidate.o',
+      '-lm',
+    ];
     const l = await run(linkCmd, Math.max(1000, deadline - performance.now()), 'linker');
     if (l.timedOut || l.code !== 0) {
       return {
         stage: { ...stage('failed'), log: truncate(`${log}\n${l.stdout}${l.stderr}`.trim()) },
         libOpsUsed,
-        failure: { outcome: l.timedOut ? 'timeout' : 'compile_error', message: 'linking failed (a function is declared but not defined?)', flags: [] },
+        failure: {
+          outcome: l.timedOut ? 'timeout' : 'compile_error',
+          message: 'linking failed (a function is declared but not defined?)',
+          flags: [],
+        },
       };
     }
     const linked = job.skipStatic ? null : checkExecutable(readElf(readFileSync(path.join(dir, 'runner'))));
@@ -290,7 +363,9 @@ async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Pro
   const deadlineMs = phase === 'check' ? cfg.correctnessDeadlineMs : cfg.timingDeadlineMs;
   mkdirSync(judgeDir(job.jobId), { recursive: true, mode: 0o700 });
   const specFile = path.join(judgeDir(job.jobId), `${phase}.spec`);
-  writeFileSync(specFile, `${judgeSpec(job, phase, seed, { tc, tb, deadlineMs, candLog, cand, ref }).join('\n')}\n`, { mode: 0o600 });
+  writeFileSync(specFile, `${judgeSpec(job, phase, seed, { tc, tb, deadlineMs, candLog, cand, ref }).join('\n')}\n`, {
+    mode: 0o600,
+  });
   // The judge enforces the phase deadline itself, once it holds the host's timing
   // lock; this outer limit only catches a judge that failed to.
   const res = await runCapped([tc.judge, specFile], {
@@ -314,7 +389,14 @@ function judgeSpec(
   job: JobRef,
   phase: 'check' | 'time',
   seed: string,
-  o: { tc: Toolchain; tb: TaskBuild; deadlineMs: number; candLog: string; cand: JobCgroup | null; ref: JobCgroup | null },
+  o: {
+    tc: Toolchain;
+    tb: TaskBuild;
+    deadlineMs: number;
+    candLog: string;
+    cand: JobCgroup | null;
+    ref: JobCgroup | null;
+  },
 ): string[] {
   const cfg = job.config;
   const runnerArgv = (role: 'candidate' | 'reference', cg: JobCgroup | null, src: string) =>
@@ -358,8 +440,14 @@ function judgeSpec(
     }),
     ...shapes.map((s) => `shape ${s.visible ? 1 : 0} ${s.values.join(' ')}`),
     `cand_log ${o.candLog}`,
-    ...(cand?.procsFiles().slice(0, 1).map((f) => `cand_procs ${f}`) ?? []),
-    ...(ref?.procsFiles().slice(0, 1).map((f) => `ref_procs ${f}`) ?? []),
+    ...(cand
+      ?.procsFiles()
+      .slice(0, 1)
+      .map((f) => `cand_procs ${f}`) ?? []),
+    ...(ref
+      ?.procsFiles()
+      .slice(0, 1)
+      .map((f) => `ref_procs ${f}`) ?? []),
     ...(cand?.freezeFile() ? [`cand_freeze ${cand.freezeFile()}`] : []),
     ...(ref?.freezeFile() ? [`ref_freeze ${ref.freezeFile()}`] : []),
   ];
@@ -381,7 +469,9 @@ export function judgeRun(
   const parsed = parseJudgeOutput(res.stdout);
   if (!parsed.ok) {
     // Not JSON: the judge died (its stderr says why). JSON of another shape: a judge this backend does not know.
-    const why = parsed.json ? `the judge's answer is malformed: ${truncate(parsed.problems, 500)}` : `the judge failed: ${truncate(res.stderr || res.stdout, 500)}`;
+    const why = parsed.json
+      ? `the judge's answer is malformed: ${truncate(parsed.problems, 500)}`
+      : `the judge failed: ${truncate(res.stderr || res.stdout, 500)}`;
     return { phase, outcome: 'env_error', message: why, ms: res.ms };
   }
   const out = parsed.output;

@@ -3,7 +3,16 @@
  * at once. cgroup v1 (memory, pids and freezer hierarchies) and v2 (one unified
  * hierarchy, controllers as delegated; every v2 group has cgroup.freeze) are
  * both supported. */
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 
 export type CgroupVersion = 'v1' | 'v2' | 'none';
@@ -58,20 +67,25 @@ export function cgroupLayout(): Layout {
 function findLayout(): Layout {
   const base = '/sys/fs/cgroup';
   const tag = `anvil-${process.pid}`;
-  const mem = path.join(base, 'memory'), pids = path.join(base, 'pids'), freezer = path.join(base, 'freezer');
+  const mem = path.join(base, 'memory'),
+    pids = path.join(base, 'pids'),
+    freezer = path.join(base, 'freezer');
   if (existsSync(path.join(mem, 'memory.limit_in_bytes')) && writable(mem) && tryMkdir(path.join(mem, tag))) {
     const hasPids = existsSync(path.join(pids, 'pids.max')) || existsSync(path.join(pids, 'cgroup.procs'));
     const parents = [path.join(mem, tag)];
     const withPids = hasPids && tryMkdir(path.join(pids, tag));
     if (withPids) parents.push(path.join(pids, tag));
-    const withFreezer = existsSync(path.join(freezer, 'cgroup.procs')) && writable(freezer) && tryMkdir(path.join(freezer, tag));
+    const withFreezer =
+      existsSync(path.join(freezer, 'cgroup.procs')) && writable(freezer) && tryMkdir(path.join(freezer, tag));
     if (withFreezer) parents.push(path.join(freezer, tag));
     return { version: 'v1', parents, memory: true, pids: withPids, freezer: withFreezer };
   }
   if (existsSync(path.join(base, 'cgroup.controllers'))) {
     // v2: work below our own group. A group with processes cannot hand
     // controllers to children, so this process first moves into a leaf.
-    const own = readFileSync('/proc/self/cgroup', 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const own = readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     const ownDir = path.join(base, (own ?? '0::/').slice(3));
     const leaf = path.join(ownDir, `${tag}-server`);
     const jobs = path.join(ownDir, `${tag}-jobs`);
@@ -89,8 +103,15 @@ function findLayout(): Layout {
       }
       mkdirSync(jobs, { recursive: true });
       const enabled = readFileSync(path.join(ownDir, 'cgroup.subtree_control'), 'utf8').split(/\s+/);
-      for (const c of enabled.filter((c) => want.includes(c))) writeFileSync(path.join(jobs, 'cgroup.subtree_control'), `+${c}`);
-      return { version: 'v2', parents: [jobs], memory: enabled.includes('memory'), pids: enabled.includes('pids'), freezer: true };
+      for (const c of enabled.filter((c) => want.includes(c)))
+        writeFileSync(path.join(jobs, 'cgroup.subtree_control'), `+${c}`);
+      return {
+        version: 'v2',
+        parents: [jobs],
+        memory: enabled.includes('memory'),
+        pids: enabled.includes('pids'),
+        freezer: true,
+      };
     } catch {
       /* fall through: no usable v2 delegation */
     }
@@ -130,7 +151,11 @@ export class JobCgroup {
         /* parent gone */
       }
     }
-    await Promise.all([...names].map((n) => new JobCgroup(l.parents.map((p) => path.join(p, n)).filter((d) => existsSync(d))).killAll()));
+    await Promise.all(
+      [...names].map((n) =>
+        new JobCgroup(l.parents.map((p) => path.join(p, n)).filter((d) => existsSync(d))).killAll(),
+      ),
+    );
   }
 
   /** Makes the job's group(s) with its limits; null where the host has no cgroups. */

@@ -11,7 +11,14 @@ import { STAGES } from './result.js';
 
 /** Inputs derive from the server secret, the task and the episode seed, so a policy cannot predict them. */
 export function deriveSeed(secret: string, task: Task, seed: number | string): string {
-  const h = createHash('sha256').update(secret).update('\0').update(task.id).update(task.digest).update('\0').update(String(seed)).digest();
+  const h = createHash('sha256')
+    .update(secret)
+    .update('\0')
+    .update(task.id)
+    .update(task.digest)
+    .update('\0')
+    .update(String(seed))
+    .digest();
   return h.readBigUInt64LE(0).toString();
 }
 
@@ -21,7 +28,10 @@ export class ResultCache {
   constructor(private readonly size: number) {}
 
   static key(task: Task, seed: string, config: unknown, code: string): string {
-    return createHash('sha256').update(JSON.stringify([task.id, task.digest, seed, config])).update(code).digest('hex');
+    return createHash('sha256')
+      .update(JSON.stringify([task.id, task.digest, seed, config]))
+      .update(code)
+      .digest('hex');
   }
 
   get(key: string): EvalResult | undefined {
@@ -44,13 +54,20 @@ export class ResultCache {
  * and so one verdict. The run is cancelled only when every request that waits
  * on it has been cancelled; a request cancelled alone just stops waiting. */
 export class InFlight {
-  private readonly running = new Map<string, { result: Promise<EvalResult>; waiting: number; abort: AbortController }>();
+  private readonly running = new Map<
+    string,
+    { result: Promise<EvalResult>; waiting: number; abort: AbortController }
+  >();
 
   get size(): number {
     return this.running.size;
   }
 
-  run(key: string, signal: AbortSignal | undefined, start: (signal: AbortSignal) => Promise<EvalResult>): Promise<EvalResult> {
+  run(
+    key: string,
+    signal: AbortSignal | undefined,
+    start: (signal: AbortSignal) => Promise<EvalResult>,
+  ): Promise<EvalResult> {
     let entry = this.running.get(key);
     const joined = entry !== undefined;
     if (!entry) {
@@ -119,7 +136,16 @@ export function assembleResult(
 ): EvalResult {
   const list = STAGES.map((name) => stages.get(name) ?? { name, status: 'skipped' as const, ms: 0 });
   const passedAll = r.correctness != null && r.correctness.trialsPassed === r.correctness.trialsTotal;
-  const flags = mode === 'none' ? [...r.flags, { kind: 'unsandboxed' as const, evidence: 'this evaluation ran without bubblewrap isolation (operator choice)' }] : r.flags;
+  const flags =
+    mode === 'none'
+      ? [
+          ...r.flags,
+          {
+            kind: 'unsandboxed' as const,
+            evidence: 'this evaluation ran without bubblewrap isolation (operator choice)',
+          },
+        ]
+      : r.flags;
   return {
     outcome: r.outcome,
     // Correct means every output checked was right: all trials, and every timed call.
@@ -159,6 +185,9 @@ export function takeCode(
   } else {
     throw new AnvilError('invalid_argument', 'an evaluation needs `code` or `reply`');
   }
-  const codeHash = createHash('sha256').update(code ?? '').digest('hex').slice(0, 16);
+  const codeHash = createHash('sha256')
+    .update(code ?? '')
+    .digest('hex')
+    .slice(0, 16);
   return { code, base: { task: { id: req.task.id, version: req.task.version }, codeHash } };
 }

@@ -41,13 +41,22 @@ export const PF_W = 2;
 
 export class ElfError extends Error {}
 
-type SectionHeader = { name: number; type: number; flags: bigint; off: number; size: number; link: number; entsize: number };
+type SectionHeader = {
+  name: number;
+  type: number;
+  flags: bigint;
+  off: number;
+  size: number;
+  link: number;
+  entsize: number;
+};
 type StringTable = { off: number; size: number };
 
 export function readElf(buf: Buffer): ElfInfo {
   const elf = new Reader(buf);
   elf.need(0, 64);
-  if (buf.readUInt32BE(0) !== 0x7f454c46 || buf[4] !== 2 || buf[5] !== 1) throw new ElfError('not a little-endian ELF64 file');
+  if (buf.readUInt32BE(0) !== 0x7f454c46 || buf[4] !== 2 || buf[5] !== 1)
+    throw new ElfError('not a little-endian ELF64 file');
   const segments = elf.segments();
   const raw = elf.sectionHeaders();
   const shstr = raw.length ? elf.table(raw, buf.readUInt16LE(0x3e)) : { off: 0, size: 0 };
@@ -60,7 +69,8 @@ class Reader {
   constructor(private readonly buf: Buffer) {}
 
   need(off: number, len: number): void {
-    if (!Number.isSafeInteger(off) || off < 0 || off + len > this.buf.length) throw new ElfError(`offset ${off} is outside the file`);
+    if (!Number.isSafeInteger(off) || off < 0 || off + len > this.buf.length)
+      throw new ElfError(`offset ${off} is outside the file`);
   }
 
   u64(off: number): number {
@@ -78,7 +88,9 @@ class Reader {
 
   segments(): ElfSegment[] {
     const buf = this.buf;
-    const phoff = this.u64(0x20), phentsize = buf.readUInt16LE(0x36), phnum = buf.readUInt16LE(0x38);
+    const phoff = this.u64(0x20),
+      phentsize = buf.readUInt16LE(0x36),
+      phnum = buf.readUInt16LE(0x38);
     const segments: ElfSegment[] = [];
     for (let i = 0; i < phnum; i++) {
       const at = phoff + i * phentsize;
@@ -90,7 +102,9 @@ class Reader {
 
   sectionHeaders(): SectionHeader[] {
     const buf = this.buf;
-    const shoff = this.u64(0x28), shentsize = buf.readUInt16LE(0x3a), shnum = buf.readUInt16LE(0x3c);
+    const shoff = this.u64(0x28),
+      shentsize = buf.readUInt16LE(0x3a),
+      shnum = buf.readUInt16LE(0x3c);
     const raw: SectionHeader[] = [];
     for (let i = 0; i < shnum; i++) {
       const at = shoff + i * shentsize;

@@ -154,7 +154,8 @@ export class Evaluator implements EvaluationService {
     const stages = new Map<StageName, StageRecord>();
     const { code, base } = takeCode(req, stages);
     const seed = deriveSeed(this.secret, task, req.seed ?? 0);
-    if (!code) return this.finish(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] });
+    if (!code)
+      return this.finish(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] });
 
     // The cache first: a verdict already reached costs one hash, whatever the code holds.
     const key = ResultCache.key(task, seed, config, code);
@@ -164,7 +165,11 @@ export class Evaluator implements EvaluationService {
     const t1 = performance.now();
     // Large candidates are checked in the pool: the checks are linear, but tens of ms at
     // 256 KiB would hold up every other client's frames on this thread.
-    const finding = this.skipStatic ? null : code.length > STATIC_IN_POOL_CHARS ? ((await this.pool.run({ op: 'static', code } satisfies WorkerTask)) as StaticFinding | null) : checkSource(code);
+    const finding = this.skipStatic
+      ? null
+      : code.length > STATIC_IN_POOL_CHARS
+        ? ((await this.pool.run({ op: 'static', code } satisfies WorkerTask)) as StaticFinding | null)
+        : checkSource(code);
     stages.set('static', { name: 'static', status: finding ? 'failed' : 'ok', ms: performance.now() - t1 });
     if (finding) {
       const result = this.finish(base, stages, finding);
@@ -176,7 +181,15 @@ export class Evaluator implements EvaluationService {
       this.warm(req.task);
       const slot = this.freeSlots.pop() ?? this.nextSlot++;
       const jobId = `j${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
-      const job: JobRef = { jobId, slot, mode: this.mode, config, task, skipStatic: this.skipStatic, realtime: this.realtime };
+      const job: JobRef = {
+        jobId,
+        slot,
+        mode: this.mode,
+        config,
+        task,
+        skipStatic: this.skipStatic,
+        realtime: this.realtime,
+      };
       try {
         const result = await this.runStages(job, code, seed, stages, base, { ...opts, signal });
         this.cache.set(key, result);
@@ -229,15 +242,30 @@ export class Evaluator implements EvaluationService {
       cancelled();
     } catch (e) {
       if (e instanceof AnvilError && e.code === 'cancelled') throw e;
-      return this.finish(base, stages, { outcome: 'env_error', message: `evaluation failed: ${(e as Error).message}`, flags: [] });
+      return this.finish(base, stages, {
+        outcome: 'env_error',
+        message: `evaluation failed: ${(e as Error).message}`,
+        flags: [],
+      });
     } finally {
       opts.signal?.removeEventListener('abort', kill);
       if (killer) clearInterval(killer);
     }
     const correctness = summarizeCheck(prep.check);
-    if (prep.outcome) return this.finish(base, stages, { outcome: prep.outcome, message: prep.message ?? '', flags: prep.flags, correctness });
+    if (prep.outcome)
+      return this.finish(base, stages, {
+        outcome: prep.outcome,
+        message: prep.message ?? '',
+        flags: prep.flags,
+        correctness,
+      });
     if (timed!.outcome) {
-      return this.finish(base, stages, { outcome: timed!.outcome, message: timed!.message ?? '', flags: timed!.flags, correctness });
+      return this.finish(base, stages, {
+        outcome: timed!.outcome,
+        message: timed!.message ?? '',
+        flags: timed!.flags,
+        correctness,
+      });
     }
     return this.measure(job.task, timed!.time!, prep.libOpsUsed, stages, base, correctness, job.config);
   }
@@ -259,7 +287,11 @@ export class Evaluator implements EvaluationService {
     let candTotal = 0;
     const shapes: ShapeTiming[] = timedShapes(time).map((s) => {
       const params = task.timing[s.shape]!;
-      const solMs = Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) * 1e3;
+      const solMs =
+        Math.max(
+          evalExpr(task.flops, params) / peak.flopsPerSecond,
+          evalExpr(task.bytes, params) / peak.bytesPerSecond,
+        ) * 1e3;
       libMs += s.libMs;
       ownShares.push(s.ownShare);
       candTotal += s.callMs;
@@ -268,15 +300,32 @@ export class Evaluator implements EvaluationService {
           kind: 'faster_than_light',
           evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this host`,
         });
-      return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, speedupCi: [s.speedupLo, s.speedupHi] as [number, number], solMs };
+      return {
+        shape: s.shape,
+        candidate: s.candidate,
+        reference: s.reference,
+        speedup: s.pairedSpeedup,
+        speedupCi: [s.speedupLo, s.speedupHi] as [number, number],
+        solMs,
+      };
     });
     const speedup = Math.exp(shapes.reduce((a, s) => a + Math.log(s.speedup), 0) / Math.max(1, shapes.length));
-    const speedupCi: [number, number] = [geomean(shapes.map((s) => s.speedupCi![0])), geomean(shapes.map((s) => s.speedupCi![1]))];
+    const speedupCi: [number, number] = [
+      geomean(shapes.map((s) => s.speedupCi![0])),
+      geomean(shapes.map((s) => s.speedupCi![1])),
+    ];
     const measured = libOpsUsed.length > 0;
     // Per shape, the median over calls of the candidate's own part against the library's, both
     // from the kernel's accounting (see sandbox/c/judge.c); the shapes' mean.
-    const share = measured ? Math.min(1, Math.max(0, ownShares.reduce((a, x) => a + x, 0) / Math.max(1, ownShares.length))) : 1;
-    stages.set('profile', { name: 'profile', status: 'ok', ms: 0, log: measured ? `library ops used: ${libOpsUsed.join(', ')}` : undefined });
+    const share = measured
+      ? Math.min(1, Math.max(0, ownShares.reduce((a, x) => a + x, 0) / Math.max(1, ownShares.length)))
+      : 1;
+    stages.set('profile', {
+      name: 'profile',
+      status: 'ok',
+      ms: 0,
+      log: measured ? `library ops used: ${libOpsUsed.join(', ')}` : undefined,
+    });
     if (share < task.minOwnShare)
       flags.push({
         kind: 'library_offload',
@@ -289,14 +338,36 @@ export class Evaluator implements EvaluationService {
     };
     const profile = { libMs, candidateMs: candTotal, share, measured };
     if (flags.length)
-      return this.finish(base, stages, { outcome: 'hack_detected', message: flags.map((f) => f.evidence).join('; '), flags, correctness, timing, profile, speedup, profileShare: share });
+      return this.finish(base, stages, {
+        outcome: 'hack_detected',
+        message: flags.map((f) => f.evidence).join('; '),
+        flags,
+        correctness,
+        timing,
+        profile,
+        speedup,
+        profileShare: share,
+      });
     return {
-      ...this.finish(base, stages, { outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}× (95% CI ${speedupCi[0].toFixed(2)}–${speedupCi[1].toFixed(2)})`, flags, correctness, timing, profile, speedup, profileShare: share }),
+      ...this.finish(base, stages, {
+        outcome: 'ok',
+        message: `correct; speedup ${speedup.toFixed(2)}× (95% CI ${speedupCi[0].toFixed(2)}–${speedupCi[1].toFixed(2)})`,
+        flags,
+        correctness,
+        timing,
+        profile,
+        speedup,
+        profileShare: share,
+      }),
       speedupCi,
     };
   }
 
-  private finish(base: Pick<EvalResult, 'task' | 'codeHash'>, stages: Map<StageName, StageRecord>, r: Findings): EvalResult {
+  private finish(
+    base: Pick<EvalResult, 'task' | 'codeHash'>,
+    stages: Map<StageName, StageRecord>,
+    r: Findings,
+  ): EvalResult {
     return assembleResult(base, stages, r, this.environment(), this.mode);
   }
 
@@ -338,6 +409,10 @@ function summarizeCheck(check: JudgeOutput | undefined): EvalResult['correctness
     maxAbsErr: check.maxAbsErr ?? null,
     maxRelErr: check.maxRelErr ?? null,
     trials,
-    failedOnVisibleShape: firstFail ? firstFail.visible : check.failedVisible !== undefined ? check.failedVisible === 1 : null,
+    failedOnVisibleShape: firstFail
+      ? firstFail.visible
+      : check.failedVisible !== undefined
+        ? check.failedVisible === 1
+        : null,
   };
 }

@@ -93,14 +93,28 @@ export function launchArgv(s: LaunchSpec): string[] {
   const argv = [s.toolchain.launch];
   for (const f of s.cgroup?.procsFiles() ?? []) argv.push('--procs', f);
   if (s.uid !== null) argv.push('--uid', String(s.uid), '--gid', String(s.uid));
-  argv.push('--cpu', String(s.limits.cpuSeconds), '--fsize', String(s.limits.fileBytes), '--as', String(s.limits.addressBytes));
+  argv.push(
+    '--cpu',
+    String(s.limits.cpuSeconds),
+    '--fsize',
+    String(s.limits.fileBytes),
+    '--as',
+    String(s.limits.addressBytes),
+  );
   argv.push('--nproc', String(s.limits.nproc), '--nofile', String(s.limits.nofile));
   for (const [k, v] of Object.entries(s.env)) argv.push('--env', `${k}=${v}`);
   if (s.mode === 'none') {
     // Same program, real paths, no isolation: the weaker mode the operator chose.
     // Paths may sit inside an argument (a shell script), so replace them wherever they start a word.
     const real = (arg: string) =>
-      s.binds.reduce((a, b) => a.replace(new RegExp(`(^|[\\s=])${b.dest.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|\\s|$)`, 'g'), `$1${b.src}`), arg);
+      s.binds.reduce(
+        (a, b) =>
+          a.replace(
+            new RegExp(`(^|[\\s=])${b.dest.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=/|\\s|$)`, 'g'),
+            `$1${b.src}`,
+          ),
+        arg,
+      );
     argv.push('--chdir', real(s.chdir), '--');
     argv.push(...s.command.map(real));
     return argv;
@@ -113,7 +127,15 @@ export function launchArgv(s: LaunchSpec): string[] {
   argv.push('--ro-bind', '/usr', '/usr', '--symlink', 'usr/lib', '/lib', '--symlink', 'usr/lib64', '/lib64');
   argv.push('--symlink', 'usr/bin', '/bin', '--symlink', 'usr/sbin', '/sbin');
   if (existsSync('/etc/ld.so.cache')) argv.push('--ro-bind', '/etc/ld.so.cache', '/etc/ld.so.cache');
-  argv.push('--proc', '/proc', '--dev', '/dev', ...(s.tmpBytes ? ['--size', String(s.tmpBytes)] : []), '--tmpfs', '/tmp');
+  argv.push(
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    ...(s.tmpBytes ? ['--size', String(s.tmpBytes)] : []),
+    '--tmpfs',
+    '/tmp',
+  );
   for (const b of s.binds) argv.push(b.device ? '--dev-bind' : b.writable ? '--bind' : '--ro-bind', b.src, b.dest);
   argv.push('--uid', '65534', '--gid', '65534', '--chdir', s.chdir, '--seccomp', '6', '--');
   argv.push(...s.command);

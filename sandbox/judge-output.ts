@@ -13,7 +13,6 @@ import { OUTCOMES } from './result.js';
 const Int = z.number().int();
 const MaybeNumber = z.number().nullable();
 
-
 const MismatchSchema = z.object({ arg: Int, index: Int, got: MaybeNumber, want: MaybeNumber });
 
 const TrialSchema = z.object({
@@ -87,10 +86,16 @@ export const JudgeOutputSchema = z
     logBytesFirstTrial: Int.optional(),
     shapes: z.array(z.union([TimedShapeSchema, FailedShapeSchema])).optional(),
   })
-  .refine((o) => o.phase !== 'time' || o.outcome !== 'ok' || (o.shapes !== undefined && o.shapes.every((s) => 'pairedSpeedup' in s)), {
-    message: 'a timing phase that ended ok must hold a measured entry for every shape',
-    path: ['shapes'],
-  });
+  .refine(
+    (o) =>
+      o.phase !== 'time' ||
+      o.outcome !== 'ok' ||
+      (o.shapes !== undefined && o.shapes.every((s) => 'pairedSpeedup' in s)),
+    {
+      message: 'a timing phase that ended ok must hold a measured entry for every shape',
+      path: ['shapes'],
+    },
+  );
 export type JudgeOutput = z.infer<typeof JudgeOutputSchema>;
 
 /** The shapes a timing phase measured (all of them when it ended ok). */
@@ -111,5 +116,12 @@ export function parseJudgeOutput(stdout: string): ParsedJudgeOutput {
   }
   const parsed = JudgeOutputSchema.safeParse(value);
   if (parsed.success) return { ok: true, output: parsed.data };
-  return { ok: false, json: true, problems: parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'answer'}: ${i.message}`).join('; ') };
+  return {
+    ok: false,
+    json: true,
+    problems: parsed.error.issues
+      .slice(0, 3)
+      .map((i) => `${i.path.join('.') || 'answer'}: ${i.message}`)
+      .join('; '),
+  };
 }

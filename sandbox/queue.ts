@@ -19,7 +19,8 @@ import { getTask, loadTaskSet, type Task, type TaskSet } from '../tasks/loader.j
 
 /** One queue per backend, and per device kind for the torch backend: C jobs never
  * wait behind GPU jobs, and a worker takes only jobs for the devices it has. */
-export const queueName = (backend: string, deviceKind = 'gpu') => (backend === 'c' ? 'anvil-eval-c' : `anvil-eval-${backend}-${deviceKind}`);
+export const queueName = (backend: string, deviceKind = 'gpu') =>
+  backend === 'c' ? 'anvil-eval-c' : `anvil-eval-${backend}-${deviceKind}`;
 /** Where servers announce cancelled jobs; the worker that holds one aborts it. */
 const CANCEL_CHANNEL = 'anvil:cancel';
 
@@ -114,7 +115,9 @@ export class QueueEvaluator implements EvaluationService {
     };
     // The job is named by what is evaluated: replies that word the same code differently are one job.
     const evaluated = req.reply !== undefined ? (extractCode(req.reply) ?? req.reply) : req.code;
-    const jobId = createHash('sha256').update(JSON.stringify({ ...data, reply: undefined, code: evaluated })).digest('hex');
+    const jobId = createHash('sha256')
+      .update(JSON.stringify({ ...data, reply: undefined, code: evaluated }))
+      .digest('hex');
     opts.onProgress?.('queued');
     const deadline = Date.now() + 60 * 60_000;
     let job: Job | undefined;
@@ -124,14 +127,21 @@ export class QueueEvaluator implements EvaluationService {
         const state = job ? await job.getState().catch(() => '') : '';
         if (state === 'waiting') await job!.remove().catch(() => undefined);
         // A running job this request started is stopped on its worker; one shared with others runs on.
-        else if (state === 'active' && shared === false) await this.conn.publish(CANCEL_CHANNEL, jobId).catch(() => undefined);
+        else if (state === 'active' && shared === false)
+          await this.conn.publish(CANCEL_CHANNEL, jobId).catch(() => undefined);
         throw new AnvilError('cancelled', 'the evaluation was cancelled');
       }
       try {
         // Submitted again if Redis lost it (a restart without persistence): no admitted step is lost.
         const existing = await this.queue.getJob(jobId);
         shared ??= existing !== undefined;
-        job = existing ?? (await this.queue.add('eval', data, { jobId, removeOnComplete: { age: 24 * 3600, count: 100_000 }, removeOnFail: { age: 600 } }));
+        job =
+          existing ??
+          (await this.queue.add('eval', data, {
+            jobId,
+            removeOnComplete: { age: 24 * 3600, count: 100_000 },
+            removeOnFail: { age: 600 },
+          }));
         const state = await job.getState();
         const failure = state === 'failed' ? readFailure(job.failedReason) : null;
         if (failure?.code === 'cancelled') {
@@ -180,11 +190,32 @@ export class QueueEvaluator implements EvaluationService {
   }
 
   async workers(): Promise<WorkerInfo[]> {
-    if (!this.available()) return [{ id: 'redis', kind: 'queue', state: 'unreachable', detail: 'new steps are refused with busy until it returns' }];
-    const [clients, counts] = await Promise.all([this.queue.getWorkers(), this.queue.getJobCounts('waiting', 'active', 'completed', 'failed')]);
+    if (!this.available())
+      return [
+        {
+          id: 'redis',
+          kind: 'queue',
+          state: 'unreachable',
+          detail: 'new steps are refused with busy until it returns',
+        },
+      ];
+    const [clients, counts] = await Promise.all([
+      this.queue.getWorkers(),
+      this.queue.getJobCounts('waiting', 'active', 'completed', 'failed'),
+    ]);
     return [
-      { id: 'queue', kind: this.name, state: `${counts.waiting} waiting, ${counts.active} active`, detail: `${counts.completed} completed, ${counts.failed} failed` },
-      ...clients.map((c) => ({ id: String(c.rawname ?? c.name ?? c.id), kind: 'queue worker', state: 'connected', detail: `${c.addr} age ${c.age}s` })),
+      {
+        id: 'queue',
+        kind: this.name,
+        state: `${counts.waiting} waiting, ${counts.active} active`,
+        detail: `${counts.completed} completed, ${counts.failed} failed`,
+      },
+      ...clients.map((c) => ({
+        id: String(c.rawname ?? c.name ?? c.id),
+        kind: 'queue worker',
+        state: 'connected',
+        detail: `${c.addr} age ${c.age}s`,
+      })),
     ];
   }
 
@@ -205,7 +236,10 @@ const FailureSchema = z.object({ code: ErrorCodeSchema.nullable(), message: z.st
 type Failure = z.infer<typeof FailureSchema>;
 
 export function failureReason(e: unknown): string {
-  return JSON.stringify({ code: e instanceof AnvilError ? e.code : null, message: (e as Error)?.message ?? String(e) } satisfies Failure);
+  return JSON.stringify({
+    code: e instanceof AnvilError ? e.code : null,
+    message: (e as Error)?.message ?? String(e),
+  } satisfies Failure);
 }
 
 export function readFailure(reason: string | undefined): Failure {
@@ -232,7 +266,16 @@ function envError(task: Task, message: string): EvalResult {
     correctness: null,
     timing: null,
     profile: null,
-    env: { host: os.hostname(), cpu: '', cores: 0, compiler: '', sandbox: 'bwrap', cgroup: 'none', kernel: os.release(), anvilVersion: '' },
+    env: {
+      host: os.hostname(),
+      cpu: '',
+      cores: 0,
+      compiler: '',
+      sandbox: 'bwrap',
+      cgroup: 'none',
+      kernel: os.release(),
+      anvilVersion: '',
+    },
     cached: false,
   };
 }
@@ -256,17 +299,23 @@ export class QueueWorker {
     const lease = opts.lease ?? DEFAULT_LEASE;
     this.workerConn = redisConnection(redisUrl);
     this.leaseMs = lease.lockDurationMs;
-    this.worker = new Worker(queueName(opts.backend, opts.deviceKind), (job: Job<QueueJob>, _token?: string, signal?: AbortSignal) => this.run(job, signal), {
-      connection: this.workerConn,
-      concurrency: opts.concurrency,
-      lockDuration: lease.lockDurationMs,
-      stalledInterval: lease.stalledIntervalMs,
-      maxStalledCount: lease.maxStalled,
-      name: this.id,
-    });
+    this.worker = new Worker(
+      queueName(opts.backend, opts.deviceKind),
+      (job: Job<QueueJob>, _token?: string, signal?: AbortSignal) => this.run(job, signal),
+      {
+        connection: this.workerConn,
+        concurrency: opts.concurrency,
+        lockDuration: lease.lockDurationMs,
+        stalledInterval: lease.stalledIntervalMs,
+        maxStalledCount: lease.maxStalled,
+        name: this.id,
+      },
+    );
     this.cancels = redisConnection(redisUrl);
     void this.cancels.subscribe(CANCEL_CHANNEL).catch(() => undefined);
-    this.cancels.on('message', (_channel: string, jobId: string) => this.worker.cancelJob(jobId, 'cancelled by the server'));
+    this.cancels.on('message', (_channel: string, jobId: string) =>
+      this.worker.cancelJob(jobId, 'cancelled by the server'),
+    );
     // Connection errors repeat while Redis is away: say each one once a minute at most.
     const said = new Map<string, number>();
     this.worker.on('error', (e) => {
@@ -292,11 +341,15 @@ export class QueueWorker {
       this.sets.set(d.taskset, set);
     }
     const task = getTask(set, d.task);
-    if (task.digest !== d.digest) throw new Error(`task ${d.task} here is version ${task.digest}, the job wants ${d.digest}`);
+    if (task.digest !== d.digest)
+      throw new Error(`task ${d.task} here is version ${task.digest}, the job wants ${d.digest}`);
     // A cancelled evaluation throws; the job then fails as cancelled and is not retried.
     this.active.add(job.id!);
     try {
-      const result = await this.evaluator.evaluate({ task, code: d.code, reply: d.reply, seed: d.seed, config: d.config }, { signal });
+      const result = await this.evaluator.evaluate(
+        { task, code: d.code, reply: d.reply, seed: d.seed, config: d.config },
+        { signal },
+      );
       return { result, worker: this.id };
     } finally {
       this.active.delete(job.id!);
@@ -305,7 +358,12 @@ export class QueueWorker {
 
   /** Waits until Redis answers, or throws a clear error after `ms`. */
   async connected(ms: number): Promise<void> {
-    const probe = this.cancels.duplicate({ lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: ms });
+    const probe = this.cancels.duplicate({
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: ms,
+    });
     let last = '';
     probe.on('error', (e) => (last = e.message));
     const end = Date.now() + ms;
@@ -321,7 +379,10 @@ export class QueueWorker {
           await sleep(200);
         }
       }
-      throw new AnvilError('queue_unreachable', `cannot reach Redis at ${this.redisUrl} within ${ms} ms (${last || 'no answer'})`);
+      throw new AnvilError(
+        'queue_unreachable',
+        `cannot reach Redis at ${this.redisUrl} within ${ms} ms (${last || 'no answer'})`,
+      );
     } finally {
       probe.disconnect();
     }

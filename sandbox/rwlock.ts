@@ -30,7 +30,11 @@ export class RwLock {
 
   /** What holds the lock now, for the dashboard. */
   state(): { readers: number; writer: boolean; waiting: number } {
-    return { readers: this.readers, writer: this.writer, waiting: this.waitingReaders.length + this.waitingWriters.length };
+    return {
+      readers: this.readers,
+      writer: this.writer,
+      waiting: this.waitingReaders.length + this.waitingWriters.length,
+    };
   }
 
   private wake(): void {

@@ -43,13 +43,26 @@ export function localService(backend: 'c', s?: ServiceSettings): Evaluator;
 export function localService(backend: 'torch', s?: ServiceSettings): TorchEvaluator;
 export function localService(backend: Backend, s?: ServiceSettings): Evaluator | TorchEvaluator;
 export function localService(backend: Backend, s: ServiceSettings = {}): Evaluator | TorchEvaluator {
-  const common = { allowUnsandboxed: s.allowUnsandboxed, secret: s.secret, cacheSize: s.cacheSize, unsafeSkipStaticChecks: s.unsafeSkipStaticChecks };
-  if (backend === 'torch') return new TorchEvaluator({ ...common, gpus: s.gpus, cpu: s.cpu, config: s.torch, freshProcessPerJob: s.freshProcessPerJob });
+  const common = {
+    allowUnsandboxed: s.allowUnsandboxed,
+    secret: s.secret,
+    cacheSize: s.cacheSize,
+    unsafeSkipStaticChecks: s.unsafeSkipStaticChecks,
+  };
+  if (backend === 'torch')
+    return new TorchEvaluator({
+      ...common,
+      gpus: s.gpus,
+      cpu: s.cpu,
+      config: s.torch,
+      freshProcessPerJob: s.freshProcessPerJob,
+    });
   return new Evaluator({ ...common, poolSize: s.poolSize, config: s.eval, realtimeTiming: s.realtimeTiming });
 }
 
 /** The server's evaluation: through the queue when a Redis URL is given, else in this process. */
 export function evaluationService(backend: Backend, s: ServiceSettings & QueueSettings): EvaluationService {
-  if (s.redis) return new QueueEvaluator(s.redis, s.taskset, { poolSize: s.poolSize, backend, deviceKind: s.deviceKind });
+  if (s.redis)
+    return new QueueEvaluator(s.redis, s.taskset, { poolSize: s.poolSize, backend, deviceKind: s.deviceKind });
   return localService(backend, s);
 }

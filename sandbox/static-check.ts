@@ -18,7 +18,19 @@
  * function here is linear in its input: they run on the server's event loop. */
 import { ALLOWED_HEADERS } from '../contracts/c-headers.js';
 import type { Flag, FlagKind } from './result.js';
-import { PF_W, PF_X, PT_GNU_STACK, PT_LOAD, SHF_EXECINSTR, SHF_WRITE, SHT_FINI_ARRAY, SHT_INIT_ARRAY, SHT_PREINIT_ARRAY, STT_GNU_IFUNC, type ElfInfo } from './elf.js';
+import {
+  PF_W,
+  PF_X,
+  PT_GNU_STACK,
+  PT_LOAD,
+  SHF_EXECINSTR,
+  SHF_WRITE,
+  SHT_FINI_ARRAY,
+  SHT_INIT_ARRAY,
+  SHT_PREINIT_ARRAY,
+  STT_GNU_IFUNC,
+  type ElfInfo,
+} from './elf.js';
 
 export const MAX_SOURCE_BYTES = 256 * 1024;
 
@@ -46,7 +58,19 @@ const ALLOWED_PREFIXES = ['omp_', 'GOMP_', '_ZGV' /* libmvec vector math */];
 
 /** Attributes that place code or data where the loader runs it, or that make
  * symbols or sections behind the compiler's back. */
-const FORBIDDEN_ATTRIBUTES = new Set(['constructor', 'destructor', 'section', 'ifunc', 'alias', 'weakref', 'symver', 'target_clones', 'naked', 'used', 'retain']);
+const FORBIDDEN_ATTRIBUTES = new Set([
+  'constructor',
+  'destructor',
+  'section',
+  'ifunc',
+  'alias',
+  'weakref',
+  'symver',
+  'target_clones',
+  'naked',
+  'used',
+  'retain',
+]);
 
 export interface StaticFinding {
   outcome: 'static_violation' | 'compile_error';
@@ -105,7 +129,8 @@ export function logicalLines(code: string): { lines: LogicalLine[]; rawString: b
       const end = src.indexOf('\n', i);
       i = end < 0 ? n : end;
     } else if (c === '"' || c === "'") {
-      if (c === '"' && /(?:^|[^A-Za-z0-9_])(?:R|LR|uR|UR|u8R)$/.test(src.slice(Math.max(0, i - 4), i))) rawString = true;
+      if (c === '"' && /(?:^|[^A-Za-z0-9_])(?:R|LR|uR|UR|u8R)$/.test(src.slice(Math.max(0, i - 4), i)))
+        rawString = true;
       let j = i + 1;
       while (j < n && src[j] !== c && src[j] !== '\n') j += src[j] === '\\' ? 2 : 1;
       push(directive ? src.slice(i, Math.min(j + 1, n)) : c === '"' ? '""' : "''");
@@ -129,7 +154,8 @@ function attributeNames(text: string): string[] {
   const re = /\b__attribute(?:__)?\b/g;
   let m: RegExpExecArray | null;
   while ((m = re.exec(text))) {
-    let i = m.index + m[0].length, depth = 0;
+    let i = m.index + m[0].length,
+      depth = 0;
     for (; i < text.length; i++) {
       const ch = text[i]!;
       if (ch === '(') depth++;
@@ -150,14 +176,23 @@ function attributeNames(text: string): string[] {
 function checkAttributes(text: string, where: string): StaticFinding | null {
   const bad = attributeNames(text).find((a) => FORBIDDEN_ATTRIBUTES.has(a));
   if (!bad) return null;
-  const why = bad === 'constructor' || bad === 'destructor' ? 'runs outside the timed call' : 'places code or symbols behind the compiler';
-  return violation(bad === 'constructor' || bad === 'destructor' ? 'constructor' : 'forbidden_attribute', `the attribute \`${bad}\`${where} ${why} and is not allowed`);
+  const why =
+    bad === 'constructor' || bad === 'destructor'
+      ? 'runs outside the timed call'
+      : 'places code or symbols behind the compiler';
+  return violation(
+    bad === 'constructor' || bad === 'destructor' ? 'constructor' : 'forbidden_attribute',
+    `the attribute \`${bad}\`${where} ${why} and is not allowed`,
+  );
 }
 
 /** Source-level checks; returns the first finding, or null. */
 export function checkSource(code: string): StaticFinding | null {
   if (Buffer.byteLength(code) > MAX_SOURCE_BYTES)
-    return violation('code_too_large', `the code is ${Buffer.byteLength(code)} bytes; the limit is ${MAX_SOURCE_BYTES}`);
+    return violation(
+      'code_too_large',
+      `the code is ${Buffer.byteLength(code)} bytes; the limit is ${MAX_SOURCE_BYTES}`,
+    );
   const { lines, rawString } = logicalLines(code);
   if (rawString) return violation('raw_string', 'raw string literals (R"(…)") are not allowed');
   for (const line of lines) {
@@ -165,12 +200,21 @@ export function checkSource(code: string): StaticFinding | null {
     const d = /^[ \t\f\v]*(?:#|%:)[ \t\f\v]*([A-Za-z_]\w*|\d)?(.*)$/.exec(line.text)!;
     const name = d[1] ?? '';
     if (name === 'line' || /^\d$/.test(name))
-      return violation('line_directive', 'line directives (`#line`, `# N "file"`) are not allowed: they relabel where code comes from');
+      return violation(
+        'line_directive',
+        'line directives (`#line`, `# N "file"`) are not allowed: they relabel where code comes from',
+      );
     if (['include', 'include_next', 'import', 'embed'].includes(name)) {
       const target = d[2]!.trim();
       const sys = /^<([\w./]+)>$/.exec(target);
-      if (name !== 'include' || !(sys && (ALLOWED_HEADERS as readonly string[]).includes(sys[1]!)) && target !== '"anvil_lib.h"')
-        return violation('forbidden_include', `\`#${name} ${target}\` is not allowed; allowed headers: ${ALLOWED_HEADERS.join(', ')}, "anvil_lib.h"`);
+      if (
+        name !== 'include' ||
+        (!(sys && (ALLOWED_HEADERS as readonly string[]).includes(sys[1]!)) && target !== '"anvil_lib.h"')
+      )
+        return violation(
+          'forbidden_include',
+          `\`#${name} ${target}\` is not allowed; allowed headers: ${ALLOWED_HEADERS.join(', ')}, "anvil_lib.h"`,
+        );
     }
   }
   const body = lines.map((l) => l.text).join('\n');
@@ -178,7 +222,8 @@ export function checkSource(code: string): StaticFinding | null {
   if (asm) return violation('inline_assembly', `inline assembly (\`${asm[1]}\`) is not allowed`);
   const attr = checkAttributes(body, '');
   if (attr) return attr;
-  if (!/\bsolve\s*\(/.test(body)) return { outcome: 'compile_error', message: 'the code defines no function `solve`', flags: [] };
+  if (!/\bsolve\s*\(/.test(body))
+    return { outcome: 'compile_error', message: 'the code defines no function `solve`', flags: [] };
   return null;
 }
 
@@ -203,7 +248,14 @@ export function checkPreprocessed(preprocessed: string, fileName: string): Stati
       const file = marker[2]!;
       const flags = marker[3]!.trim().split(' ');
       // Without flag 1 (entering a file) or 2 (returning to one), a marker only moves within the current file.
-      if (!flags.includes('1') && !flags.includes('2') && current && file !== current && !pseudo(file) && !pseudo(current))
+      if (
+        !flags.includes('1') &&
+        !flags.includes('2') &&
+        current &&
+        file !== current &&
+        !pseudo(file) &&
+        !pseudo(current)
+      )
         return violation('line_directive', `a line marker relabels the code of "${current}" as "${file}"`);
       current = file;
       own = isOwn(file);
@@ -243,10 +295,17 @@ export function parseDependencies(deps: string): string[] {
 
 /** Every file the preprocessor read must be the candidate's own file, one of
  * the harness's headers, or a header that the allowed headers themselves read. */
-export function checkDependencies(files: readonly string[], allowed: ReadonlySet<string>, ownFile: string): StaticFinding | null {
+export function checkDependencies(
+  files: readonly string[],
+  allowed: ReadonlySet<string>,
+  ownFile: string,
+): StaticFinding | null {
   for (const f of files) {
     if (f === ownFile || allowed.has(f)) continue;
-    return violation('forbidden_include', `the code reads \`${f}\` at compile time; allowed headers: ${ALLOWED_HEADERS.join(', ')}, "anvil_lib.h"`);
+    return violation(
+      'forbidden_include',
+      `the code reads \`${f}\` at compile time; allowed headers: ${ALLOWED_HEADERS.join(', ')}, "anvil_lib.h"`,
+    );
   }
   return null;
 }
@@ -258,20 +317,31 @@ const LOADER_SECTIONS = /^\.(init_array|fini_array|preinit_array|ctors|dtors|ini
 export function checkObject(elf: ElfInfo, disassembly: string): StaticFinding | null {
   let stackNote = false;
   for (const s of elf.sections) {
-    if (LOADER_SECTIONS.test(s.name) || s.type === SHT_INIT_ARRAY || s.type === SHT_FINI_ARRAY || s.type === SHT_PREINIT_ARRAY)
-      return violation('init_section', `the object has a section \`${s.name}\` from which the loader runs code before the first call (or after the last)`);
+    if (
+      LOADER_SECTIONS.test(s.name) ||
+      s.type === SHT_INIT_ARRAY ||
+      s.type === SHT_FINI_ARRAY ||
+      s.type === SHT_PREINIT_ARRAY
+    )
+      return violation(
+        'init_section',
+        `the object has a section \`${s.name}\` from which the loader runs code before the first call (or after the last)`,
+      );
     if (s.name === '.note.GNU-stack') {
       if (s.flags & SHF_EXECINSTR) return violation('executable_stack', 'the object asks for an executable stack');
       stackNote = true;
     }
     if (s.flags & SHF_EXECINSTR) {
-      if (s.flags & SHF_WRITE) return violation('executable_section', `the section \`${s.name}\` is both writable and executable`);
-      if (s.name !== '.text' && !s.name.startsWith('.text.')) return violation('executable_section', `the executable section \`${s.name}\` is not one the compiler makes`);
+      if (s.flags & SHF_WRITE)
+        return violation('executable_section', `the section \`${s.name}\` is both writable and executable`);
+      if (s.name !== '.text' && !s.name.startsWith('.text.'))
+        return violation('executable_section', `the executable section \`${s.name}\` is not one the compiler makes`);
     }
   }
   if (!stackNote) return violation('executable_stack', 'the object does not say that its stack is not executable');
   const ifunc = elf.symbols.find((s) => s.type === STT_GNU_IFUNC);
-  if (ifunc) return violation('ifunc', `the symbol \`${ifunc.name}\` is an IFUNC, whose resolver runs while the program loads`);
+  if (ifunc)
+    return violation('ifunc', `the symbol \`${ifunc.name}\` is an IFUNC, whose resolver runs while the program loads`);
   let start = 0;
   while (start < disassembly.length) {
     let end = disassembly.indexOf('\n', start);
@@ -290,8 +360,10 @@ export function checkObject(elf: ElfInfo, disassembly: string): StaticFinding | 
 /** Checks the linked runner: no segment both writable and executable, no executable stack. */
 export function checkExecutable(elf: ElfInfo): StaticFinding | null {
   for (const p of elf.segments) {
-    if (p.type === PT_GNU_STACK && p.flags & PF_X) return violation('executable_stack', 'the linked program has an executable stack');
-    if (p.type === PT_LOAD && p.flags & PF_X && p.flags & PF_W) return violation('executable_section', 'the linked program has a segment both writable and executable');
+    if (p.type === PT_GNU_STACK && p.flags & PF_X)
+      return violation('executable_stack', 'the linked program has an executable stack');
+    if (p.type === PT_LOAD && p.flags & PF_X && p.flags & PF_W)
+      return violation('executable_section', 'the linked program has a segment both writable and executable');
   }
   return null;
 }
@@ -299,24 +371,39 @@ export function checkExecutable(elf: ElfInfo): StaticFinding | null {
 /** Checks the `nm -P` listing of the candidate's object file. `libraryNames`
  * are the names libc, libm and libgomp define: defining one would interpose it
  * for the runner itself. */
-export function checkSymbols(nmOutput: string, libOps: readonly string[], libraryNames: ReadonlySet<string> = new Set()): StaticFinding | null {
+export function checkSymbols(
+  nmOutput: string,
+  libOps: readonly string[],
+  libraryNames: ReadonlySet<string> = new Set(),
+): StaticFinding | null {
   const allowedLib = new Set(libOps);
-  const entries = nmOutput.split('\n').map((l) => l.trim().split(/\s+/)).filter(([name, type]) => name && type) as [string, string][];
+  const entries = nmOutput
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter(([name, type]) => name && type) as [string, string][];
   let definesSolve = false;
   // Definitions first: a name the runner or its libraries own is the worse finding.
   for (const [name, type] of entries) {
-    if (type === 'i') return violation('ifunc', `the symbol \`${name}\` is an IFUNC, whose resolver runs while the program loads`);
+    if (type === 'i')
+      return violation('ifunc', `the symbol \`${name}\` is an IFUNC, whose resolver runs while the program loads`);
     if (!/^[A-Z]$/.test(type) || type === 'U') continue;
     if (name === 'solve' && type === 'T') definesSolve = true;
     else if (name === 'main' || name.startsWith('_') || /^(anvil|lib)_/.test(name) || libraryNames.has(name))
-      return violation('reserved_symbol', `the code defines \`${name}\`, a name the harness or its libraries own (make it \`static\` or rename it)`);
+      return violation(
+        'reserved_symbol',
+        `the code defines \`${name}\`, a name the harness or its libraries own (make it \`static\` or rename it)`,
+      );
   }
   for (const [name, type] of entries) {
     if (type !== 'U' && type !== 'w' && type !== 'v') continue;
     if (ALLOWED_SYMBOLS.has(name) || allowedLib.has(name) || ALLOWED_PREFIXES.some((p) => name.startsWith(p))) continue;
     const hint = name.startsWith('lib_') ? ' (this task does not offer it)' : '';
-    return violation('forbidden_call', `the code calls \`${name}\`${hint}; candidates may call only math, memory and OpenMP functions and the task's library ops`);
+    return violation(
+      'forbidden_call',
+      `the code calls \`${name}\`${hint}; candidates may call only math, memory and OpenMP functions and the task's library ops`,
+    );
   }
-  if (!definesSolve) return { outcome: 'compile_error', message: 'the code defines no global function `solve`', flags: [] };
+  if (!definesSolve)
+    return { outcome: 'compile_error', message: 'the code defines no global function `solve`', flags: [] };
   return null;
 }

@@ -4,7 +4,18 @@
  * renamed into place, so concurrent processes never see half a build. */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -15,7 +26,16 @@ import { NATIVE_DIR, PACKAGE_ROOT } from '../tasks/paths.js';
 export const CANDIDATE_CFLAGS = ['-std=gnu11', '-O3', '-march=native', '-fopenmp', '-Wall'];
 /** The reference is built exactly as candidates are: resubmitting it earns 1×, not a compiler's gain. */
 const REFERENCE_CFLAGS = CANDIDATE_CFLAGS;
-const SOURCES = ['anvil_abi.h', 'anvil_lib.h', 'anvil_lib.c', 'runner.c', 'judge.c', 'launch.c', 'seccomp_filter.c', 'calibrate.c'];
+const SOURCES = [
+  'anvil_abi.h',
+  'anvil_lib.h',
+  'anvil_lib.c',
+  'runner.c',
+  'judge.c',
+  'launch.c',
+  'seccomp_filter.c',
+  'calibrate.c',
+];
 
 export interface Toolchain {
   dir: string;
@@ -63,7 +83,10 @@ function privateCache(): string {
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const st = lstatSync(dir);
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0)
-    throw new AnvilError('toolchain_failed', `${dir} is not a folder of this user that only it can write; remove it or set ANVIL_CACHE to a folder every user can traverse`);
+    throw new AnvilError(
+      'toolchain_failed',
+      `${dir} is not a folder of this user that only it can write; remove it or set ANVIL_CACHE to a folder every user can traverse`,
+    );
   chmodSync(dir, 0o755);
   return dir;
 }
@@ -73,9 +96,15 @@ function privateCache(): string {
  * keyed by its contents. */
 export function sandboxReachable(dir: string): string {
   if (traversableByAll(dir)) return dir;
-  const files = readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+  const files = readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort();
   const h = createHash('sha256');
-  for (const f of files) h.update(f).update('\0').update(readFileSync(path.join(dir, f)));
+  for (const f of files)
+    h.update(f)
+      .update('\0')
+      .update(readFileSync(path.join(dir, f)));
   const copy = path.join(cacheRoot(), `${path.basename(dir)}-${h.digest('hex').slice(0, 16)}`);
   buildOnce(copy, (tmp) => {
     for (const f of files) writeFileSync(path.join(tmp, f), readFileSync(path.join(dir, f)));
@@ -129,7 +158,9 @@ let cached: Toolchain | null = null;
 export function ensureToolchain(): Toolchain {
   if (cached) return cached;
   const gccVersion = execFileSync('gcc', ['-dumpfullversion']).toString().trim();
-  const h = createHash('sha256').update(gccVersion).update(os.cpus()[0]?.model ?? '');
+  const h = createHash('sha256')
+    .update(gccVersion)
+    .update(os.cpus()[0]?.model ?? '');
   for (const f of SOURCES) h.update(f).update(readFileSync(path.join(NATIVE_DIR, f)));
   const hash = h.digest('hex').slice(0, 16);
   const dir = path.join(cacheRoot(), `toolchain-${hash}`);
@@ -178,7 +209,9 @@ function bpfHeader(bpf: Buffer): string {
 function librarySymbols(): string[] {
   const names = new Set<string>();
   for (const lib of ['libc.so.6', 'libm.so.6', 'libgomp.so.1']) {
-    const file = execFileSync('gcc', ['-print-file-name=' + lib]).toString().trim();
+    const file = execFileSync('gcc', ['-print-file-name=' + lib])
+      .toString()
+      .trim();
     if (!path.isAbsolute(file)) continue;
     const out = execFileSync('nm', ['-D', '--defined-only', '-P', file], { maxBuffer: 64 * 1024 * 1024 }).toString();
     for (const line of out.split('\n')) {
@@ -223,7 +256,10 @@ export function ensureTaskBuild(task: Task): TaskBuild {
     gcc(['-O2', '-Wall', '-I', tc.includeDir, '-c', '-o', 'glue.o', 'glue.c'], tmp);
     writeFileSync(path.join(tmp, 'reference.c'), task.referenceSource);
     mkdirSync(path.join(tmp, 'reference'));
-    gcc([...REFERENCE_CFLAGS, '-include', 'task.h', '-I', tc.includeDir, '-c', '-o', 'reference.o', 'reference.c'], tmp);
+    gcc(
+      [...REFERENCE_CFLAGS, '-include', 'task.h', '-I', tc.includeDir, '-c', '-o', 'reference.o', 'reference.c'],
+      tmp,
+    );
     gcc(['-fopenmp', '-o', 'reference/runner', tc.runnerObject, 'glue.o', tc.libObject, 'reference.o', '-lm'], tmp);
   });
   return {

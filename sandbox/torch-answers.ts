@@ -23,7 +23,6 @@ const Text = z
 /** The first line of a warm harness. */
 export const GreetingSchema = z.object({ ready: z.literal(true) });
 
-
 const StageSchema = z.object({ status: z.enum(['ok', 'failed']), ms: z.number(), log: Text });
 const StagesSchema = z.partialRecord(z.enum(STAGES), StageSchema);
 
@@ -180,6 +179,12 @@ export function parseAnswer<S extends z.ZodType>(schema: S, line: string): z.inf
   const fault = FaultSchema.safeParse(value);
   if (fault.success) throw new Error(`harness fault: ${fault.data.harnessError}`);
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new HarnessAnswerError(parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'answer'}: ${i.message}`).join('; '));
+  if (!parsed.success)
+    throw new HarnessAnswerError(
+      parsed.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.') || 'answer'}: ${i.message}`)
+        .join('; '),
+    );
   return parsed.data;
 }

@@ -72,13 +72,31 @@ export class TorchEvaluator implements EvaluationService {
     this.cache = new ResultCache(opts.cacheSize ?? 1000);
     this.baseConfig = torchConfig(opts.config);
     this.skipStatic = opts.unsafeSkipStaticChecks ?? false;
-    this.builder = new ExtensionBuilder(this.ctx, this.skipStatic, opts.compileWorkers ?? Math.max(1, Math.floor(os.availableParallelism() / 4)));
+    this.builder = new ExtensionBuilder(
+      this.ctx,
+      this.skipStatic,
+      opts.compileWorkers ?? Math.max(1, Math.floor(os.availableParallelism() / 4)),
+    );
     const all = opts.cpu ? [] : listGpus();
-    const gpus = opts.gpus ? opts.gpus.map((i) => all.find((g) => g.index === i) ?? fail(`no GPU with index ${i}; this host has ${all.length}`)) : all;
+    const gpus = opts.gpus
+      ? opts.gpus.map(
+          (i) => all.find((g) => g.index === i) ?? fail(`no GPU with index ${i}; this host has ${all.length}`),
+        )
+      : all;
     const base = slotBase;
     slotBase += Math.max(1, gpus.length);
     this.harnesses = gpus.length
-      ? gpus.map((g, i) => new DeviceHarness(`gpu${g.index}`, this.ctx, g, base + i, this.baseConfig.memoryBytes, opts.freshProcessPerJob))
+      ? gpus.map(
+          (g, i) =>
+            new DeviceHarness(
+              `gpu${g.index}`,
+              this.ctx,
+              g,
+              base + i,
+              this.baseConfig.memoryBytes,
+              opts.freshProcessPerJob,
+            ),
+        )
       : [new DeviceHarness('cpu', this.ctx, null, base, this.baseConfig.memoryBytes, opts.freshProcessPerJob)];
     this.poolSize = this.harnesses.length;
     // A device out of rotation is checked again every minute; it returns when it passes.
@@ -101,7 +119,12 @@ export class TorchEvaluator implements EvaluationService {
 
   workers(): WorkerInfo[] {
     return [
-      { id: 'compile', kind: 'extension builds (CPU)', state: `${this.builder.running} of ${this.builder.slots} busy`, detail: `${this.builder.waiting} waiting` },
+      {
+        id: 'compile',
+        kind: 'extension builds (CPU)',
+        state: `${this.builder.running} of ${this.builder.slots} busy`,
+        detail: `${this.builder.waiting} waiting`,
+      },
       ...this.harnesses.map((d) => ({
         id: d.id,
         kind: d.kind === 'cuda' ? 'GPU' : 'CPU device (no GPU)',
@@ -113,7 +136,12 @@ export class TorchEvaluator implements EvaluationService {
 
   /** Device health for /healthz and /metrics. */
   devices(): DeviceHealth[] {
-    return this.harnesses.map((d) => ({ id: d.id, healthy: d.healthy, name: d.health?.name ?? d.kind, error: d.lastError }));
+    return this.harnesses.map((d) => ({
+      id: d.id,
+      healthy: d.healthy,
+      name: d.health?.name ?? d.kind,
+      error: d.lastError,
+    }));
   }
 
   environment(dev: DeviceHarness | undefined = this.harnesses[0]): EvalEnvironment {
@@ -133,29 +161,57 @@ export class TorchEvaluator implements EvaluationService {
 
   private pickDevice(): DeviceHarness {
     const healthy = this.harnesses.filter((d) => d.healthy);
-    if (!healthy.length) throw new AnvilError('sandbox_unavailable', `no device in rotation: ${this.harnesses.map((d) => d.lastError).join('; ')}`);
+    if (!healthy.length)
+      throw new AnvilError(
+        'sandbox_unavailable',
+        `no device in rotation: ${this.harnesses.map((d) => d.lastError).join('; ')}`,
+      );
     const idle = healthy.find((d) => !d.busy);
     return idle ?? healthy[this.nextDevice++ % healthy.length]!;
   }
 
   async evaluate(req: EvaluateRequest, opts: EvaluateOptions = {}): Promise<EvalResult> {
-    if (req.task.backend !== 'torch') throw new AnvilError('invalid_argument', `task ${req.task.id} is a ${req.task.backend} task; this evaluator runs torch tasks`);
+    if (req.task.backend !== 'torch')
+      throw new AnvilError(
+        'invalid_argument',
+        `task ${req.task.id} is a ${req.task.backend} task; this evaluator runs torch tasks`,
+      );
     const task = req.task;
-    const config = req.config ? torchConfig({ ...this.baseConfig, ...(req.config as Partial<TorchConfig>) }) : this.baseConfig;
+    const config = req.config
+      ? torchConfig({ ...this.baseConfig, ...(req.config as Partial<TorchConfig>) })
+      : this.baseConfig;
     const stages = new Map<StageName, StageRecord>();
     const { code, base } = takeCode(req, stages);
     const env = () => this.environment();
-    if (!code) return assembleResult(base, stages, { outcome: 'no_code', message: 'the reply contains no code block', flags: [] }, env(), this.mode);
+    if (!code)
+      return assembleResult(
+        base,
+        stages,
+        { outcome: 'no_code', message: 'the reply contains no code block', flags: [] },
+        env(),
+        this.mode,
+      );
 
     const seed = deriveSeed(this.secret, task, req.seed ?? 0);
     const key = ResultCache.key(task, seed, config, code);
     const hit = this.cache.get(key);
     if (hit) return hit;
     // Identical work in flight at once is one evaluation with one verdict.
-    return this.inFlight.run(key, opts.signal, (signal) => this.evaluateNow(task, config, code, seed, key, stages, base, { ...opts, signal }));
+    return this.inFlight.run(key, opts.signal, (signal) =>
+      this.evaluateNow(task, config, code, seed, key, stages, base, { ...opts, signal }),
+    );
   }
 
-  private async evaluateNow(task: TorchTask, config: TorchConfig, code: string, seed: string, key: string, stages: Map<StageName, StageRecord>, base: Pick<EvalResult, 'task' | 'codeHash'>, opts: EvaluateOptions): Promise<EvalResult> {
+  private async evaluateNow(
+    task: TorchTask,
+    config: TorchConfig,
+    code: string,
+    seed: string,
+    key: string,
+    stages: Map<StageName, StageRecord>,
+    base: Pick<EvalResult, 'task' | 'codeHash'>,
+    opts: EvaluateOptions,
+  ): Promise<EvalResult> {
     const cancelled = () => {
       if (opts.signal?.aborted) throw new AnvilError('cancelled', 'the evaluation was cancelled');
     };
@@ -177,17 +233,38 @@ export class TorchEvaluator implements EvaluationService {
       // A cancelled job runs on to its end or its deadline (the device is exclusive anyway); its result is discarded.
       const answer = await this.runJob(dev, task, config, code, seed, extDir);
       cancelled();
-      const result = await interpret(answer, { task, dev, stages, base, config, env: this.environment(dev), mode: this.mode });
+      const result = await interpret(answer, {
+        task,
+        dev,
+        stages,
+        base,
+        config,
+        env: this.environment(dev),
+        mode: this.mode,
+      });
       this.cache.set(key, result);
       return result;
     } catch (e) {
       if (e instanceof AnvilError && e.code === 'cancelled') throw e;
-      return assembleResult(base, stages, { outcome: 'env_error', message: `evaluation failed: ${(e as Error).message}`, flags: [] }, this.environment(dev), this.mode);
+      return assembleResult(
+        base,
+        stages,
+        { outcome: 'env_error', message: `evaluation failed: ${(e as Error).message}`, flags: [] },
+        this.environment(dev),
+        this.mode,
+      );
     }
   }
 
   /** One run job on a device: the candidate's file, the task's shapes and the measurement settings. */
-  private runJob(dev: DeviceHarness, task: TorchTask, config: TorchConfig, code: string, seed: string, extDir: string | null) {
+  private runJob(
+    dev: DeviceHarness,
+    task: TorchTask,
+    config: TorchConfig,
+    code: string,
+    seed: string,
+    extDir: string | null,
+  ) {
     const jobId = `t${process.pid}-${++jobCounter}-${randomBytes(3).toString('hex')}`;
     const cpu = dev.kind === 'cpu';
     const shapes = cpu && task.cpuShapes ? task.cpuShapes : task.shapes;
@@ -206,7 +283,13 @@ export class TorchEvaluator implements EvaluationService {
       seed,
       flops: task.flops ?? null,
       skipStatic: this.skipStatic,
-      timingConfig: { warmup: config.warmup, minReps: config.minReps, maxReps: config.maxReps, rseTarget: config.rseTarget, budgetMs: config.timingBudgetMs },
+      timingConfig: {
+        warmup: config.warmup,
+        minReps: config.minReps,
+        maxReps: config.maxReps,
+        rseTarget: config.rseTarget,
+        budgetMs: config.timingBudgetMs,
+      },
       deadlinesMs: {
         start: 30_000,
         static: 10_000,

@@ -5,7 +5,18 @@
  * objects, capped in size, least recently used evicted first. */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { JobCgroup } from './cgroup.js';
 import type { Findings } from './common.js';
@@ -37,9 +48,19 @@ export class ExtensionBuilder {
   }
 
   /** Builds the candidate's extensions, or finds them built; the folder to copy into the job, or why not. */
-  async build(code: string, config: TorchConfig, stages: Map<StageName, StageRecord>, device: Health | null | undefined): Promise<{ dir: string; findings?: Findings }> {
+  async build(
+    code: string,
+    config: TorchConfig,
+    stages: Map<StageName, StageRecord>,
+    device: Health | null | undefined,
+  ): Promise<{ dir: string; findings?: Findings }> {
     const arch = device?.capability ?? 'cpu';
-    const h = createHash('sha256').update(code).update(arch).update(device?.torch ?? '').digest('hex').slice(0, 24);
+    const h = createHash('sha256')
+      .update(code)
+      .update(arch)
+      .update(device?.torch ?? '')
+      .digest('hex')
+      .slice(0, 24);
     const dir = path.join(cacheRoot(), 'torch-ext', h);
     if (existsSync(path.join(dir, '.complete'))) {
       const now = new Date();
@@ -66,7 +87,13 @@ export class ExtensionBuilder {
   }
 
   /** One build in a fresh sandbox: the harness's `once` mode, on the CPU, with CUDA hidden. */
-  private async runBuild(code: string, config: TorchConfig, arch: string, work: string, cg: JobCgroup | null): Promise<CompileAnswer> {
+  private async runBuild(
+    code: string,
+    config: TorchConfig,
+    arch: string,
+    work: string,
+    cg: JobCgroup | null,
+  ): Promise<CompileAnswer> {
     mkdirSync(path.join(work, 'ext'), { recursive: true, mode: 0o777 });
     writeFileSync(path.join(work, 'candidate.py'), code);
     const uid = jobUid(BUILD_SLOT, 'candidate');
@@ -119,8 +146,19 @@ function buildFindings(answer: CompileAnswer, stages: Map<StageName, StageRecord
   const res = answer.result;
   if (answer.death) {
     const timeout = answer.death.kind === 'timeout';
-    stages.set('compile', { name: 'compile', status: 'failed', ms: answer.ms, log: answer.log.slice(-4000) || undefined });
-    return { outcome: timeout ? 'timeout' : 'compile_error', message: timeout ? `the extension build did not finish within ${answer.death.limitMs} ms` : `the build process died (${answer.death.signalName ?? `exit ${answer.death.code}`})`, flags: [] };
+    stages.set('compile', {
+      name: 'compile',
+      status: 'failed',
+      ms: answer.ms,
+      log: answer.log.slice(-4000) || undefined,
+    });
+    return {
+      outcome: timeout ? 'timeout' : 'compile_error',
+      message: timeout
+        ? `the extension build did not finish within ${answer.death.limitMs} ms`
+        : `the build process died (${answer.death.signalName ?? `exit ${answer.death.code}`})`,
+      flags: [],
+    };
   }
   if (res && res.outcome !== 'ok') return { outcome: res.outcome, message: res.message ?? '', flags: res.flags ?? [] };
   return null;
@@ -144,7 +182,13 @@ function keepSharedObjects(from: string, to: string): void {
   mkdirSync(to, { recursive: true, mode: 0o755 });
   for (const name of existsSync(from) ? readdirSync(from) : []) {
     const so = path.join(from, name, `${name}.so`);
-    if (!/^[\w.-]+$/.test(name) || !lstatSync(path.join(from, name)).isDirectory() || !existsSync(so) || !lstatSync(so).isFile()) continue;
+    if (
+      !/^[\w.-]+$/.test(name) ||
+      !lstatSync(path.join(from, name)).isDirectory() ||
+      !existsSync(so) ||
+      !lstatSync(so).isFile()
+    )
+      continue;
     mkdirSync(path.join(to, name), { mode: 0o755 });
     copyFileSync(so, path.join(to, name, `${name}.so`));
   }

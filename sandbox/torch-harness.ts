@@ -25,13 +25,20 @@ export function findPython(): string {
   const candidates = [process.env.ANVIL_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p);
   for (const p of candidates) {
     try {
-      const real = execFileSync(p, ['-c', 'import sys, torch; print(sys.executable)'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      const real = execFileSync(p, ['-c', 'import sys, torch; print(sys.executable)'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+        .toString()
+        .trim();
       if (real) return real;
     } catch {
       /* next */
     }
   }
-  throw new AnvilError('sandbox_unavailable', 'no Python with torch found (set ANVIL_PYTHON); the torch backend needs torch 2.x (GPU) or 1.13+ (CPU)');
+  throw new AnvilError(
+    'sandbox_unavailable',
+    'no Python with torch found (set ANVIL_PYTHON); the torch backend needs torch 2.x (GPU) or 1.13+ (CPU)',
+  );
 }
 
 export interface GpuInfo {
@@ -43,7 +50,9 @@ export interface GpuInfo {
 /** The host's GPUs, from nvidia-smi; none when it is missing. */
 export function listGpus(): GpuInfo[] {
   try {
-    const out = execFileSync('nvidia-smi', ['--query-gpu=index,uuid,name', '--format=csv,noheader'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    const out = execFileSync('nvidia-smi', ['--query-gpu=index,uuid,name', '--format=csv,noheader'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).toString();
     return out
       .trim()
       .split('\n')
@@ -131,14 +140,24 @@ export class DeviceHarness {
     // The driver reads the PCI topology under /sys; the GPU's nodes are bound, the others are not.
     const devices: Bind[] = this.gpu
       ? [
-          ...['/dev/nvidiactl', '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools', '/dev/nvidia-modeset', `/dev/nvidia${this.gpu.index}`, '/dev/nvidia-caps']
+          ...[
+            '/dev/nvidiactl',
+            '/dev/nvidia-uvm',
+            '/dev/nvidia-uvm-tools',
+            '/dev/nvidia-modeset',
+            `/dev/nvidia${this.gpu.index}`,
+            '/dev/nvidia-caps',
+          ]
             .filter((d) => existsSync(d))
             .map((d) => ({ src: d, dest: d, device: true })),
           { src: '/sys', dest: '/sys' },
         ]
       : [];
     // Named after the instance's folder: evaluators in one process must not kill each other's harness.
-    this.cgroup = JobCgroup.create(`torch-${path.basename(this.workDir)}`, { memoryBytes: this.memoryBytes, pids: 4096 });
+    this.cgroup = JobCgroup.create(`torch-${path.basename(this.workDir)}`, {
+      memoryBytes: this.memoryBytes,
+      pids: 4096,
+    });
     const argv = launchArgv({
       toolchain: ensureToolchain(),
       mode: this.ctx.mode,
@@ -169,7 +188,8 @@ export class DeviceHarness {
     } catch {
       /* not a greeting: said below */
     }
-    if (!GreetingSchema.safeParse(hello).success) throw new Error(`unexpected harness greeting: ${first.value.slice(0, 200)}`);
+    if (!GreetingSchema.safeParse(hello).success)
+      throw new Error(`unexpected harness greeting: ${first.value.slice(0, 200)}`);
   }
 
   private async stop(): Promise<void> {
@@ -182,13 +202,25 @@ export class DeviceHarness {
   }
 
   /** Runs one job with its files (and a built extension, copied to its `ext/`); jobs on one device never overlap. */
-  run<S extends z.ZodType<{ id: string }>>(schema: S, job: Record<string, unknown>, files: Record<string, string>, timeoutMs: number, extFrom: string | null = null): Promise<z.infer<S>> {
+  run<S extends z.ZodType<{ id: string }>>(
+    schema: S,
+    job: Record<string, unknown>,
+    files: Record<string, string>,
+    timeoutMs: number,
+    extFrom: string | null = null,
+  ): Promise<z.infer<S>> {
     const next = this.queue.then(() => this.runNow(schema, job, files, timeoutMs, extFrom));
     this.queue = next.catch(() => undefined);
     return next;
   }
 
-  private async runNow<S extends z.ZodType<{ id: string }>>(schema: S, job: Record<string, unknown>, files: Record<string, string>, timeoutMs: number, extFrom: string | null): Promise<z.infer<S>> {
+  private async runNow<S extends z.ZodType<{ id: string }>>(
+    schema: S,
+    job: Record<string, unknown>,
+    files: Record<string, string>,
+    timeoutMs: number,
+    extFrom: string | null,
+  ): Promise<z.infer<S>> {
     this.busy = true;
     const id = String(job.id);
     const dir = path.join(this.workDir, id);
@@ -197,13 +229,18 @@ export class DeviceHarness {
       if (this.proc && (this.proc.exitCode !== null || this.proc.signalCode !== null)) await this.stop();
       if (!this.proc) await this.start();
       mkdirSync(dir, { recursive: true, mode: 0o777 });
-      for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content, { mode: 0o644 });
+      for (const [name, content] of Object.entries(files))
+        writeFileSync(path.join(dir, name), content, { mode: 0o644 });
       // Copied after start(), which empties the folder.
       if (extFrom) copyBuild(extFrom, path.join(dir, 'ext'));
       const uid = jobUid(this.slot, 'candidate');
       if (uid !== null) execFileSync('chown', ['-R', `${uid}:${uid}`, dir]);
       this.proc!.stdin.write(`${JSON.stringify(job)}\n`);
-      const line = await withTimeout(this.lines!.next(), timeoutMs, `the harness did not answer within ${timeoutMs} ms`);
+      const line = await withTimeout(
+        this.lines!.next(),
+        timeoutMs,
+        `the harness did not answer within ${timeoutMs} ms`,
+      );
       if (line.done) throw new Error('the harness exited');
       // A fault, or an answer out of protocol, throws: the harness is restarted below.
       const answer = parseAnswer(schema, line.value);
@@ -223,11 +260,24 @@ export class DeviceHarness {
   /** Checks the device: a small computation verified on the CPU, and its free memory. */
   async check(peaks = false): Promise<Health> {
     try {
-      const a = await this.run(HealthAnswerSchema, { id: `health-${randomBytes(4).toString('hex')}`, phase: 'health', device: this.kind, peaks, deadlinesMs: { default: 60_000 } }, {}, 90_000);
+      const a = await this.run(
+        HealthAnswerSchema,
+        {
+          id: `health-${randomBytes(4).toString('hex')}`,
+          phase: 'health',
+          device: this.kind,
+          peaks,
+          deadlinesMs: { default: 60_000 },
+        },
+        {},
+        90_000,
+      );
       const h: Health = a.result?.health ?? { ok: false };
       if (!a.result) h.ok = false;
       this.healthy = h.ok;
-      this.lastError = h.ok ? '' : `device check failed: ${a.death ? JSON.stringify(a.death) : a.result?.outcome === 'ok' ? 'wrong result' : `${a.result?.message ?? ''} ${(a.result?.log ?? '').slice(-600)}`} ${a.log.slice(-400)}`;
+      this.lastError = h.ok
+        ? ''
+        : `device check failed: ${a.death ? JSON.stringify(a.death) : a.result?.outcome === 'ok' ? 'wrong result' : `${a.result?.message ?? ''} ${(a.result?.log ?? '').slice(-600)}`} ${a.log.slice(-400)}`;
       if (h.ok) this.health = { ...this.health, ...h, peaks: h.peaks ?? this.health?.peaks };
       return h;
     } catch (e) {
@@ -245,11 +295,13 @@ export class DeviceHarness {
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
+  ]).finally(() => clearTimeout(timer));
 }
 
 function copyBuild(from: string, to: string): void {
   mkdirSync(to, { recursive: true, mode: 0o777 });
   for (const entry of readdirSync(from)) cpSync(path.join(from, entry), path.join(to, entry), { recursive: true });
 }
-

@@ -30,24 +30,51 @@ export async function interpret(a: RunAnswer, c: VerdictContext): Promise<EvalRe
     if (!(stages.get(s.name)?.status === 'ok' && s.name === 'compile' && s.status === 'ok'))
       stages.set(s.name, { ...s, ...(s.log ? { log: s.log.slice(-4000) } : {}) });
   // A failed correctness stage reports its trials beside the outcome; a later failure, under `correctness`.
-  const correctness = summarizeCorrectness(res?.correctness ?? (res && res.outcome !== 'ok' && res.trials ? res : undefined));
+  const correctness = summarizeCorrectness(
+    res?.correctness ?? (res && res.outcome !== 'ok' && res.trials ? res : undefined),
+  );
   const finish = (f: Findings) => assembleResult(c.base, stages, { correctness, ...f }, c.env, c.mode);
   if (a.forged?.length) {
-    return finish({ outcome: 'hack_detected', message: 'the candidate wrote on the harness result channel', flags: [{ kind: 'forged_reply', evidence: `lines without the job's nonce on the result pipe: ${a.forged.map((l) => JSON.stringify(l.slice(0, 80))).join(', ')}` }] });
+    return finish({
+      outcome: 'hack_detected',
+      message: 'the candidate wrote on the harness result channel',
+      flags: [
+        {
+          kind: 'forged_reply',
+          evidence: `lines without the job's nonce on the result pipe: ${a.forged.map((l) => JSON.stringify(l.slice(0, 80))).join(', ')}`,
+        },
+      ],
+    });
   }
   const suspect = !!a.death || (res?.outcome === 'runtime_error' && res.deviceSuspect === true);
   if (suspect && dev.kind === 'cuda') await dev.check();
   if (a.death) {
     const stage = a.death.stage as StageName;
-    if (STAGE_NAMES.has(stage)) stages.set(stage, { name: stage, status: 'failed', ms: a.ms, log: a.log.slice(-4000) || undefined });
-    if (a.death.kind === 'timeout') return finish({ outcome: 'timeout', message: `the ${a.death.stage} stage did not finish within ${a.death.limitMs} ms; the process was killed`, flags: [] });
-    return finish({ outcome: 'runtime_error', message: `the candidate's process died (${a.death.signalName ?? `exit code ${a.death.code}`}) in the ${a.death.stage} stage`, flags: [] });
+    if (STAGE_NAMES.has(stage))
+      stages.set(stage, { name: stage, status: 'failed', ms: a.ms, log: a.log.slice(-4000) || undefined });
+    if (a.death.kind === 'timeout')
+      return finish({
+        outcome: 'timeout',
+        message: `the ${a.death.stage} stage did not finish within ${a.death.limitMs} ms; the process was killed`,
+        flags: [],
+      });
+    return finish({
+      outcome: 'runtime_error',
+      message: `the candidate's process died (${a.death.signalName ?? `exit code ${a.death.code}`}) in the ${a.death.stage} stage`,
+      flags: [],
+    });
   }
   if (!res) throw new Error('the harness gave no result');
   if (res.outcome !== 'ok') {
     const failing = [...stages.values()].find((s) => s.status === 'failed') ?? null;
     if (failing && !failing.log && res.log) failing.log = res.log.slice(-4000);
-    if (!failing && res.outcome === 'runtime_error') stages.set('correctness', { name: 'correctness', status: 'failed', ms: a.ms, log: (res.log ?? a.log).slice(-4000) });
+    if (!failing && res.outcome === 'runtime_error')
+      stages.set('correctness', {
+        name: 'correctness',
+        status: 'failed',
+        ms: a.ms,
+        log: (res.log ?? a.log).slice(-4000),
+      });
     return finish({ outcome: res.outcome, message: res.message ?? '', flags: res.flags ?? [] });
   }
   return measure(res, c, finish);
@@ -61,20 +88,57 @@ function measure(res: RunOk, c: VerdictContext, finish: (f: Findings) => EvalRes
   const shapes: ShapeTiming[] = res.shapes.map((s) => {
     const solMs = peaks ? Math.max(s.bytes / peaks.bytesPerSecond, (s.flops ?? 0) / peaks.flopsPerSecond) * 1e3 : null;
     if (solMs !== null && s.candidate.medianMs < config.solMargin * solMs)
-      flags.push({ kind: 'faster_than_light', evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this device` });
-    return { shape: s.shape, candidate: s.candidate, reference: s.reference, speedup: s.pairedSpeedup, solMs, splitMs: s.splitMs };
+      flags.push({
+        kind: 'faster_than_light',
+        evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this device`,
+      });
+    return {
+      shape: s.shape,
+      candidate: s.candidate,
+      reference: s.reference,
+      speedup: s.pairedSpeedup,
+      solMs,
+      splitMs: s.splitMs,
+    };
   });
   const speedup = geomean(shapes.map((s) => s.speedup));
   const p = res.profile;
   const share = p.totalMs > 0 ? Math.min(1, p.ownMs / p.totalMs) : 0;
   if (p.ownKernels.length === 0)
-    flags.push({ kind: 'no_own_kernels', evidence: `none of the ${p.device ? 'device kernels' : 'time'} profiled came from the candidate's own kernels (${p.kernels.map((k) => k.name).join(', ') || 'nothing ran'})${p.launchedTriton.length ? '' : '; no Triton kernel was launched'}` });
+    flags.push({
+      kind: 'no_own_kernels',
+      evidence: `none of the ${p.device ? 'device kernels' : 'time'} profiled came from the candidate's own kernels (${p.kernels.map((k) => k.name).join(', ') || 'nothing ran'})${p.launchedTriton.length ? '' : '; no Triton kernel was launched'}`,
+    });
   else if (share < task.minOwnShare)
-    flags.push({ kind: 'framework_offload', evidence: `only ${(100 * share).toFixed(1)}% of the candidate's ${p.device ? 'device' : 'CPU'} time is in its own kernels (${p.ownKernels.join(', ')}); at least ${(100 * task.minOwnShare).toFixed(0)}% must be. Largest: ${p.kernels.map((k) => `${k.name} ${k.ms} ms`).join(', ')}` });
-  const timing = { shapes, candidateMs: geomean(shapes.map((s) => s.candidate.medianMs)), referenceMs: geomean(shapes.map((s) => s.reference.medianMs)) };
+    flags.push({
+      kind: 'framework_offload',
+      evidence: `only ${(100 * share).toFixed(1)}% of the candidate's ${p.device ? 'device' : 'CPU'} time is in its own kernels (${p.ownKernels.join(', ')}); at least ${(100 * task.minOwnShare).toFixed(0)}% must be. Largest: ${p.kernels.map((k) => `${k.name} ${k.ms} ms`).join(', ')}`,
+    });
+  const timing = {
+    shapes,
+    candidateMs: geomean(shapes.map((s) => s.candidate.medianMs)),
+    referenceMs: geomean(shapes.map((s) => s.reference.medianMs)),
+  };
   const profile = { libMs: Math.max(0, p.totalMs - p.ownMs), candidateMs: p.totalMs, share, measured: true };
-  if (flags.length) return finish({ outcome: 'hack_detected', message: flags.map((f) => f.evidence).join('; '), flags, timing, profile, speedup, profileShare: share });
-  return finish({ outcome: 'ok', message: `correct; speedup ${speedup.toFixed(2)}×`, flags, timing, profile, speedup, profileShare: share });
+  if (flags.length)
+    return finish({
+      outcome: 'hack_detected',
+      message: flags.map((f) => f.evidence).join('; '),
+      flags,
+      timing,
+      profile,
+      speedup,
+      profileShare: share,
+    });
+  return finish({
+    outcome: 'ok',
+    message: `correct; speedup ${speedup.toFixed(2)}×`,
+    flags,
+    timing,
+    profile,
+    speedup,
+    profileShare: share,
+  });
 }
 
 function summarizeCorrectness(c: Check | undefined): EvalResult['correctness'] {

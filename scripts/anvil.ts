@@ -63,15 +63,32 @@ ${Object.values(USAGES)
 const usageOf = (cmd: string) => `usage: anvil ${USAGES[cmd]}`;
 
 async function cmdTasks(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { taskset: { type: 'string', default: 'builtin-c' }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { taskset: { type: 'string', default: 'builtin-c' }, json: { type: 'boolean' } },
+  });
   const set = loadTaskSet(values.taskset!);
   const rows = [...set.tasks.values()].sort((a, b) => a.split.localeCompare(b.split) || a.id.localeCompare(b.id));
   if (values.json) {
-    console.log(JSON.stringify(rows.map((t) => ({ id: t.id, title: t.title, split: t.split, tags: t.tags, backend: t.backend, ...(t.backend === 'c' ? { signature: t.signature, libOps: t.libOps } : {}) }))));
+    console.log(
+      JSON.stringify(
+        rows.map((t) => ({
+          id: t.id,
+          title: t.title,
+          split: t.split,
+          tags: t.tags,
+          backend: t.backend,
+          ...(t.backend === 'c' ? { signature: t.signature, libOps: t.libOps } : {}),
+        })),
+      ),
+    );
     return;
   }
   console.log(`task set ${set.manifest.id} (${set.manifest.backend}): ${rows.length} tasks`);
-  for (const t of rows) console.log(`  ${t.split.padEnd(5)}  ${t.id.padEnd(16)} ${t.title}${t.backend === 'c' ? `\n         ${t.signature}` : ''}`);
+  for (const t of rows)
+    console.log(
+      `  ${t.split.padEnd(5)}  ${t.id.padEnd(16)} ${t.title}${t.backend === 'c' ? `\n         ${t.signature}` : ''}`,
+    );
 }
 
 async function cmdEval(argv: string[]): Promise<void> {
@@ -93,16 +110,28 @@ async function cmdEval(argv: string[]): Promise<void> {
   const file = (values.candidate ?? values.reply)!;
   if (!existsSync(file) || !statSync(file).isFile()) throw new AnvilError('file_not_found', `no such file: ${file}`);
   if (statSync(file).size > MAX_SOURCE_BYTES * 4)
-    throw new AnvilError('code_too_large', `${file} is ${statSync(file).size} bytes; candidates are limited to ${MAX_SOURCE_BYTES} bytes of code`);
+    throw new AnvilError(
+      'code_too_large',
+      `${file} is ${statSync(file).size} bytes; candidates are limited to ${MAX_SOURCE_BYTES} bytes of code`,
+    );
   const text = readFileSync(file, 'utf8');
   if (values.candidate && Buffer.byteLength(text) > MAX_SOURCE_BYTES)
-    throw new AnvilError('code_too_large', `${file} is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_SOURCE_BYTES}`);
+    throw new AnvilError(
+      'code_too_large',
+      `${file} is ${Buffer.byteLength(text)} bytes; the limit is ${MAX_SOURCE_BYTES}`,
+    );
   const task = getTask(loadTaskSet(values.taskset!), values.task);
-  const evaluator = localService(task.backend, { poolSize: 1, ...evaluationSettings(values.config, values.unsandboxed) });
+  const evaluator = localService(task.backend, {
+    poolSize: 1,
+    ...evaluationSettings(values.config, values.unsandboxed),
+  });
   let result: EvalResult;
   try {
     const onProgress = values.json ? undefined : (stage: string) => process.stderr.write(`… ${stage}\n`);
-    result = await evaluator.evaluate({ task, seed: values.seed, ...(values.candidate ? { code: text } : { reply: text }) }, { onProgress });
+    result = await evaluator.evaluate(
+      { task, seed: values.seed, ...(values.candidate ? { code: text } : { reply: text }) },
+      { onProgress },
+    );
   } finally {
     await evaluator.close();
   }
@@ -140,8 +169,12 @@ async function cmdServe(argv: string[]): Promise<void> {
   const { AnvilServer } = await import('../env/server.js');
   const server = checked(() => new AnvilServer(opts));
   const address = await server.listen();
-  const via = server.config.redis ? `evaluating through the queue at ${server.config.redis}` : `sandbox ${server.evaluator.mode}`;
-  console.log(`anvil serving ${server.config.taskset} at ${address.replace(/^http/, 'ws')}/v1/ws (${via}); logs in ${server.log.dir}`);
+  const via = server.config.redis
+    ? `evaluating through the queue at ${server.config.redis}`
+    : `sandbox ${server.evaluator.mode}`;
+  console.log(
+    `anvil serving ${server.config.taskset} at ${address.replace(/^http/, 'ws')}/v1/ws (${via}); logs in ${server.log.dir}`,
+  );
   const stop = async () => {
     console.log('anvil: shutting down');
     await server.close();
@@ -158,7 +191,9 @@ function progressBar(): ((read: number, total: number) => void) | undefined {
   return (read, total) => {
     const frac = total ? read / total : 1;
     const width = 30;
-    process.stderr.write(`\rreading logs [${'#'.repeat(Math.round(frac * width)).padEnd(width)}] ${(100 * frac).toFixed(0)}% of ${(total / 1024 ** 2).toFixed(1)} MiB`);
+    process.stderr.write(
+      `\rreading logs [${'#'.repeat(Math.round(frac * width)).padEnd(width)}] ${(100 * frac).toFixed(0)}% of ${(total / 1024 ** 2).toFixed(1)} MiB`,
+    );
   };
 }
 
@@ -182,11 +217,16 @@ async function overLogs<R extends { skipped: Array<{ file: string; line: number;
 }
 
 async function cmdReport(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { logs: { type: 'string' }, out: { type: 'string', default: 'report.html' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { logs: { type: 'string' }, out: { type: 'string', default: 'report.html' } },
+  });
   if (!values.logs) fail('report needs --logs DIR');
   const { writeReport } = await import('../records/report.js');
   const r = await overLogs('report', (onProgress) => writeReport({ logs: values.logs!, out: values.out!, onProgress }));
-  console.log(`read ${r.records} turn records from ${r.files} files (${r.episodes} episodes); wrote ${values.out} (${(r.bytes / 1024).toFixed(0)} KiB, self-contained)`);
+  console.log(
+    `read ${r.records} turn records from ${r.files} files (${r.episodes} episodes); wrote ${values.out} (${(r.bytes / 1024).toFixed(0)} KiB, self-contained)`,
+  );
 }
 
 async function cmdExport(argv: string[]): Promise<void> {
@@ -209,7 +249,8 @@ async function cmdExport(argv: string[]): Promise<void> {
   if (!values.logs || !values.out) fail('export needs --logs DIR and --out FILE');
   if (values.layout !== 'anvil' && values.layout !== 'trl') fail(`--layout is anvil or trl, not ${values.layout}`);
   const endedBaseline = values['ended-baseline'];
-  if (endedBaseline !== 'exclude' && endedBaseline !== 'zero') fail(`--ended-baseline is exclude or zero, not ${endedBaseline}`);
+  if (endedBaseline !== 'exclude' && endedBaseline !== 'zero')
+    fail(`--ended-baseline is exclude or zero, not ${endedBaseline}`);
   // Loaded here, not at start-up: only export needs Arrow and Parquet.
   const { exportDataset, FILTERS } = await import('../records/export.js');
   const format = values.format ?? (values.out.endsWith('.parquet') ? 'parquet' : 'jsonl');
@@ -294,7 +335,8 @@ async function cmdEvalModel(argv: string[]): Promise<void> {
   const p = values.p!.split(',').map(Number);
   if (p.some((x) => !Number.isFinite(x) || x < 0)) fail(`--p takes thresholds like 1,1.5, not ${values.p}`);
   const temperature = Number(values.temperature);
-  if (!Number.isFinite(temperature) || temperature < 0) fail(`--temperature takes a number ≥ 0, not ${values.temperature}`);
+  if (!Number.isFinite(temperature) || temperature < 0)
+    fail(`--temperature takes a number ≥ 0, not ${values.temperature}`);
   const { runEvalModel, formatScores } = await import('./eval-model.js');
   const samples = int('k', values.k);
   const r = await runEvalModel({
@@ -343,7 +385,9 @@ async function main(): Promise<number> {
       console.error(`anvil: error [${e.code}]: ${e.message}`);
       return 1;
     }
-    console.error(`anvil: internal error: ${(e as Error).message ?? e}${process.env.ANVIL_DEBUG ? `\n${(e as Error).stack}` : ' (ANVIL_DEBUG=1 shows the stack)'}`);
+    console.error(
+      `anvil: internal error: ${(e as Error).message ?? e}${process.env.ANVIL_DEBUG ? `\n${(e as Error).stack}` : ' (ANVIL_DEBUG=1 shows the stack)'}`,
+    );
     return 1;
   }
 }

@@ -29,7 +29,11 @@ export function checked<T>(build: () => T): T {
   try {
     return build();
   } catch (e) {
-    if (e instanceof ZodError) throw new AnvilError('invalid_argument', `configuration: ${e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (e instanceof ZodError)
+      throw new AnvilError(
+        'invalid_argument',
+        `configuration: ${e.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     throw e;
   }
 }

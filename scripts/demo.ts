@@ -64,7 +64,12 @@ const SCRIPTS: Script[] = [
   {
     title: 'a wrong kernel, then its fix',
     task: 'softmax_rows',
-    turns: [[reply('A direct softmax:', WRONG_SOFTMAX), reply('Subtracting the row maximum first, vectorised:', solution('softmax_rows'))]],
+    turns: [
+      [
+        reply('A direct softmax:', WRONG_SOFTMAX),
+        reply('Subtracting the row maximum first, vectorised:', solution('softmax_rows')),
+      ],
+    ],
   },
   { title: 'a slow kernel', task: 'sgemm', turns: [[reply('The straightforward loop:', SLOW_SGEMM)]] },
   { title: 'a hack', task: 'gemm_bias_relu', turns: [[reply('Using the library:', LIBRARY_HACK)]] },
@@ -72,13 +77,21 @@ const SCRIPTS: Script[] = [
     title: 'a group of two (GRPO/TRLOO): one fails to compile, one does not',
     task: 'vector_add',
     group: 2,
-    turns: [[reply('Quick:', MISSING_SEMICOLON), reply('Fixed:', solution('vector_add'))], [reply('Here:', solution('vector_add'))]],
+    turns: [
+      [reply('Quick:', MISSING_SEMICOLON), reply('Fixed:', solution('vector_add'))],
+      [reply('Here:', solution('vector_add'))],
+    ],
   },
 ];
 
 export async function runDemo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { 'log-dir': { type: 'string' }, port: { type: 'string', default: '0' } } });
-  const logDir = path.resolve(values['log-dir'] ?? path.join('anvil-logs', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+  const { values } = parseArgs({
+    args: argv,
+    options: { 'log-dir': { type: 'string' }, port: { type: 'string', default: '0' } },
+  });
+  const logDir = path.resolve(
+    values['log-dir'] ?? path.join('anvil-logs', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`),
+  );
   say('Anvil demo: starting a server on the built-in C tasks…');
   const server = new AnvilServer({ port: Number(values.port), logDir, host: '127.0.0.1' });
   await server.listen();
@@ -95,7 +108,9 @@ export async function runDemo(argv: string[]): Promise<void> {
   }
   printTable(rows);
   say(`\nPer-turn log (one JSON line per step): ${server.log.currentFile}`);
-  say('Rewards follow the Dr. Kernel recipe: 0.5·correct + 0.5·min(speedup, 3) + 0.5·(share of time in own code); failures and hacks earn 0.');
+  say(
+    'Rewards follow the Dr. Kernel recipe: 0.5·correct + 0.5·min(speedup, 3) + 0.5·(share of time in own code); failures and hacks earn 0.',
+  );
 }
 
 function say(s: string): void {
@@ -104,20 +119,36 @@ function say(s: string): void {
 
 /** One script: its episodes reset as a group and played side by side, one row per turn. */
 async function playScript(client: AnvilClient, script: Script, rows: string[][]): Promise<void> {
-  const episodes = await client.reset({ task: script.task, seed: 7, group: { size: script.group ?? 1 }, options: { maxTurns: 3 } });
-  say(`▶ ${script.title}: task ${script.task}, ${episodes.length} episode${episodes.length > 1 ? 's' : ''}, group ${episodes[0]!.group.slice(0, 8)}…`);
+  const episodes = await client.reset({
+    task: script.task,
+    seed: 7,
+    group: { size: script.group ?? 1 },
+    options: { maxTurns: 3 },
+  });
+  say(
+    `▶ ${script.title}: task ${script.task}, ${episodes.length} episode${episodes.length > 1 ? 's' : ''}, group ${episodes[0]!.group.slice(0, 8)}…`,
+  );
   await Promise.all(episodes.map((ep, i) => playEpisode(client, script, ep.episode, i, rows)));
   for (const ep of episodes) await client.closeEpisode(ep.episode);
 }
 
-async function playEpisode(client: AnvilClient, script: Script, episode: string, i: number, rows: string[][]): Promise<void> {
+async function playEpisode(
+  client: AnvilClient,
+  script: Script,
+  episode: string,
+  i: number,
+  rows: string[][],
+): Promise<void> {
   const replies = script.turns[i] ?? [];
   for (const text of replies) {
     let last = '';
     const r: StepResult = await client.step(episode, text, {
       meta: { policyVersion: 'demo', turn: rows.length },
       onProgress: (p) => {
-        if (p.stage !== last) say(`    episode ${i} … ${p.stage}${p.queuePosition !== undefined ? ` (queue position ${p.queuePosition})` : ''}`);
+        if (p.stage !== last)
+          say(
+            `    episode ${i} … ${p.stage}${p.queuePosition !== undefined ? ` (queue position ${p.queuePosition})` : ''}`,
+          );
         last = p.stage;
       },
     });
@@ -130,7 +161,9 @@ async function playEpisode(client: AnvilClient, script: Script, episode: string,
       r.reward.toFixed(3),
       r.terminated || r.truncated ? (r.reason ?? '') : '',
     ]);
-    say(`    episode ${i}, turn ${r.info.turn}: ${r.info.outcome}, reward ${r.reward.toFixed(3)} — feedback: ${r.observation.messages[0]!.content.split('\n')[0]}`);
+    say(
+      `    episode ${i}, turn ${r.info.turn}: ${r.info.outcome}, reward ${r.reward.toFixed(3)} — feedback: ${r.observation.messages[0]!.content.split('\n')[0]}`,
+    );
     if (r.terminated || r.truncated) break;
   }
 }

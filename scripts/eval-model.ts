@@ -83,10 +83,21 @@ async function pooled<T>(n: number, jobs: Array<() => Promise<T>>): Promise<T[]>
 /** Masked evaluations (infrastructure failures) of one turn retried at most this many times. */
 const MASKED_RETRIES = 3;
 
-async function play(o: EvalModelOptions, client: AnvilClient, ep: { episode: string; group: string; task: string; messages: ChatMessage[] }): Promise<EpisodeScore> {
-  const score: EpisodeScore = { task: ep.task, group: ep.group, correct: false, bestSpeedup: null, endpointError: null, turns: 0 };
+async function play(
+  o: EvalModelOptions,
+  client: AnvilClient,
+  ep: { episode: string; group: string; task: string; messages: ChatMessage[] },
+): Promise<EpisodeScore> {
+  const score: EpisodeScore = {
+    task: ep.task,
+    group: ep.group,
+    correct: false,
+    bestSpeedup: null,
+    endpointError: null,
+    turns: 0,
+  };
   const messages = [...ep.messages];
-  for (let masked = 0; ; ) {
+  for (let masked = 0; ;) {
     let reply: string;
     try {
       reply = await chat(o, messages);
@@ -117,15 +128,36 @@ async function play(o: EvalModelOptions, client: AnvilClient, ep: { episode: str
 export async function runEvalModel(o: EvalModelOptions): Promise<{ tasks: TaskScore[]; written: string[] }> {
   mkdirSync(o.out, { recursive: true });
   const logDir = path.join(o.out, 'logs');
-  const server = new AnvilServer({ host: '127.0.0.1', port: 0, taskset: o.taskset, logDir, maxGroupSize: Math.max(64, o.samples) });
+  const server = new AnvilServer({
+    host: '127.0.0.1',
+    port: 0,
+    taskset: o.taskset,
+    logDir,
+    maxGroupSize: Math.max(64, o.samples),
+  });
   await server.listen();
   const client = await AnvilClient.connect(`ws://127.0.0.1:${server.port}/v1/ws`);
   try {
     const tasks = await chosenTasks(client, o);
     const jobs = await episodeJobs(client, o, tasks);
     const played = await pooled(o.concurrency, jobs);
-    const scores = tasks.map((task) => score(task, played.filter((e) => e.task === task), o));
-    const summary = { model: o.model, baseUrl: o.baseUrl, taskset: o.taskset, split: o.split, episodes: o.episodes, samples: o.samples, p: o.p, tasks: scores };
+    const scores = tasks.map((task) =>
+      score(
+        task,
+        played.filter((e) => e.task === task),
+        o,
+      ),
+    );
+    const summary = {
+      model: o.model,
+      baseUrl: o.baseUrl,
+      taskset: o.taskset,
+      split: o.split,
+      episodes: o.episodes,
+      samples: o.samples,
+      p: o.p,
+      tasks: scores,
+    };
     const json = path.join(o.out, 'eval.json');
     writeFileSync(json, `${JSON.stringify(summary, null, 2)}\n`);
     const html = path.join(o.out, 'report.html');
@@ -143,26 +175,40 @@ export async function runEvalModel(o: EvalModelOptions): Promise<{ tasks: TaskSc
 async function chosenTasks(client: AnvilClient, o: EvalModelOptions): Promise<string[]> {
   const listed = (await client.tasks({ split: o.split })).tasks.map((t) => String(t.id));
   const unknown = (o.tasks ?? []).filter((t) => !listed.includes(t));
-  if (unknown.length) throw new Error(`not in the ${o.split} split of ${o.taskset}: ${unknown.join(', ')} (it has ${listed.join(', ')})`);
+  if (unknown.length)
+    throw new Error(`not in the ${o.split} split of ${o.taskset}: ${unknown.join(', ')} (it has ${listed.join(', ')})`);
   return o.tasks ?? listed;
 }
 
 /** Resets every task's episodes, in groups of `samples`, and returns one job per episode to play. */
-async function episodeJobs(client: AnvilClient, o: EvalModelOptions, tasks: string[]): Promise<Array<() => Promise<EpisodeScore>>> {
+async function episodeJobs(
+  client: AnvilClient,
+  o: EvalModelOptions,
+  tasks: string[],
+): Promise<Array<() => Promise<EpisodeScore>>> {
   const groups = Math.ceil(o.episodes / o.samples);
   const jobs: Array<() => Promise<EpisodeScore>> = [];
   for (const task of tasks)
     for (let g = 0; g < groups; g++) {
       const size = Math.min(o.samples, o.episodes - g * o.samples);
-      const eps = await client.reset({ task, seed: g, group: { size }, options: o.maxTurns ? { maxTurns: o.maxTurns } : undefined });
-      for (const e of eps) jobs.push(() => play(o, client, { episode: e.episode, group: e.group, task, messages: e.observation.messages }));
+      const eps = await client.reset({
+        task,
+        seed: g,
+        group: { size },
+        options: o.maxTurns ? { maxTurns: o.maxTurns } : undefined,
+      });
+      for (const e of eps)
+        jobs.push(() =>
+          play(o, client, { episode: e.episode, group: e.group, task, messages: e.observation.messages }),
+        );
     }
   return jobs;
 }
 
 function score(task: string, eps: EpisodeScore[], o: EvalModelOptions): TaskScore {
   const counted = eps.filter((e) => !e.endpointError);
-  const share = (xs: EpisodeScore[], f: (e: EpisodeScore) => boolean) => (xs.length ? xs.filter(f).length / xs.length : 0);
+  const share = (xs: EpisodeScore[], f: (e: EpisodeScore) => boolean) =>
+    xs.length ? xs.filter(f).length / xs.length : 0;
   const fast = (p: number) => (e: EpisodeScore) => e.correct && (e.bestSpeedup ?? 0) > p;
   const byGroup = new Map<string, EpisodeScore[]>();
   for (const e of counted) byGroup.set(e.group, [...(byGroup.get(e.group) ?? []), e]);
@@ -173,14 +219,43 @@ function score(task: string, eps: EpisodeScore[], o: EvalModelOptions): TaskScor
     endpointErrors: eps.length - counted.length,
     correct: share(counted, (e) => e.correct),
     fastP: Object.fromEntries(o.p.map((p) => [String(p), share(counted, fast(p))])),
-    fastPAtK: o.samples > 1 ? Object.fromEntries(o.p.map((p) => [String(p), groups.length ? groups.filter((g) => g.some(fast(p))).length / groups.length : 0])) : null,
+    fastPAtK:
+      o.samples > 1
+        ? Object.fromEntries(
+            o.p.map((p) => [
+              String(p),
+              groups.length ? groups.filter((g) => g.some(fast(p))).length / groups.length : 0,
+            ]),
+          )
+        : null,
   };
 }
 
 export function formatScores(scores: TaskScore[], samples: number): string {
   const ps = Object.keys(scores[0]?.fastP ?? {});
-  const head = ['task', 'episodes', 'errors', 'correct', ...ps.map((p) => `fast_${p}`), ...(samples > 1 ? ps.map((p) => `fast_${p}@${samples}`) : [])];
-  const rows = scores.map((s) => [s.task, String(s.episodes), String(s.endpointErrors), s.correct.toFixed(2), ...ps.map((p) => s.fastP[p]!.toFixed(2)), ...(s.fastPAtK ? ps.map((p) => s.fastPAtK![p]!.toFixed(2)) : [])]);
+  const head = [
+    'task',
+    'episodes',
+    'errors',
+    'correct',
+    ...ps.map((p) => `fast_${p}`),
+    ...(samples > 1 ? ps.map((p) => `fast_${p}@${samples}`) : []),
+  ];
+  const rows = scores.map((s) => [
+    s.task,
+    String(s.episodes),
+    String(s.endpointErrors),
+    s.correct.toFixed(2),
+    ...ps.map((p) => s.fastP[p]!.toFixed(2)),
+    ...(s.fastPAtK ? ps.map((p) => s.fastPAtK![p]!.toFixed(2)) : []),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+  return [head, ...rows]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }

@@ -9,12 +9,16 @@ export function formatResult(r: EvalResult): string {
   out.push(`outcome   ${r.outcome}${r.correct ? '   correct' : ''}`);
   if (r.message) out.push(`message   ${r.message}`);
   if (r.speedup !== null) out.push(`speedup   ${r.speedup.toFixed(2)}×`);
-  if (r.profileShare !== null) out.push(`own time  ${(100 * r.profileShare).toFixed(1)}%${r.profile?.measured ? ' (library ops used)' : ''}`);
+  if (r.profileShare !== null)
+    out.push(`own time  ${(100 * r.profileShare).toFixed(1)}%${r.profile?.measured ? ' (library ops used)' : ''}`);
   out.push('stages');
-  for (const s of r.stages) out.push(`  ${s.name.padEnd(12)} ${s.status.padEnd(8)} ${s.status === 'skipped' ? '' : `${ms(s.ms)} ms`}`);
+  for (const s of r.stages)
+    out.push(`  ${s.name.padEnd(12)} ${s.status.padEnd(8)} ${s.status === 'skipped' ? '' : `${ms(s.ms)} ms`}`);
   if (r.correctness) {
     const c = r.correctness;
-    out.push(`correctness  ${c.trialsPassed}/${c.trialsTotal} trials; max abs err ${c.maxAbsErr ?? '-'}, max rel err ${c.maxRelErr ?? '-'}`);
+    out.push(
+      `correctness  ${c.trialsPassed}/${c.trialsTotal} trials; max abs err ${c.maxAbsErr ?? '-'}, max rel err ${c.maxRelErr ?? '-'}`,
+    );
   }
   for (const s of r.timing?.shapes ?? []) {
     out.push(
@@ -25,6 +29,8 @@ export function formatResult(r: EvalResult): string {
   for (const f of r.flags) out.push(`flag      ${f.kind}: ${f.evidence}`);
   const failed = r.stages.find((s) => s.status === 'failed' && s.log);
   if (failed) out.push(`${failed.name} log:`, ...failed.log!.split('\n').map((l) => `  | ${l}`));
-  out.push(`env       ${r.env.cpu}, ${r.env.cores} cores, ${r.env.compiler}, sandbox ${r.env.sandbox}, cgroup ${r.env.cgroup}`);
+  out.push(
+    `env       ${r.env.cpu}, ${r.env.cores} cores, ${r.env.compiler}, sandbox ${r.env.sandbox}, cgroup ${r.env.cgroup}`,
+  );
   return `${out.join('\n')}\n`;
 }

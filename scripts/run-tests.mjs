@@ -6,7 +6,11 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync } from 'node:fs';
 
 const given = process.argv.slice(2);
-const files = given.length ? given : readdirSync('dist/test').filter((f) => f.endsWith('.test.js')).map((f) => `dist/test/${f}`);
+const files = given.length
+  ? given
+  : readdirSync('dist/test')
+      .filter((f) => f.endsWith('.test.js'))
+      .map((f) => `dist/test/${f}`);
 const raw = createWriteStream('test-results.tap');
 
 let passed = 0;
@@ -42,7 +46,8 @@ function runTap(list, done) {
         failed++;
         failedInFile++;
         console.log(`  not ok: ${test[2]}`);
-        for (const l of current.filter((l) => /^ {8}not ok|^ {10}(found|wanted|compare|message):/.test(l)).slice(0, 40)) console.log(`    ${l.trim()}`);
+        for (const l of current.filter((l) => /^ {8}not ok|^ {10}(found|wanted|compare|message):/.test(l)).slice(0, 40))
+          console.log(`    ${l.trim()}`);
       } else passed++;
       current = [];
       return;
@@ -82,7 +87,10 @@ runTap(files, (crashed, otherFailure) => {
 
 function next() {
   raw.end();
-  if (!given.length) runPython('/usr/bin/python3', 'clients/python/tests', () => runPython(TRAINER_PYTHON, 'clients/python/trainer_tests', finish));
+  if (!given.length)
+    runPython('/usr/bin/python3', 'clients/python/tests', () =>
+      runPython(TRAINER_PYTHON, 'clients/python/trainer_tests', finish),
+    );
   else finish();
 }
 
@@ -92,18 +100,25 @@ const TRAINER_PYTHON = '.venv-trainers/bin/python';
 
 /** Python tests against a real server: the client's with Debian's interpreter, the trainers' in their venv. */
 function runPython(python, dir, then) {
-  if (!existsSync(python) || !existsSync('.venv-trainers/.anvil-ok') && python === TRAINER_PYTHON) {
-    console.log(`FAIL python ${dir}: ${python} is missing or incomplete; run bash scripts/setup.sh --test (see .venv-trainers-install.log)`);
+  if (!existsSync(python) || (!existsSync('.venv-trainers/.anvil-ok') && python === TRAINER_PYTHON)) {
+    console.log(
+      `FAIL python ${dir}: ${python} is missing or incomplete; run bash scripts/setup.sh --test (see .venv-trainers-install.log)`,
+    );
     failed++;
     return then();
   }
-  const py = spawn(python, ['-m', 'unittest', 'discover', '-s', dir, '-v'], { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, TRL_EXPERIMENTAL_SILENCE: '1' } });
+  const py = spawn(python, ['-m', 'unittest', 'discover', '-s', dir, '-v'], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+    env: { ...process.env, TRL_EXPERIMENTAL_SILENCE: '1' },
+  });
   let err = '';
   py.stderr.setEncoding('utf8');
   py.stderr.on('data', (d) => (err += d));
   py.on('close', (code) => {
-    for (const m of err.matchAll(/^(\w+) \(([\w.]+)\)(?: \.\.\.|\n[^\n]*\.\.\.)[\s\S]*?\b(ok|FAIL|ERROR|skipped)\b/gm)) {
-      console.log(`${m[3] === "ok" ? "ok  " : "FAIL"} python ${m[2]}${m[3] === 'skipped' ? ' (skipped)' : ''}`);
+    for (const m of err.matchAll(
+      /^(\w+) \(([\w.]+)\)(?: \.\.\.|\n[^\n]*\.\.\.)[\s\S]*?\b(ok|FAIL|ERROR|skipped)\b/gm,
+    )) {
+      console.log(`${m[3] === 'ok' ? 'ok  ' : 'FAIL'} python ${m[2]}${m[3] === 'skipped' ? ' (skipped)' : ''}`);
     }
     const total = Number(/^Ran (\d+) tests?/m.exec(err)?.[1] ?? 0);
     const bad = /FAILED \(([^)]*)\)/.exec(err)?.[1] ?? '';

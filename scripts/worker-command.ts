@@ -25,30 +25,43 @@ export async function cmdWorker(argv: string[]): Promise<void> {
   });
   if (!values.redis) fail('worker needs --redis redis://host:port');
   const backend = values.backend;
-  if (backend !== 'c' && backend !== 'torch') throw new AnvilError('invalid_argument', `--backend takes c or torch, not "${backend}"`);
-  if (backend === 'c' && (values.gpus || values['device-kind'])) throw new AnvilError('invalid_argument', '--gpus and --device-kind apply to the torch backend');
+  if (backend !== 'c' && backend !== 'torch')
+    throw new AnvilError('invalid_argument', `--backend takes c or torch, not "${backend}"`);
+  if (backend === 'c' && (values.gpus || values['device-kind']))
+    throw new AnvilError('invalid_argument', '--gpus and --device-kind apply to the torch backend');
   const { QueueWorker, DEFAULT_LEASE } = await import('../sandbox/queue.js');
   const { gpus, gpuCount, deviceKind } = placement(backend, values.gpus, values['device-kind']);
   // Torch: one job at a time per device, the devices side by side.
-  const concurrency = Number(values.concurrency ?? (backend === 'torch' ? Math.max(1, gpus?.length ?? gpuCount) : os.availableParallelism()));
+  const concurrency = Number(
+    values.concurrency ?? (backend === 'torch' ? Math.max(1, gpus?.length ?? gpuCount) : os.availableParallelism()),
+  );
   const lease = {
     lockDurationMs: Number(values['lock-ms'] ?? DEFAULT_LEASE.lockDurationMs),
     stalledIntervalMs: Number(values['stalled-ms'] ?? DEFAULT_LEASE.stalledIntervalMs),
     maxStalled: Number(values['max-stalled'] ?? DEFAULT_LEASE.maxStalled),
   };
-  for (const [k, v] of Object.entries({ concurrency, ...lease })) if (!Number.isInteger(v) || v < (k === 'maxStalled' ? 0 : 1)) fail(`bad value for ${k}: ${v}`);
-  const evaluator = localService(backend, { ...evaluationSettings(values.config, values.unsandboxed), ...(backend === 'torch' ? { gpus } : { poolSize: concurrency }) });
+  for (const [k, v] of Object.entries({ concurrency, ...lease }))
+    if (!Number.isInteger(v) || v < (k === 'maxStalled' ? 0 : 1)) fail(`bad value for ${k}: ${v}`);
+  const evaluator = localService(backend, {
+    ...evaluationSettings(values.config, values.unsandboxed),
+    ...(backend === 'torch' ? { gpus } : { poolSize: concurrency }),
+  });
   const connectMs = Number(values['connect-timeout-ms']);
-  if (!Number.isInteger(connectMs) || connectMs < 1) fail(`--connect-timeout-ms takes a positive integer, not ${values['connect-timeout-ms']}`);
+  if (!Number.isInteger(connectMs) || connectMs < 1)
+    fail(`--connect-timeout-ms takes a positive integer, not ${values['connect-timeout-ms']}`);
   const worker = new QueueWorker(values.redis, evaluator, { backend, deviceKind, concurrency, lease });
   let stopping = false;
   const stop = async (signal: string) => {
     // A second signal does not wait.
     if (stopping) process.exit(1);
     stopping = true;
-    console.log(`anvil worker ${worker.id}: ${signal}: taking no new job; running jobs have ${lease.lockDurationMs} ms (the lease) to finish`);
+    console.log(
+      `anvil worker ${worker.id}: ${signal}: taking no new job; running jobs have ${lease.lockDurationMs} ms (the lease) to finish`,
+    );
     const r = await worker.close();
-    console.log(`anvil worker ${worker.id}: stopped (${r.running - r.handedBack} jobs finished, ${r.handedBack} handed back to the queue)`);
+    console.log(
+      `anvil worker ${worker.id}: stopped (${r.running - r.handedBack} jobs finished, ${r.handedBack} handed back to the queue)`,
+    );
     process.exit(0);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
@@ -56,12 +69,16 @@ export async function cmdWorker(argv: string[]): Promise<void> {
   try {
     await worker.connected(connectMs);
   } catch (e) {
-    console.error(`anvil worker: error [${(e as AnvilError).code ?? 'queue_unreachable'}]: ${(e as Error).message}; exiting`);
+    console.error(
+      `anvil worker: error [${(e as AnvilError).code ?? 'queue_unreachable'}]: ${(e as Error).message}; exiting`,
+    );
     await worker.close(0);
     process.exit(1);
   }
   const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
-  console.log(`anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`);
+  console.log(
+    `anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`,
+  );
   await new Promise(() => undefined);
 }
 
@@ -76,8 +93,13 @@ function placement(backend: 'c' | 'torch', gpuList: string | undefined, kind: st
   const gpuCount = backend === 'torch' ? listGpus().length : 0;
   if (backend === 'torch') {
     // A CPU-only worker must never take GPU jobs: without GPUs it serves only the queue it is told is for CPUs.
-    if (gpuCount === 0 && deviceKind !== 'cpu') throw new AnvilError('invalid_argument', 'this host has no GPU: a torch worker here takes only CPU jobs (--device-kind cpu)');
-    if (gpuCount > 0 && deviceKind === 'cpu') throw new AnvilError('invalid_argument', 'this host has GPUs: --device-kind cpu is for hosts without one');
+    if (gpuCount === 0 && deviceKind !== 'cpu')
+      throw new AnvilError(
+        'invalid_argument',
+        'this host has no GPU: a torch worker here takes only CPU jobs (--device-kind cpu)',
+      );
+    if (gpuCount > 0 && deviceKind === 'cpu')
+      throw new AnvilError('invalid_argument', 'this host has GPUs: --device-kind cpu is for hosts without one');
     deviceKind ??= 'gpu';
   }
   return { gpus, gpuCount, deviceKind };

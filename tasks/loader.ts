@@ -84,7 +84,8 @@ export function loadTaskSet(idOrPath: string): TaskSet {
     ? path.join(TASKS_DIR, idOrPath)
     : path.resolve(idOrPath);
   const manifestPath = path.join(dir, 'manifest.json');
-  if (!existsSync(manifestPath)) throw new AnvilError('unknown_taskset', `no task set "${idOrPath}" (no ${manifestPath})`);
+  if (!existsSync(manifestPath))
+    throw new AnvilError('unknown_taskset', `no task set "${idOrPath}" (no ${manifestPath})`);
   const manifest = parseJson(ManifestSchema, manifestPath);
   if (manifest.backend === 'torch') return loadTorchSet(dir, manifest);
   const tasks = new Map<string, Task>();
@@ -106,14 +107,29 @@ export function loadTaskSet(idOrPath: string): TaskSet {
     const digest = createHash('sha256').update(readFileSync(file)).update(referenceSource).digest('hex').slice(0, 16);
     const s = split.get(def.id);
     if (!s) throw new AnvilError('invalid_task', `${manifestPath}: task ${def.id} is in no split`);
-    tasks.set(def.id, { ...def, backend: 'c', signature: signatureOf(def.args), referenceSource, digest, dir: taskDir, split: s });
+    tasks.set(def.id, {
+      ...def,
+      backend: 'c',
+      signature: signatureOf(def.args),
+      referenceSource,
+      digest,
+      dir: taskDir,
+      split: s,
+    });
   }
   for (const id of split.keys())
     if (!tasks.has(id)) throw new AnvilError('invalid_task', `${manifestPath}: split names missing task ${id}`);
   return { manifest, tasks, dir };
 }
 
-export function parseJson<T>(schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } } }, file: string): T {
+export function parseJson<T>(
+  schema: {
+    safeParse(
+      v: unknown,
+    ): { success: true; data: T } | { success: false; error: { issues: { path: PropertyKey[]; message: string }[] } };
+  },
+  file: string,
+): T {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
@@ -130,13 +146,18 @@ export function parseJson<T>(schema: { safeParse(v: unknown): { success: true; d
 
 export function getTask<T extends Task>(set: TaskSet<T>, id: string): T {
   const t = set.tasks.get(id);
-  if (!t) throw new AnvilError('unknown_task', `no task "${id}" in task set ${set.manifest.id}; known: ${[...set.tasks.keys()].join(', ')}`);
+  if (!t)
+    throw new AnvilError(
+      'unknown_task',
+      `no task "${id}" in task set ${set.manifest.id}; known: ${[...set.tasks.keys()].join(', ')}`,
+    );
   return t;
 }
 
 /** Narrows a task to the C backend, for code that only C tasks reach. */
 export function cTask(task: Task): CTask {
-  if (task.backend !== 'c') throw new AnvilError('invalid_argument', `task ${task.id} is a ${task.backend} task; this evaluator runs C tasks`);
+  if (task.backend !== 'c')
+    throw new AnvilError('invalid_argument', `task ${task.id} is a ${task.backend} task; this evaluator runs C tasks`);
   return task;
 }
 

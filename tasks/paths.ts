@@ -15,6 +15,8 @@ function findRoot(): string {
 }
 
 export const PACKAGE_ROOT = findRoot();
-export const PACKAGE_VERSION: string = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).version;
+export const PACKAGE_VERSION: string = JSON.parse(
+  readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'),
+).version;
 export const NATIVE_DIR = path.join(PACKAGE_ROOT, 'sandbox', 'c');
 export const TASKS_DIR = path.join(PACKAGE_ROOT, 'tasks');

@@ -1,7 +1,14 @@
 /** The task file format of C task sets, validated once when a set loads. */
 import { z } from 'zod';
 
-export const LIB_OPS = ['lib_sgemm', 'lib_sgemm_nt', 'lib_add_bias', 'lib_relu', 'lib_scale', 'lib_softmax_rows'] as const;
+export const LIB_OPS = [
+  'lib_sgemm',
+  'lib_sgemm_nt',
+  'lib_add_bias',
+  'lib_relu',
+  'lib_scale',
+  'lib_softmax_rows',
+] as const;
 
 const Ident = z.string().regex(/^[a-z_][a-z0-9_]*$/i, 'a C identifier');
 

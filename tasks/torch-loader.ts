@@ -21,7 +21,11 @@ const REQUIRED = [/^class Model\(/m, /^def get_inputs\(/m, /^def get_init_inputs
 
 function checkReference(source: string, where: string): void {
   for (const re of REQUIRED)
-    if (!re.test(source)) throw new AnvilError('invalid_task', `${where}: not in KernelBench format (needs class Model, get_inputs and get_init_inputs)`);
+    if (!re.test(source))
+      throw new AnvilError(
+        'invalid_task',
+        `${where}: not in KernelBench format (needs class Model, get_inputs and get_init_inputs)`,
+      );
 }
 
 export function loadTorchSet(dir: string, manifest: Manifest): TaskSet {
@@ -43,24 +47,31 @@ export function loadTorchSet(dir: string, manifest: Manifest): TaskSet {
     checkReference(referenceSource, refPath);
     for (const shapes of [def.shapes, def.cpuShapes]) {
       if (!shapes) continue;
-      if (!shapes.correctness[0]!.visible) throw new AnvilError('invalid_task', `${file}: the first correctness shape must be visible`);
+      if (!shapes.correctness[0]!.visible)
+        throw new AnvilError('invalid_task', `${file}: the first correctness shape must be visible`);
     }
     const s = split.get(def.id);
     if (!s) throw new AnvilError('invalid_task', `${dir}: task ${def.id} is in no split`);
     const digest = createHash('sha256').update(readFileSync(file)).update(referenceSource).digest('hex').slice(0, 16);
     tasks.set(def.id, { ...def, backend: 'torch', referenceSource, digest, dir: path.join(dir, entry.name), split: s });
   }
-  for (const id of split.keys()) if (!tasks.has(id)) throw new AnvilError('invalid_task', `${dir}: split names missing task ${id}`);
+  for (const id of split.keys())
+    if (!tasks.has(id)) throw new AnvilError('invalid_task', `${dir}: split names missing task ${id}`);
   return { manifest, tasks, dir };
 }
 
 /** The level folders of a KernelBench checkout (or one level folder itself). */
 function levelFolders(root: string): string[] {
   const abs = path.resolve(root);
-  if (!existsSync(abs) || !statSync(abs).isDirectory()) throw new AnvilError('unknown_taskset', `no KernelBench checkout at ${abs}`);
+  if (!existsSync(abs) || !statSync(abs).isDirectory())
+    throw new AnvilError('unknown_taskset', `no KernelBench checkout at ${abs}`);
   if (/^level\d+$/.test(path.basename(abs))) return [abs];
   for (const base of [path.join(abs, 'KernelBench'), abs]) {
-    const levels = existsSync(base) ? readdirSync(base).filter((d) => /^level[123]$/.test(d)).sort() : [];
+    const levels = existsSync(base)
+      ? readdirSync(base)
+          .filter((d) => /^level[123]$/.test(d))
+          .sort()
+      : [];
     if (levels.length) return levels.map((d) => path.join(base, d));
   }
   throw new AnvilError('unknown_taskset', `${abs} holds no KernelBench level folders (level1, level2, level3)`);
@@ -81,7 +92,11 @@ export function loadKernelBench(root: string): TaskSet {
     for (const f of files) {
       const source = readFileSync(path.join(folder, f), 'utf8');
       if (!REQUIRED.every((re) => re.test(source))) continue;
-      const id = `l${level}_${f.replace(/\.py$/, '').toLowerCase().replace(/[^a-z0-9]+/g, '_').replace(/_+$/, '')}`;
+      const id = `l${level}_${f
+        .replace(/\.py$/, '')
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, '_')
+        .replace(/_+$/, '')}`;
       const split = (train.length + evalIds.length) % 5 === 4 ? 'eval' : 'train';
       (split === 'eval' ? evalIds : train).push(id);
       tasks.set(id, {

@@ -36,7 +36,10 @@ t.test('anvil eval --json prints exactly one EvalResult object', async (t) => {
   t.type(result.speedup, 'number');
   t.type(result.profileShare, 'number');
   t.same(result.flags, []);
-  t.same(result.stages.map((s: { name: string }) => s.name), ['extract', 'static', 'compile', 'correctness', 'timing', 'profile']);
+  t.same(
+    result.stages.map((s: { name: string }) => s.name),
+    ['extract', 'static', 'compile', 'correctness', 'timing', 'profile'],
+  );
   for (const s of result.stages) t.type(s.ms, 'number');
 });
 
@@ -44,14 +47,30 @@ t.test('a reply is accepted and its code extracted; no code is an outcome, not a
   const noCode = run('eval', '--task', 'vector_add', '--reply', file('reply.txt', 'I refuse.'), '--json');
   t.equal(noCode.status, 0);
   t.equal(JSON.parse(noCode.stdout).outcome, 'no_code');
-  const human = run('eval', '--task', 'vector_add', '--reply', file('bad.txt', '```c\nvoid solve(const float *a, const float *b, float *out, int n) { out[0] = a[0] + b[0] }\n```'));
+  const human = run(
+    'eval',
+    '--task',
+    'vector_add',
+    '--reply',
+    file(
+      'bad.txt',
+      '```c\nvoid solve(const float *a, const float *b, float *out, int n) { out[0] = a[0] + b[0] }\n```',
+    ),
+  );
   t.equal(human.status, 0);
   t.match(human.stdout, /outcome\s+compile_error/);
   t.match(human.stdout, /compile log:[\s\S]*error/);
 });
 
 t.test('a candidate without solve is told so', async (t) => {
-  const r = run('eval', '--task', 'vector_add', '--candidate', file('nosolve.c', 'void add(float *x) { x[0] = 1; }\n'), '--json');
+  const r = run(
+    'eval',
+    '--task',
+    'vector_add',
+    '--candidate',
+    file('nosolve.c', 'void add(float *x) { x[0] = 1; }\n'),
+    '--json',
+  );
   t.equal(r.status, 0);
   const result = JSON.parse(r.stdout);
   t.equal(result.outcome, 'compile_error');
@@ -65,7 +84,13 @@ t.test('bad input gets a clear error and a non-zero exit', async (t) => {
   const missing = run('eval', '--task', 'vector_add', '--candidate', path.join(tmp, 'missing.c'));
   t.equal(missing.status, 1);
   t.match(missing.stderr, /file_not_found/);
-  const big = run('eval', '--task', 'vector_add', '--candidate', file('big.c', `void solve(void) {}\n/*${'x'.repeat(300 * 1024)}*/\n`));
+  const big = run(
+    'eval',
+    '--task',
+    'vector_add',
+    '--candidate',
+    file('big.c', `void solve(void) {}\n/*${'x'.repeat(300 * 1024)}*/\n`),
+  );
   t.equal(big.status, 1);
   t.match(big.stderr, /code_too_large/);
   const usage = run('eval', '--task', 'vector_add');

@@ -7,7 +7,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { ERROR_CODES } from '../clients/ts/client.js';
-import { FLAG_KINDS, OPENENV_ERRORS, PROTOCOL_ERRORS, STEP_OUTCOMES, doorHttpStatus, httpStatus, type ProtocolErrorCode } from '../contracts/errors.js';
+import {
+  FLAG_KINDS,
+  OPENENV_ERRORS,
+  PROTOCOL_ERRORS,
+  STEP_OUTCOMES,
+  doorHttpStatus,
+  httpStatus,
+  type ProtocolErrorCode,
+} from '../contracts/errors.js';
 import { feedbackText } from '../env/feedback.js';
 import type { TurnRecord } from '../contracts/record.js';
 import { runStats } from '../records/stats.js';
@@ -26,7 +34,8 @@ function documentedErrors(): Map<string, { retryable: boolean; http: number | nu
     if (!line.startsWith('|')) break;
     const cells = line.split('|').map((c) => c.trim());
     const [names, retryable, http] = [cells[1]!, cells.at(-3)!, cells.at(-2)!];
-    for (const [, code] of names.matchAll(/`(\w+)`/g)) rows.set(code!, { retryable: retryable === 'yes', http: http === '—' ? null : Number(http) });
+    for (const [, code] of names.matchAll(/`(\w+)`/g))
+      rows.set(code!, { retryable: retryable === 'yes', http: http === '—' ? null : Number(http) });
   }
   return rows;
 }
@@ -34,7 +43,10 @@ function documentedErrors(): Map<string, { retryable: boolean; http: number | nu
 t.test('docs/protocol.md documents every protocol error code, and only those, with the same facts', async (t) => {
   const doc = documentedErrors();
   t.same([...doc.keys()].sort(), codes, 'the same codes');
-  for (const [code, facts] of Object.entries(PROTOCOL_ERRORS) as [ProtocolErrorCode, { retryable: boolean; http?: number }][]) {
+  for (const [code, facts] of Object.entries(PROTOCOL_ERRORS) as [
+    ProtocolErrorCode,
+    { retryable: boolean; http?: number },
+  ][]) {
     t.equal(doc.get(code)?.retryable, facts.retryable, `${code}: retryable`);
     t.equal(doc.get(code)?.http, facts.http ?? null, `${code}: HTTP status`);
   }
@@ -44,7 +56,11 @@ t.test('HTTP statuses come from the registry, for the socket protocol and for th
   t.equal(httpStatus('unauthorized'), 401);
   t.equal(httpStatus('unknown_op'), 500, 'a code with no HTTP status answers 500');
   t.equal(doorHttpStatus('VALIDATION_ERROR'), 422);
-  t.equal(doorHttpStatus('STEP_IN_FLIGHT'), 409, "the door answers protocol codes in capitals with the protocol's status");
+  t.equal(
+    doorHttpStatus('STEP_IN_FLIGHT'),
+    409,
+    "the door answers protocol codes in capitals with the protocol's status",
+  );
   t.equal(doorHttpStatus('SESSION_ERROR'), 500);
   t.equal(doorHttpStatus('toString'), 500, 'a name of Object.prototype is no code');
 });
@@ -52,22 +68,33 @@ t.test('HTTP statuses come from the registry, for the socket protocol and for th
 t.test("docs/trainers.md names the OpenEnv door's own codes, and only those", async (t) => {
   const doc = read('docs/trainers.md');
   const para = doc.slice(doc.indexOf('**Errors**'), doc.indexOf('**HTTP**'));
-  const named = new Set([...para.matchAll(/`([A-Z_]+)`/g)].map((m) => m[1]!).filter((c) => !Object.hasOwn(PROTOCOL_ERRORS, c.toLowerCase())));
+  const named = new Set(
+    [...para.matchAll(/`([A-Z_]+)`/g)]
+      .map((m) => m[1]!)
+      .filter((c) => !Object.hasOwn(PROTOCOL_ERRORS, c.toLowerCase())),
+  );
   t.same([...named].sort(), Object.keys(OPENENV_ERRORS).sort());
 });
 
-t.test("docs/protocol.md lists every step outcome (info.outcome), and only those", async (t) => {
+t.test('docs/protocol.md lists every step outcome (info.outcome), and only those', async (t) => {
   const doc = read('docs/protocol.md');
   const item = doc.slice(doc.indexOf('`info.outcome` is one of'), doc.indexOf('### cancel'));
-  t.same([...item.matchAll(/`(\w+)`/g)].map((m) => m[1]).filter((c) => c !== 'outcome').sort(), Object.keys(STEP_OUTCOMES).sort());
+  t.same(
+    [...item.matchAll(/`(\w+)`/g)]
+      .map((m) => m[1])
+      .filter((c) => c !== 'outcome')
+      .sort(),
+    Object.keys(STEP_OUTCOMES).sort(),
+  );
 });
 
 t.test("the TypeScript client's ERROR_CODES: every protocol error code, none extra, the same retryable", async (t) => {
   t.same(Object.keys(ERROR_CODES).sort(), codes);
-  for (const [code, retryable] of Object.entries(ERROR_CODES)) t.equal(retryable, PROTOCOL_ERRORS[code as ProtocolErrorCode]?.retryable, code);
+  for (const [code, retryable] of Object.entries(ERROR_CODES))
+    t.equal(retryable, PROTOCOL_ERRORS[code as ProtocolErrorCode]?.retryable, code);
 });
 
-t.test("the Python client: one exception class per protocol error code, none extra", async (t) => {
+t.test('the Python client: one exception class per protocol error code, none extra', async (t) => {
   // errors.py is loaded by its path: the package's other modules need websockets and msgpack.
   const file = path.join(PACKAGE_ROOT, 'clients', 'python', 'anvil_client', 'errors.py');
   const script = [
@@ -76,7 +103,10 @@ t.test("the Python client: one exception class per protocol error code, none ext
     'm = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)',
     'print(json.dumps({code: [cls.__name__, issubclass(cls, m.AnvilError), cls.code] for code, cls in m.ERRORS.items()}))',
   ].join('\n');
-  const classes = JSON.parse(execFileSync('python3', ['-c', script, file], { encoding: 'utf8' })) as Record<string, [string, boolean, string]>;
+  const classes = JSON.parse(execFileSync('python3', ['-c', script, file], { encoding: 'utf8' })) as Record<
+    string,
+    [string, boolean, string]
+  >;
   t.same(Object.keys(classes).sort(), codes);
   for (const [code, [name, isAnvil, own]] of Object.entries(classes)) {
     t.ok(isAnvil, `${name} is an AnvilError`);
@@ -110,28 +140,81 @@ function raisedFlagKinds(): Set<string> {
   return kinds;
 }
 
-t.test('every flag kind the judges, checks and evaluators raise is in the registry, and every registered kind is raised', async (t) => {
-  const raised = raisedFlagKinds();
-  t.ok(raised.size >= 30, `found ${raised.size} raised kinds`);
-  t.same([...raised].filter((k) => !Object.hasOwn(FLAG_KINDS, k)), [], 'raised but not registered');
-  t.same(Object.keys(FLAG_KINDS).filter((k) => !raised.has(k)), [], 'registered but never raised');
-});
+t.test(
+  'every flag kind the judges, checks and evaluators raise is in the registry, and every registered kind is raised',
+  async (t) => {
+    const raised = raisedFlagKinds();
+    t.ok(raised.size >= 30, `found ${raised.size} raised kinds`);
+    t.same(
+      [...raised].filter((k) => !Object.hasOwn(FLAG_KINDS, k)),
+      [],
+      'raised but not registered',
+    );
+    t.same(
+      Object.keys(FLAG_KINDS).filter((k) => !raised.has(k)),
+      [],
+      'registered but never raised',
+    );
+  },
+);
 
 t.test('a flag kind that is also a name on Object.prototype (constructor) counts as itself', async (t) => {
   const turn = (i: number): TurnRecord => ({
-    run: 'run-1', time: new Date(1_700_000_000_000 + i).toISOString(), serverVersion: '0.1.0', session: 's1',
-    episode: `e${i}`, group: 'g', index: 0, taskset: 'builtin-c', task: 'vector_add', taskVersion: 1, taskDigest: 'abc', seed: 3, turn: 0,
+    run: 'run-1',
+    time: new Date(1_700_000_000_000 + i).toISOString(),
+    serverVersion: '0.1.0',
+    session: 's1',
+    episode: `e${i}`,
+    group: 'g',
+    index: 0,
+    taskset: 'builtin-c',
+    task: 'vector_add',
+    taskVersion: 1,
+    taskDigest: 'abc',
+    seed: 3,
+    turn: 0,
     observation: { messages: [{ role: 'user', content: 'PROMPT' }] },
-    action: '', feedback: '', meta: null, completionIds: null, logprobs: null, policyVersion: null,
+    action: '',
+    feedback: '',
+    meta: null,
+    completionIds: null,
+    logprobs: null,
+    policyVersion: null,
     eval: {
-      outcome: 'static_violation', correct: false, speedup: null, profileShare: null, flags: [{ kind: 'constructor', evidence: 'x' }], message: 'x', cached: false, codeHash: 'h', sandbox: 'bwrap',
+      outcome: 'static_violation',
+      correct: false,
+      speedup: null,
+      profileShare: null,
+      flags: [{ kind: 'constructor', evidence: 'x' }],
+      message: 'x',
+      cached: false,
+      codeHash: 'h',
+      sandbox: 'bwrap',
       stages: [],
     },
-    reward: 0, components: {},
-    rewardConfig: { formula: 'drkernel', wCorrect: 0.5, wSpeed: 0.5, wProfile: 0.5, speedCap: 3, failureReward: 0, hackReward: 0 },
-    terminated: false, truncated: false, reason: null, mask: false, timings: { queuedMs: 0, totalMs: 1, stages: {} },
+    reward: 0,
+    components: {},
+    rewardConfig: {
+      formula: 'drkernel',
+      wCorrect: 0.5,
+      wSpeed: 0.5,
+      wProfile: 0.5,
+      speedCap: 3,
+      failureReward: 0,
+      hackReward: 0,
+    },
+    terminated: false,
+    truncated: false,
+    reason: null,
+    mask: false,
+    timings: { queuedMs: 0, totalMs: 1, stages: {} },
   });
   t.same(runStats([turn(0), turn(1)]).flags, { constructor: 2 }, 'run statistics');
-  const hack = { outcome: 'hack_detected', flags: [{ kind: 'constructor', evidence: 'x' }], stages: [], message: '' } as unknown as EvalResult;
+  const hack = {
+    outcome: 'hack_detected',
+    flags: [{ kind: 'constructor', evidence: 'x' }],
+    stages: [],
+    message: '',
+  } as unknown as EvalResult;
   t.match(feedbackText(hack, 1), /Rule broken: constructor\./, 'feedback');
 });

@@ -26,11 +26,12 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-const body = (req: IncomingMessage) => new Promise<string>((r) => {
-  let s = '';
-  req.on('data', (d) => (s += d));
-  req.on('end', () => r(s));
-});
+const body = (req: IncomingMessage) =>
+  new Promise<string>((r) => {
+    let s = '';
+    req.on('data', (d) => (s += d));
+    req.on('end', () => r(s));
+  });
 
 type ModelRequest = { auth?: string; body: { model: string; messages: Array<{ role: string; content: string }> } };
 interface ScriptedModel {
@@ -54,7 +55,13 @@ async function scriptedModel(t: Test): Promise<ScriptedModel> {
     }
     const task = b.messages.find((m: { role: string }) => m.role === 'user').content as string;
     const content = task.includes('`vector_add`') ? `Here it is:\n${GOOD_VECTOR_ADD}` : 'I am not sure how to do that.';
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }] }));
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        id: 'x',
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+      }),
+    );
   });
   await new Promise<void>((r) => endpoint.listen(0, '127.0.0.1', r));
   t.teardown(() => endpoint.close());
@@ -74,22 +81,58 @@ t.test('eval-model plays episodes against an OpenAI-compatible endpoint and scor
 
 async function playsAndScores(t: Test, model: ScriptedModel, out: string): Promise<void> {
   const { port, requests } = model;
-  const r = await run(['eval-model', '--base-url', `http://127.0.0.1:${port}/v1`, '--model', 'scripted-1', '--api-key', 'k3y', '--split', 'train',
-    '--tasks', 'vector_add,saxpy', '-n', '4', '-k', '2', '--max-turns', '2', '--p', '0', '--out', out]);
+  const r = await run([
+    'eval-model',
+    '--base-url',
+    `http://127.0.0.1:${port}/v1`,
+    '--model',
+    'scripted-1',
+    '--api-key',
+    'k3y',
+    '--split',
+    'train',
+    '--tasks',
+    'vector_add,saxpy',
+    '-n',
+    '4',
+    '-k',
+    '2',
+    '--max-turns',
+    '2',
+    '--p',
+    '0',
+    '--out',
+    out,
+  ]);
   t.equal(r.code, 0, r.stderr);
   const lines = r.stdout.trim().split('\n');
   t.match(lines[0], /^task\s+episodes\s+errors\s+correct\s+fast_0\s+fast_0@2$/);
   t.match(r.stdout, /^vector_add\s+4\s+0\s+1\.00\s+1\.00\s+1\.00$/m);
   t.match(r.stdout, /^saxpy\s+4\s+0\s+0\.00\s+0\.00\s+0\.00$/m);
-  t.ok(requests.every((q) => q.auth === 'Bearer k3y' && q.body.model === 'scripted-1'), 'the model name and key reach the endpoint');
+  t.ok(
+    requests.every((q) => q.auth === 'Bearer k3y' && q.body.model === 'scripted-1'),
+    'the model name and key reach the endpoint',
+  );
   const second = requests.find((q) => q.body.messages.some((m) => m.role === 'assistant'));
   t.ok(second, 'a second turn is asked with the earlier reply');
   t.equal(second!.body.messages.at(-1)!.role, 'user', 'and the feedback after it');
   t.match(second!.body.messages.at(-1)!.content, /Result/);
   const summary = JSON.parse(readFileSync(path.join(out, 'eval.json'), 'utf8'));
-  t.same(summary.tasks.map((s: { task: string; correct: number }) => [s.task, s.correct]), [['vector_add', 1], ['saxpy', 0]]);
+  t.same(
+    summary.tasks.map((s: { task: string; correct: number }) => [s.task, s.correct]),
+    [
+      ['vector_add', 1],
+      ['saxpy', 0],
+    ],
+  );
   t.ok(existsSync(path.join(out, 'report.html')));
-  const records = readdirSync(path.join(out, 'logs')).flatMap((f) => readFileSync(path.join(out, 'logs', f), 'utf8').trim().split('\n')).map((l) => JSON.parse(l));
+  const records = readdirSync(path.join(out, 'logs'))
+    .flatMap((f) =>
+      readFileSync(path.join(out, 'logs', f), 'utf8')
+        .trim()
+        .split('\n'),
+    )
+    .map((l) => JSON.parse(l));
   t.equal(records.length, 16, 'every episode played its two turns (builtin-c has no solved threshold)');
   t.same(new Set(records.map((x) => x.group)).size, 4, 'two groups of two per task');
 }
@@ -97,8 +140,25 @@ async function playsAndScores(t: Test, model: ScriptedModel, out: string): Promi
 /** An endpoint failure is not the model's: the episode is left out of the scores and counted apart. */
 async function endpointFailureIsLeftOut(t: Test, model: ScriptedModel, out: string): Promise<void> {
   model.failNext();
-  const r2 = await run(['eval-model', '--base-url', `http://127.0.0.1:${model.port}/v1`, '--model', 'scripted-1', '--split', 'train', '--tasks', 'vector_add',
-    '-n', '1', '--max-turns', '1', '--p', '0', '--out', `${out}-2`]);
+  const r2 = await run([
+    'eval-model',
+    '--base-url',
+    `http://127.0.0.1:${model.port}/v1`,
+    '--model',
+    'scripted-1',
+    '--split',
+    'train',
+    '--tasks',
+    'vector_add',
+    '-n',
+    '1',
+    '--max-turns',
+    '1',
+    '--p',
+    '0',
+    '--out',
+    `${out}-2`,
+  ]);
   t.equal(r2.code, 0, r2.stderr);
   t.match(r2.stdout, /^vector_add\s+1\s+1\s+0\.00\s+0\.00$/m);
   t.match(r2.stdout, /no turn was played: no report/);

@@ -34,7 +34,10 @@ t.test('a reply is searched for code; a reply without code runs nothing', async 
   t.equal(r.outcome, 'ok');
   const none = await ev.evaluate({ task, reply: 'I would rather not.', seed: 1 });
   t.equal(none.outcome, 'no_code');
-  t.same(none.stages.map((s) => s.status), ['failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+  t.same(
+    none.stages.map((s) => s.status),
+    ['failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped'],
+  );
 });
 
 t.test('a cancelled evaluation stops before running', async (t) => {
@@ -58,11 +61,17 @@ t.test('without bubblewrap nothing runs unless asked, and then every result says
   t.ok(r.flags.some((f) => f.kind === 'unsandboxed'));
 });
 
-t.test('a reference that fails is an infrastructure error, not the candidate\'s', async (t) => {
+t.test("a reference that fails is an infrastructure error, not the candidate's", async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-broken-'));
   cpSync(task.dir, path.join(dir, 'vector_add'), { recursive: true });
-  writeFileSync(path.join(dir, 'vector_add', 'reference.c'), 'void solve(const float *a, const float *b, float *out, int n) { *(volatile int *)0 = n; }\n');
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ id: 'broken', backend: 'c', splits: { train: ['vector_add'], eval: [] } }));
+  writeFileSync(
+    path.join(dir, 'vector_add', 'reference.c'),
+    'void solve(const float *a, const float *b, float *out, int n) { *(volatile int *)0 = n; }\n',
+  );
+  writeFileSync(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ id: 'broken', backend: 'c', splits: { train: ['vector_add'], eval: [] } }),
+  );
   const ev = evaluator();
   t.teardown(() => ev.close());
   const r = await ev.evaluate({ task: getTask(loadTaskSet(dir), 'vector_add'), code: good, seed: 1 });
@@ -70,28 +79,41 @@ t.test('a reference that fails is an infrastructure error, not the candidate\'s'
   t.equal(r.correct, false);
 });
 
-t.test("a sandbox that does not start is the environment's failure; a compiler quoting a sandbox's words is the candidate's", async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-nostart-'));
-  cpSync(task.dir, path.join(dir, 'vector_add'), { recursive: true });
-  // A task of its own (another digest), so that breaking its build touches no other test's.
-  writeFileSync(path.join(dir, 'vector_add', 'reference.c'), `${readFileSync(path.join(task.dir, 'reference.c'), 'utf8')}\n/* ${dir} */\n`);
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ id: 'nostart', backend: 'c', splits: { train: ['vector_add'], eval: [] } }));
-  const own = getTask(loadTaskSet(dir), 'vector_add');
-  const ev = evaluator();
-  t.teardown(async () => {
-    await ev.close();
-    rmSync(ensureTaskBuild(cTask(own)).dir, { recursive: true, force: true });
-  });
-  t.equal((await ev.evaluate({ task: own, code: good, seed: 1 })).outcome, 'ok');
-  // The task's header, bound into the compiler's sandbox, is gone: bwrap cannot start it.
-  rmSync(ensureTaskBuild(cTask(own)).header);
-  const r = await ev.evaluate({ task: own, code: good, seed: 2 });
-  t.equal(r.outcome, 'env_error', r.message);
-  t.match(r.message, /sandbox failed to start the compiler: bwrap: /);
-  const hack = hacks().find((h) => h.name === 'sandbox_error_text.c')!;
-  const quoted = await ev.evaluate({ task, code: hack.code, seed: 2 });
-  t.equal(quoted.outcome, 'compile_error', `the compiler's "bwrap: …" and "anvil-launch: …" are the candidate's: ${quoted.message}`);
-});
+t.test(
+  "a sandbox that does not start is the environment's failure; a compiler quoting a sandbox's words is the candidate's",
+  async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-nostart-'));
+    cpSync(task.dir, path.join(dir, 'vector_add'), { recursive: true });
+    // A task of its own (another digest), so that breaking its build touches no other test's.
+    writeFileSync(
+      path.join(dir, 'vector_add', 'reference.c'),
+      `${readFileSync(path.join(task.dir, 'reference.c'), 'utf8')}\n/* ${dir} */\n`,
+    );
+    writeFileSync(
+      path.join(dir, 'manifest.json'),
+      JSON.stringify({ id: 'nostart', backend: 'c', splits: { train: ['vector_add'], eval: [] } }),
+    );
+    const own = getTask(loadTaskSet(dir), 'vector_add');
+    const ev = evaluator();
+    t.teardown(async () => {
+      await ev.close();
+      rmSync(ensureTaskBuild(cTask(own)).dir, { recursive: true, force: true });
+    });
+    t.equal((await ev.evaluate({ task: own, code: good, seed: 1 })).outcome, 'ok');
+    // The task's header, bound into the compiler's sandbox, is gone: bwrap cannot start it.
+    rmSync(ensureTaskBuild(cTask(own)).header);
+    const r = await ev.evaluate({ task: own, code: good, seed: 2 });
+    t.equal(r.outcome, 'env_error', r.message);
+    t.match(r.message, /sandbox failed to start the compiler: bwrap: /);
+    const hack = hacks().find((h) => h.name === 'sandbox_error_text.c')!;
+    const quoted = await ev.evaluate({ task, code: hack.code, seed: 2 });
+    t.equal(
+      quoted.outcome,
+      'compile_error',
+      `the compiler's "bwrap: …" and "anvil-launch: …" are the candidate's: ${quoted.message}`,
+    );
+  },
+);
 
 t.test('timing never overlaps other work of the same evaluator', async (t) => {
   const lock = new RwLock();

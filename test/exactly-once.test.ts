@@ -59,37 +59,51 @@ t.test(`${N} lost answers, then a resume that sends every step again: 0 duplicat
   const ids = new Set(results.map((f) => f.id));
   t.equal(results.length, N, 'one answer per request id: 0 duplicates');
   t.equal(ids.size, N, '0 missing');
-  t.ok(results.every((f) => f.episode === eps[f.id]), 'each answer is for its own request');
+  t.ok(
+    results.every((f) => f.episode === eps[f.id]),
+    'each answer is for its own request',
+  );
   const records = logRecords(logDir);
   t.equal(records.length, N, 'each step logged once: none evaluated again');
   t.equal(new Set(records.map((r) => r.episode)).size, N);
   t.equal(server.gym.sessions.replay.evicted, 0);
 });
 
-t.test(`the TypeScript client: ${N} steps whose answers are lost, reconnect, every promise resolves once`, async (t) => {
-  const { server, url, logDir } = await startServer({ maxEpisodesPerSession: N, maxPendingSteps: N + 10 });
-  t.teardown(() => server.close());
-  const client = await AnvilClient.connect(url);
-  t.teardown(() => client.close());
-  const eps: string[] = [];
-  while (eps.length < N) eps.push(...(await client.reset({ task: 'vector_add', group: { size: Math.min(64, N - eps.length) } })).map((e) => e.episode));
-  const socket = () => (client as unknown as { ws: { _socket: { pause(): void } } }).ws._socket;
-  socket().pause();
-  let settled = 0;
-  const steps = eps.map((ep, i) =>
-    client.step(ep, `no code ${i}`).then((r) => {
-      settled++;
-      return r;
-    }),
-  );
-  await until(() => logRecords(logDir).length === N && answered(server), 'every step answered on the server');
-  t.equal(settled, 0, 'no answer reached the client');
-  client.dropConnection();
-  const results = await Promise.all(steps);
-  t.equal(results.length, N);
-  t.ok(results.every((r, i) => r.episode === eps[i]), 'every step got its own answer');
-  t.equal(logRecords(logDir).length, N, 'none evaluated twice');
-});
+t.test(
+  `the TypeScript client: ${N} steps whose answers are lost, reconnect, every promise resolves once`,
+  async (t) => {
+    const { server, url, logDir } = await startServer({ maxEpisodesPerSession: N, maxPendingSteps: N + 10 });
+    t.teardown(() => server.close());
+    const client = await AnvilClient.connect(url);
+    t.teardown(() => client.close());
+    const eps: string[] = [];
+    while (eps.length < N)
+      eps.push(
+        ...(await client.reset({ task: 'vector_add', group: { size: Math.min(64, N - eps.length) } })).map(
+          (e) => e.episode,
+        ),
+      );
+    const socket = () => (client as unknown as { ws: { _socket: { pause(): void } } }).ws._socket;
+    socket().pause();
+    let settled = 0;
+    const steps = eps.map((ep, i) =>
+      client.step(ep, `no code ${i}`).then((r) => {
+        settled++;
+        return r;
+      }),
+    );
+    await until(() => logRecords(logDir).length === N && answered(server), 'every step answered on the server');
+    t.equal(settled, 0, 'no answer reached the client');
+    client.dropConnection();
+    const results = await Promise.all(steps);
+    t.equal(results.length, N);
+    t.ok(
+      results.every((r, i) => r.episode === eps[i]),
+      'every step got its own answer',
+    );
+    t.equal(logRecords(logDir).length, N, 'none evaluated twice');
+  },
+);
 
 t.test('past the replay bound a retried step gets replay_expired and is not evaluated again', async (t) => {
   const { server, url, logDir } = await startServer({ replayBytes: 20_000 });

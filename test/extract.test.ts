@@ -7,7 +7,10 @@ t.test('the last fenced block wins when nothing is tagged', async (t) => {
 });
 
 t.test('an explicitly tagged block wins over later blocks', async (t) => {
-  t.equal(extractCode('```c kernel\nvoid solve(void) { /* mine */ }\n```\nFor reference:\n```c\nint other;\n```'), 'void solve(void) { /* mine */ }\n');
+  t.equal(
+    extractCode('```c kernel\nvoid solve(void) { /* mine */ }\n```\nFor reference:\n```c\nint other;\n```'),
+    'void solve(void) { /* mine */ }\n',
+  );
   t.equal(extractCode('<kernel>\nvoid solve(void) {}\n</kernel>\n```c\nint x;\n```'), 'void solve(void) {}\n');
 });
 
@@ -23,10 +26,18 @@ t.test('no code block, or an empty one, is no code', async (t) => {
 });
 
 t.test('the same choices as the old regular expressions on ordinary replies', async (t) => {
-  t.equal(extractCode('<kernel>void solve(void) {}</kernel>'), 'void solve(void) {}', 'no newline is added where there was no trailing blank');
+  t.equal(
+    extractCode('<kernel>void solve(void) {}</kernel>'),
+    'void solve(void) {}',
+    'no newline is added where there was no trailing blank',
+  );
   t.equal(extractCode('```c\nint a;   \n\n```'), 'int a;\n', 'trailing blanks become one newline');
   t.equal(extractCode('```c\nint a;\n```   \nafter'), 'int a;\n', 'a closing fence may have trailing blanks');
-  t.equal(extractCode('```c `x`\nint a;\n```c\nint b;\n```'), 'int b;\n', 'a fence with a backtick in its info string is not a fence');
+  t.equal(
+    extractCode('```c `x`\nint a;\n```c\nint b;\n```'),
+    'int b;\n',
+    'a fence with a backtick in its info string is not a fence',
+  );
   t.equal(extractCode('```c\r\nint a;\r\n```\r\n'), 'int a;\n', 'CRLF line ends');
   t.equal(extractCode('```solution\nint a;\n```\n```c\nint b;\n```'), 'int a;\n');
   t.equal(extractCode('text ```c\nint a;\n```'), null, 'a fence starts a line');
@@ -45,9 +56,25 @@ function byRegex(reply: string): string | null {
 }
 
 t.test('the linear scan chooses exactly what the regular expressions chose (50,000 random replies)', async (t) => {
-  const pieces = ['`', '```', '````', '~~~', '\n', '\r', '\u2028', ' ', '\t', 'c', 'kernel', 'solution', '<kernel>', '</kernel>', 'x'];
+  const pieces = [
+    '`',
+    '```',
+    '````',
+    '~~~',
+    '\n',
+    '\r',
+    '\u2028',
+    ' ',
+    '\t',
+    'c',
+    'kernel',
+    'solution',
+    '<kernel>',
+    '</kernel>',
+    'x',
+  ];
   let rnd = 7;
-  const rand = (n: number) => Math.floor((rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 * n);
+  const rand = (n: number) => Math.floor(((rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * n);
   let differ = 0;
   for (let i = 0; i < 50_000; i++) {
     let reply = '';
@@ -62,8 +89,20 @@ t.test('the linear scan chooses exactly what the regular expressions chose (50,0
 // time is measured in bench/server-abuse.ts, not here.
 t.test('crafted replies that were quadratic give the right answer', async (t) => {
   t.equal(extractCode('<kernel>'.repeat(65_000)), null, '"<kernel>" 65,000 times, never closed');
-  t.equal(extractCode('```c\n'.repeat(100_000)), `${'```c\n'.repeat(99_999).trimEnd()}\n`, 'opening lines only: the first block runs to the end');
-  t.equal(extractCode('```c\n' + ' '.repeat(500_000) + 'x\n```'), ' '.repeat(500_000) + 'x\n', 'a long blank run before the end');
-  t.equal(extractCode(('`'.repeat(1000) + 'a\n').repeat(500)), `${('`'.repeat(1000) + 'a\n').repeat(499).trimEnd()}\n`, 'long backtick fences never closed');
+  t.equal(
+    extractCode('```c\n'.repeat(100_000)),
+    `${'```c\n'.repeat(99_999).trimEnd()}\n`,
+    'opening lines only: the first block runs to the end',
+  );
+  t.equal(
+    extractCode('```c\n' + ' '.repeat(500_000) + 'x\n```'),
+    ' '.repeat(500_000) + 'x\n',
+    'a long blank run before the end',
+  );
+  t.equal(
+    extractCode(('`'.repeat(1000) + 'a\n').repeat(500)),
+    `${('`'.repeat(1000) + 'a\n').repeat(499).trimEnd()}\n`,
+    'long backtick fences never closed',
+  );
   t.equal(extractCode('```c\n' + '/*'.repeat(131_072)), '/*'.repeat(131_072), 'unclosed /* in a fence');
 });

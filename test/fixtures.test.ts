@@ -27,13 +27,18 @@ for (const task of builtin().tasks.values()) {
       t.equal(r.correctness?.trialsPassed, r.correctness?.trialsTotal);
       t.ok(r.speedup !== null && r.speedup > 0);
       t.ok(r.profileShare !== null && r.profileShare >= task.minOwnShare);
-      t.same(r.stages.map((s) => s.status), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok']);
+      t.same(
+        r.stages.map((s) => s.status),
+        ['ok', 'ok', 'ok', 'ok', 'ok', 'ok'],
+      );
     });
   }
 }
 
 const HONEST_DIR = path.join(PACKAGE_ROOT, 'test', 'honest');
-for (const file of readdirSync(HONEST_DIR).filter((f) => f.endsWith('.c')).sort()) {
+for (const file of readdirSync(HONEST_DIR)
+  .filter((f) => f.endsWith('.c'))
+  .sort()) {
   const code = readFileSync(path.join(HONEST_DIR, file), 'utf8');
   const task = builtin().tasks.get(/^\/\/ task: (\S+)$/m.exec(code)![1]!)!;
   t.test(`honest ${file} (${task.id}) passes unflagged`, async (t) => {

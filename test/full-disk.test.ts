@@ -51,7 +51,9 @@ t.test('a full log disk: refuse, report, resume by itself; nothing answered is m
   const w = await Wire.open(url);
   t.teardown(() => w.close());
   await w.call({ id: 'h', op: 'hello', protocol: 1 });
-  const eps = (await w.call({ id: 'r', op: 'reset', task: 'vector_add', group: { size: 8 } })).episodes.map((e: any) => e.episode);
+  const eps = (await w.call({ id: 'r', op: 'reset', task: 'vector_add', group: { size: 8 } })).episodes.map(
+    (e: any) => e.episode,
+  );
   const results: string[] = [];
   const step = async (id: string, ep: string) => {
     const r = await w.call({ id, op: 'step', episode: ep, action: `no code (${id}) ${'x'.repeat(2000)}` });
@@ -86,7 +88,11 @@ t.test('a full log disk: refuse, report, resume by itself; nothing answered is m
 
   const records = logRecords(logDir);
   t.equal(records.length, results.length, 'every answered step is in the log, and only those');
-  t.same(records.map((r) => /\((\w+)\)/.exec(r.action)![1]).sort(), [...results].sort(), 'the answered steps are the logged ones');
+  t.same(
+    records.map((r) => /\((\w+)\)/.exec(r.action)![1]).sort(),
+    [...results].sort(),
+    'the answered steps are the logged ones',
+  );
 });
 
 t.test('a server started on a full disk runs and refuses steps until there is space', async (t) => {

@@ -39,7 +39,11 @@ for (const hack of corpus) {
     const r = await checked.evaluate({ task: builtin().tasks.get(hack.task)!, code: hack.code, seed: 11 });
     const allowed = hack.expect.outcome.split('|');
     t.ok(allowed.includes(r.outcome), `${r.outcome}: ${r.message}`);
-    if (hack.expect.flag && r.outcome === allowed[0]) t.ok(r.flags.some((f) => f.kind === hack.expect.flag && f.evidence.length > 0), JSON.stringify(r.flags));
+    if (hack.expect.flag && r.outcome === allowed[0])
+      t.ok(
+        r.flags.some((f) => f.kind === hack.expect.flag && f.evidence.length > 0),
+        JSON.stringify(r.flags),
+      );
     if (r.outcome === 'ok') honest(t, r);
     t.not(r.outcome, 'env_error', 'a hack is never an infrastructure failure');
     t.same(leaks(r), [], 'no spec in the feedback');
@@ -48,8 +52,15 @@ for (const hack of corpus) {
   t.test(`${hack.name} with static checks skipped: ${hack.unchecked.outcome}`, async (t) => {
     const r = await unchecked.evaluate({ task: builtin().tasks.get(hack.task)!, code: hack.code, seed: 11 });
     const allowed = hack.unchecked.outcome.split('|');
-    t.ok(allowed.includes(r.outcome), `${r.outcome}: ${r.message} ${JSON.stringify({ profile: r.profile, stages: r.stages })}`);
-    if (hack.unchecked.flag && r.outcome === allowed[0]) t.ok(r.flags.some((f) => f.kind === hack.unchecked.flag), JSON.stringify(r.flags));
+    t.ok(
+      allowed.includes(r.outcome),
+      `${r.outcome}: ${r.message} ${JSON.stringify({ profile: r.profile, stages: r.stages })}`,
+    );
+    if (hack.unchecked.flag && r.outcome === allowed[0])
+      t.ok(
+        r.flags.some((f) => f.kind === hack.unchecked.flag),
+        JSON.stringify(r.flags),
+      );
     // The hack got nowhere: an honest verdict, with no speedup beyond what the code earns.
     if (r.outcome === 'ok') honest(t, r);
     t.same(leaks(r), [], 'no spec in the feedback');

@@ -13,7 +13,10 @@ t.test('four identical submissions at once are evaluated once', async (t) => {
   const ev = evaluator({ cacheSize: 0 });
   t.teardown(() => ev.close());
   const rs = await Promise.all([1, 2, 3, 4].map(() => ev.evaluate({ task, code: good, seed: 9 })));
-  t.same(rs.map((r) => r.outcome), ['ok', 'ok', 'ok', 'ok']);
+  t.same(
+    rs.map((r) => r.outcome),
+    ['ok', 'ok', 'ok', 'ok'],
+  );
   t.equal(new Set(rs.map((r) => r.speedup)).size, 1, `one speedup: ${rs.map((r) => r.speedup).join(', ')}`);
   t.same(rs.map((r) => r.cached).sort(), [false, true, true, true], 'one ran; three shared its run');
   // Once it is done, the same code is evaluated again (the cache is off).
@@ -24,7 +27,10 @@ t.test('four identical submissions at once are evaluated once', async (t) => {
 t.test('different seeds are different evaluations', async (t) => {
   const ev = evaluator({ cacheSize: 0 });
   t.teardown(() => ev.close());
-  const [a, b] = await Promise.all([ev.evaluate({ task, code: good, seed: 1 }), ev.evaluate({ task, code: good, seed: 2 })]);
+  const [a, b] = await Promise.all([
+    ev.evaluate({ task, code: good, seed: 1 }),
+    ev.evaluate({ task, code: good, seed: 2 }),
+  ]);
   t.same([a.cached, b.cached], [false, false]);
 });
 

@@ -15,7 +15,11 @@ import { PACKAGE_ROOT } from '../tasks/paths.js';
 const real = JSON.parse(readFileSync(path.join(PACKAGE_ROOT, 'test', 'sandbox', 'judge-answers.json'), 'utf8'));
 const cfg = evalConfig();
 const run = (stdout: string, phase: 'check' | 'time', stderr = '') =>
-  judgeRun({ stdout, stderr, timedOut: false, ms: 5 }, phase, { cfg, candLog: '/nonexistent/check.log', oomKilled: () => false });
+  judgeRun({ stdout, stderr, timedOut: false, ms: 5 }, phase, {
+    cfg,
+    candLog: '/nonexistent/check.log',
+    oomKilled: () => false,
+  });
 
 t.test("the real judge's answers parse", async (t) => {
   const check = parseJudgeOutput(JSON.stringify(real.check));
@@ -23,7 +27,11 @@ t.test("the real judge's answers parse", async (t) => {
   if (check.ok) t.same([check.output.outcome, check.output.trialsPassed, check.output.trials?.length], ['ok', 8, 8]);
   const time = parseJudgeOutput(JSON.stringify(real.time));
   t.ok(time.ok);
-  if (time.ok) t.same(timedShapes(time.output).map((s) => [s.shape, s.pairedSpeedup, s.candidate.reps]), [[0, real.time.shapes[0].pairedSpeedup, 31]]);
+  if (time.ok)
+    t.same(
+      timedShapes(time.output).map((s) => [s.shape, s.pairedSpeedup, s.candidate.reps]),
+      [[0, real.time.shapes[0].pairedSpeedup, 31]],
+    );
   t.same(run(JSON.stringify(real.time), 'time').outcome, 'ok');
 });
 
@@ -32,9 +40,24 @@ t.test('an answer of another shape is an env_error that says what is wrong', asy
   const cases: Array<[string, 'check' | 'time', unknown, RegExp]> = [
     ['an outcome this backend does not know', 'check', { ...real.check, outcome: 'passed' }, /outcome: Invalid option/],
     ['a count as text', 'check', { ...real.check, trialsTotal: '8' }, /trialsTotal: Invalid input: expected number/],
-    ['a trial without its verdict', 'check', { ...real.check, trials: [{ ...real.check.trials[0], passed: undefined }] }, /trials\.0\.passed/],
-    ['a speedup written as null (not finite)', 'time', { ...real.time, shapes: [{ ...shape, pairedSpeedup: null }] }, /shapes\.0/],
-    ['an ok timing phase without its shapes', 'time', { ...real.time, shapes: undefined }, /shapes: a timing phase that ended ok/],
+    [
+      'a trial without its verdict',
+      'check',
+      { ...real.check, trials: [{ ...real.check.trials[0], passed: undefined }] },
+      /trials\.0\.passed/,
+    ],
+    [
+      'a speedup written as null (not finite)',
+      'time',
+      { ...real.time, shapes: [{ ...shape, pairedSpeedup: null }] },
+      /shapes\.0/,
+    ],
+    [
+      'an ok timing phase without its shapes',
+      'time',
+      { ...real.time, shapes: undefined },
+      /shapes: a timing phase that ended ok/,
+    ],
     ['not an object', 'time', [1, 2], /answer: Invalid input: expected object/],
   ];
   for (const [what, phase, answer, problem] of cases) {
@@ -48,12 +71,25 @@ t.test('an answer of another shape is an env_error that says what is wrong', asy
 t.test('no answer (a judge that died mid-write, or timed out) is an env_error too', async (t) => {
   const torn = run(JSON.stringify(real.check).slice(0, 40), 'check', 'judge: killed');
   t.same([torn.outcome, torn.message], ['env_error', 'the judge failed: judge: killed']);
-  const late = judgeRun({ stdout: '', stderr: '', timedOut: true, ms: 9 }, 'time', { cfg, candLog: '/nonexistent', oomKilled: () => false });
+  const late = judgeRun({ stdout: '', stderr: '', timedOut: true, ms: 9 }, 'time', {
+    cfg,
+    candLog: '/nonexistent',
+    oomKilled: () => false,
+  });
   t.same([late.outcome, late.message], ['env_error', 'the judge did not finish in time']);
 });
 
 t.test("the candidate's death in the judge's words still becomes the candidate's outcome", async (t) => {
-  const died = { phase: 'check', outcome: 'runtime_error', message: 'the candidate process ended (signal 11) on trial 0', death: 'signal 11', flags: [] };
+  const died = {
+    phase: 'check',
+    outcome: 'runtime_error',
+    message: 'the candidate process ended (signal 11) on trial 0',
+    death: 'signal 11',
+    flags: [],
+  };
   const r = run(JSON.stringify(died), 'check');
-  t.same([r.outcome, r.message], ['runtime_error', 'the candidate process ended: segmentation fault (SIGSEGV) on trial 0']);
+  t.same(
+    [r.outcome, r.message],
+    ['runtime_error', 'the candidate process ended: segmentation fault (SIGSEGV) on trial 0'],
+  );
 });

@@ -25,8 +25,14 @@ t.test('an infrastructure failure is masked, earns nothing and does not use up a
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-broken-set-'));
   const task = builtin().tasks.get('vector_add')!;
   cpSync(task.dir, path.join(dir, 'vector_add'), { recursive: true });
-  writeFileSync(path.join(dir, 'vector_add', 'reference.c'), 'void solve(const float *a, const float *b, float *out, int n) { *(volatile int *)0 = n; }\n');
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ id: 'broken', backend: 'c', splits: { train: ['vector_add'], eval: [] }, maxTurns: 2 }));
+  writeFileSync(
+    path.join(dir, 'vector_add', 'reference.c'),
+    'void solve(const float *a, const float *b, float *out, int n) { *(volatile int *)0 = n; }\n',
+  );
+  writeFileSync(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ id: 'broken', backend: 'c', splits: { train: ['vector_add'], eval: [] }, maxTurns: 2 }),
+  );
   const { server, url, logDir } = await startServer({ taskset: dir });
   t.teardown(() => server.close());
   const w = await Wire.open(url);
@@ -43,7 +49,10 @@ t.test('an infrastructure failure is masked, earns nothing and does not use up a
   const st = await w.call({ id: 4, op: 'state', episode: ep });
   t.equal(st.turns.length, 0);
   t.equal(st.state, 'ready', 'the same action may be sent again');
-  const rec = readFileSync(path.join(logDir, readdirSync(logDir)[0]!), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const rec = readFileSync(path.join(logDir, readdirSync(logDir)[0]!), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   t.equal(rec[0].mask, true);
   t.equal(rec[0].reason, 'env_error');
 });
@@ -55,9 +64,14 @@ t.test('the log rotates by size and loses no record', async (t) => {
   t.teardown(() => w.close());
   await w.call({ id: 1, op: 'hello', protocol: 1 });
   const eps = (await w.call({ id: 2, op: 'reset', task: 'vector_add', group: { size: 6 } })).episodes;
-  for (const [i, e] of eps.entries()) await w.call({ id: 10 + i, op: 'step', episode: e.episode, action: 'no code, just words' });
-  const files = readdirSync(logDir).filter((f) => f.endsWith('.jsonl')).sort();
+  for (const [i, e] of eps.entries())
+    await w.call({ id: 10 + i, op: 'step', episode: e.episode, action: 'no code, just words' });
+  const files = readdirSync(logDir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort();
   t.ok(files.length >= 2, `${files.length} files`);
-  const records = files.flatMap((f) => readFileSync(path.join(logDir, f), 'utf8').trim().split('\n')).map((l) => JSON.parse(l));
+  const records = files
+    .flatMap((f) => readFileSync(path.join(logDir, f), 'utf8').trim().split('\n'))
+    .map((l) => JSON.parse(l));
   t.same(records.map((r) => r.episode).sort(), eps.map((e: { episode: string }) => e.episode).sort());
 });

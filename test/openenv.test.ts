@@ -47,37 +47,44 @@ function records(logDir: string) {
 type OpenEnvSocket = Awaited<ReturnType<typeof openenv>>;
 type Server = Awaited<ReturnType<typeof startServer>>['server'];
 
-t.test('WebSocket /ws: reset, step, state and close in OpenEnv shapes, with protocol v1 episodes and log records', async (t) => {
-  const { server, logDir } = await startServer();
-  t.teardown(() => server.close());
-  const c = await openenv(`ws://127.0.0.1:${server.port}/ws`);
-  t.teardown(() => c.close());
+t.test(
+  'WebSocket /ws: reset, step, state and close in OpenEnv shapes, with protocol v1 episodes and log records',
+  async (t) => {
+    const { server, logDir } = await startServer();
+    t.teardown(() => server.close());
+    const c = await openenv(`ws://127.0.0.1:${server.port}/ws`);
+    t.teardown(() => c.close());
 
-  const none = await c.send({ type: 'state' });
-  t.same(Object.keys(none).sort(), ['data', 'type']);
-  t.equal(none.type, 'state');
-  t.equal(none.data.episode_id, null);
-  t.equal(none.data.step_count, 0);
+    const none = await c.send({ type: 'state' });
+    t.same(Object.keys(none).sort(), ['data', 'type']);
+    t.equal(none.type, 'state');
+    t.equal(none.data.episode_id, null);
+    t.equal(none.data.step_count, 0);
 
-  const o = await resetInOpenEnvShape(t, c, server);
-  const reward = await twoSteps(t, c, o.episode_id);
-  const rec = records(logDir).filter((x) => x.episode === o.episode_id);
-  t.equal(rec.length, 2, 'one log record per turn');
-  t.equal(rec[0].group, 'g-1');
-  t.same(rec[0].meta, { sample: 3 }, 'the action metadata is the step meta');
-  t.same(rec[1].completionIds, [5, 9, 2], 'token ids are logged');
-  t.same(rec[1].logprobs, [-0.5, -1.25, -0.125], 'log-probs are logged');
-  t.equal(rec[1].reward, reward, 'the reward is the logged reward');
+    const o = await resetInOpenEnvShape(t, c, server);
+    const reward = await twoSteps(t, c, o.episode_id);
+    const rec = records(logDir).filter((x) => x.episode === o.episode_id);
+    t.equal(rec.length, 2, 'one log record per turn');
+    t.equal(rec[0].group, 'g-1');
+    t.same(rec[0].meta, { sample: 3 }, 'the action metadata is the step meta');
+    t.same(rec[1].completionIds, [5, 9, 2], 'token ids are logged');
+    t.same(rec[1].logprobs, [-0.5, -1.25, -0.125], 'log-probs are logged');
+    t.equal(rec[1].reward, reward, 'the reward is the logged reward');
 
-  await secondResetAndClose(t, c, server, o.episode_id);
-});
+    await secondResetAndClose(t, c, server, o.episode_id);
+  },
+);
 
 /** serialize_observation's shape: only type and data; observation, reward, done. */
 async function resetInOpenEnvShape(t: Test, c: OpenEnvSocket, server: Server): Promise<Record<string, any>> {
   const r = await c.send({ type: 'reset', data: { task: 'vector_add', seed: 7, group_id: 'g-1' } });
   t.equal(r.type, 'observation');
   t.same(Object.keys(r).sort(), ['data', 'type'], 'only type and data, as WSObservationResponse');
-  t.same(Object.keys(r.data).sort(), ['done', 'observation', 'reward'], 'serialize_observation: observation, reward, done');
+  t.same(
+    Object.keys(r.data).sort(),
+    ['done', 'observation', 'reward'],
+    'serialize_observation: observation, reward, done',
+  );
   t.equal(r.data.reward, null);
   t.equal(r.data.done, false);
   const o = r.data.observation;
@@ -85,7 +92,10 @@ async function resetInOpenEnvShape(t: Test, c: OpenEnvSocket, server: Server): P
   t.equal(o.group_id, 'g-1', 'the group id given at reset');
   t.equal(o.turn, 0);
   t.equal(o.info.seed, 7);
-  t.same(o.messages.map((m: { role: string }) => m.role), ['system', 'user']);
+  t.same(
+    o.messages.map((m: { role: string }) => m.role),
+    ['system', 'user'],
+  );
   t.ok(server.gym.episodes.has(o.episode_id), 'a Gym episode, as protocol v1 makes');
   return o;
 }
@@ -99,11 +109,17 @@ async function twoSteps(t: Test, c: OpenEnvSocket, episodeId: string): Promise<n
   t.equal(bad.data.observation.info.mask, false);
   t.equal(typeof bad.data.reward, 'number');
 
-  const good = await c.send({ type: 'step', data: { message: GOOD_VECTOR_ADD, completion_ids: [5, 9, 2], logprobs: [-0.5, -1.25, -0.125] } });
+  const good = await c.send({
+    type: 'step',
+    data: { message: GOOD_VECTOR_ADD, completion_ids: [5, 9, 2], logprobs: [-0.5, -1.25, -0.125] },
+  });
   t.equal(good.type, 'observation');
   t.equal(good.data.observation.info.outcome, 'ok');
   t.equal(good.data.observation.turn, 2);
-  t.ok(good.data.reward > bad.data.reward, `a correct kernel (${good.data.reward}) earns more than no code (${bad.data.reward})`);
+  t.ok(
+    good.data.reward > bad.data.reward,
+    `a correct kernel (${good.data.reward}) earns more than no code (${bad.data.reward})`,
+  );
 
   const st = await c.send({ type: 'state' });
   t.equal(st.data.episode_id, episodeId);
@@ -156,8 +172,14 @@ t.test('bad messages get typed errors and the connection stays open', async (t) 
 t.test('an infrastructure failure is an ENV_ERROR error, never a reward; the episode may step again', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-broken-openenv-'));
   cpSync(builtin().tasks.get('vector_add')!.dir, path.join(dir, 'vector_add'), { recursive: true });
-  writeFileSync(path.join(dir, 'vector_add', 'reference.c'), 'void solve(const float *a, const float *b, float *out, int n) { *(volatile int *)0 = n; }\n');
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ id: 'broken', backend: 'c', splits: { train: ['vector_add'], eval: [] }, maxTurns: 2 }));
+  writeFileSync(
+    path.join(dir, 'vector_add', 'reference.c'),
+    'void solve(const float *a, const float *b, float *out, int n) { *(volatile int *)0 = n; }\n',
+  );
+  writeFileSync(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ id: 'broken', backend: 'c', splits: { train: ['vector_add'], eval: [] }, maxTurns: 2 }),
+  );
   const { server, logDir } = await startServer({ taskset: dir });
   t.teardown(() => server.close());
   const c = await openenv(`ws://127.0.0.1:${server.port}/ws`);
@@ -182,19 +204,28 @@ t.test('HTTP: /reset, /step, /state, /schema, /health, /metadata', async (t) => 
   t.teardown(() => server.close());
   const base = `http://127.0.0.1:${server.port}`;
   const auth = { authorization: 'Bearer secret', 'content-type': 'application/json' };
-  const post = (p: string, body: unknown, headers: Record<string, string> = auth) => fetch(base + p, { method: 'POST', headers, body: JSON.stringify(body) });
+  const post = (p: string, body: unknown, headers: Record<string, string> = auth) =>
+    fetch(base + p, { method: 'POST', headers, body: JSON.stringify(body) });
 
-  t.equal((await post('/reset', { task: 'vector_add' }, { 'content-type': 'application/json' })).status, 401, 'the token guards /reset');
+  t.equal(
+    (await post('/reset', { task: 'vector_add' }, { 'content-type': 'application/json' })).status,
+    401,
+    'the token guards /reset',
+  );
   const reset = await post('/reset', { task: 'vector_add', seed: 1 });
   t.equal(reset.status, 200);
   const rr = await reset.json();
   t.same(Object.keys(rr).sort(), ['done', 'observation', 'reward']);
   const ep = rr.observation.episode_id;
 
-  const step = await (await post('/step', { action: { message: GOOD_VECTOR_ADD }, episode_id: ep, request_id: 'r1' })).json();
+  const step = await (
+    await post('/step', { action: { message: GOOD_VECTOR_ADD }, episode_id: ep, request_id: 'r1' })
+  ).json();
   t.same(Object.keys(step).sort(), ['done', 'observation', 'reward']);
   t.equal(step.observation.info.outcome, 'ok');
-  const again = await (await post('/step', { action: { message: GOOD_VECTOR_ADD }, episode_id: ep, request_id: 'r1' })).json();
+  const again = await (
+    await post('/step', { action: { message: GOOD_VECTOR_ADD }, episode_id: ep, request_id: 'r1' })
+  ).json();
   t.same(again, step, 'a retry with the same request_id is the same answer');
   const st = await (await fetch(`${base}/state?episode_id=${ep}`, { headers: auth })).json();
   t.equal(st.step_count, 1, 'evaluated and counted once');
@@ -208,7 +239,11 @@ t.test('HTTP: /reset, /step, /state, /schema, /health, /metadata', async (t) => 
   const schema = await (await fetch(`${base}/schema`)).json();
   t.same(Object.keys(schema).sort(), ['action', 'observation', 'state']);
   t.same(schema.action.required, ['message']);
-  t.ok(schema.observation.properties.messages && schema.observation.properties.done && schema.observation.properties.reward);
+  t.ok(
+    schema.observation.properties.messages &&
+      schema.observation.properties.done &&
+      schema.observation.properties.reward,
+  );
   t.ok(schema.state.properties.episode_id && schema.state.properties.step_count);
   t.same(await (await fetch(`${base}/health`)).json(), { status: 'healthy' });
   const meta = await (await fetch(`${base}/metadata`)).json();

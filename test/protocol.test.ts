@@ -3,7 +3,11 @@
 import t, { type Test } from 'tap';
 import { GOOD_VECTOR_ADD, LOOPING_VECTOR_ADD, startServer, Wire, type Frame } from './wire.js';
 
-const { server, url } = await startServer({ maxEpisodes: 40, maxGroupSize: 8, eval: { callTimeoutMs: 60_000, timingBudgetMs: 250, minReps: 3, maxReps: 12 } });
+const { server, url } = await startServer({
+  maxEpisodes: 40,
+  maxGroupSize: 8,
+  eval: { callTimeoutMs: 60_000, timingBudgetMs: 250, minReps: 3, maxReps: 12 },
+});
 t.teardown(() => server.close());
 
 for (const encoding of ['json', 'msgpack'] as const) {
@@ -48,9 +52,15 @@ async function resetAndStep(t: Test, w: Wire): Promise<Episode[]> {
   t.equal(reset.episodes.length, 3);
   const [a, b] = reset.episodes;
   t.equal(a.group, b.group);
-  t.same(reset.episodes.map((e: { index: number }) => e.index), [0, 1, 2]);
+  t.same(
+    reset.episodes.map((e: { index: number }) => e.index),
+    [0, 1, 2],
+  );
   t.equal(a.info.seed, 42);
-  t.same(a.observation.messages.map((m: { role: string }) => m.role), ['system', 'user']);
+  t.same(
+    a.observation.messages.map((m: { role: string }) => m.role),
+    ['system', 'user'],
+  );
   t.match(a.observation.messages[1].content, /void solve\(const float \*a/);
 
   const sampled = await w.call({ id: 5, op: 'reset', split: 'train', seed: 9 });
@@ -92,7 +102,11 @@ async function cancelWhileRunning(t: Test, w: Wire, b: Episode): Promise<void> {
   t.equal(cancelled.reason, 'cancelled');
   t.equal(cancelled.info.mask, true);
   t.ok(Date.now() - t0 < 15_000, 'the cancel reached the running sandbox');
-  t.equal((await w.call({ id: 11, op: 'state', episode: b.episode })).turns.length, 0, 'a cancelled turn does not count');
+  t.equal(
+    (await w.call({ id: 11, op: 'state', episode: b.episode })).turns.length,
+    0,
+    'a cancelled turn does not count',
+  );
   t.equal((await w.call({ id: 12, op: 'cancel', target: 'nothing' })).error.code, 'unknown_step');
 }
 
@@ -108,7 +122,10 @@ async function refusals(t: Test, w: Wire, a: Episode, c: Episode): Promise<void>
   t.equal((await w.call({ id: 15, op: 'step', episode: ep, action: GOOD_VECTOR_ADD })).error.code, 'episode_done');
 
   t.equal((await w.call({ id: 16, op: 'close', episode: c.episode })).closed, c.episode);
-  t.equal((await w.call({ id: 17, op: 'step', episode: c.episode, action: GOOD_VECTOR_ADD })).error.code, 'unknown_episode');
+  t.equal(
+    (await w.call({ id: 17, op: 'step', episode: c.episode, action: GOOD_VECTOR_ADD })).error.code,
+    'unknown_episode',
+  );
   t.equal((await w.call({ id: 18, op: 'reset', task: 'nope' })).error.code, 'unknown_task');
   t.equal((await w.call({ id: 19, op: 'reset', taskset: 'nope' })).error.code, 'unknown_taskset');
   t.equal((await w.call({ id: 20, op: 'frobnicate' })).error.code, 'unknown_op');
@@ -128,7 +145,11 @@ async function refusals(t: Test, w: Wire, a: Episode, c: Episode): Promise<void>
   const big = await w.next((f) => f.ok === false && f.error.code === 'too_large');
   t.equal(big.id, null, 'a frame too large to read has no id');
   t.equal(w.closed, false, 'the connection stayed open through every error');
-  t.ok(w.received.filter((f) => f.ok === false).every((f) => typeof f.error.message === 'string' && typeof f.error.retryable === 'boolean'));
+  t.ok(
+    w.received
+      .filter((f) => f.ok === false)
+      .every((f) => typeof f.error.message === 'string' && typeof f.error.retryable === 'boolean'),
+  );
 }
 
 t.test('busy when the pending-step limit is reached', async (t) => {
@@ -164,9 +185,17 @@ t.test('with a token, hello must carry it; HTTP too', async (t) => {
   t.equal((await w.call({ id: 6, op: 'tasks' })).ok, true);
   const base = s.url.replace('ws://', 'http://').replace('/v1/ws', '');
   const body = JSON.stringify({ task: 'vector_add', reply: 'nothing' });
-  const denied = await fetch(`${base}/v1/evaluate`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+  const denied = await fetch(`${base}/v1/evaluate`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json' },
+  });
   t.equal(denied.status, 401);
-  const allowed = await fetch(`${base}/v1/evaluate`, { method: 'POST', body, headers: { 'content-type': 'application/json', authorization: 'Bearer s3cret' } });
+  const allowed = await fetch(`${base}/v1/evaluate`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', authorization: 'Bearer s3cret' },
+  });
   t.equal(allowed.status, 200);
   t.equal((await allowed.json()).outcome, 'no_code');
 });
@@ -177,14 +206,34 @@ t.test('HTTP: health, metrics, tasks, one-shot evaluation', async (t) => {
   t.equal(health.ok, true);
   t.equal(health.sandbox, 'bwrap');
   const metrics = await (await fetch(`${base}/metrics`)).text();
-  for (const name of ['anvil_connections', 'anvil_episodes_open', 'anvil_steps_total', 'anvil_queue_depth', 'anvil_stage_seconds_bucket']) t.match(metrics, name);
+  for (const name of [
+    'anvil_connections',
+    'anvil_episodes_open',
+    'anvil_steps_total',
+    'anvil_queue_depth',
+    'anvil_stage_seconds_bucket',
+  ])
+    t.match(metrics, name);
   t.match(metrics, /anvil_steps_total\{outcome="ok"\} [1-9]/);
   const tasks = await (await fetch(`${base}/v1/tasks?split=train`)).json();
   t.ok(tasks.tasks.length > 0);
   t.equal((await fetch(`${base}/v1/tasks?taskset=nope`)).status, 404);
-  const r = await fetch(`${base}/v1/evaluate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ task: 'vector_add', reply: GOOD_VECTOR_ADD }) });
+  const r = await fetch(`${base}/v1/evaluate`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ task: 'vector_add', reply: GOOD_VECTOR_ADD }),
+  });
   const result = await r.json();
   t.equal(result.outcome, 'ok');
-  t.equal((await fetch(`${base}/v1/evaluate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"task": 3}' })).status, 400);
+  t.equal(
+    (
+      await fetch(`${base}/v1/evaluate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{"task": 3}',
+      })
+    ).status,
+    400,
+  );
   t.equal((await fetch(`${base}/v1/ws`)).status, 404, 'plain HTTP to the socket path is not served');
 });

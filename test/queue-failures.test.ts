@@ -6,7 +6,14 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { AnvilError } from '../contracts/errors.js';
 import { QueueEvents } from 'bullmq';
-import { failureReason, QueueEvaluator, QueueWorker, queueName, readFailure, redisConnection } from '../sandbox/queue.js';
+import {
+  failureReason,
+  QueueEvaluator,
+  QueueWorker,
+  queueName,
+  readFailure,
+  redisConnection,
+} from '../sandbox/queue.js';
 import { builtin, evaluator } from './helpers.js';
 import { GOOD_VECTOR_ADD } from './wire.js';
 
@@ -16,7 +23,11 @@ const port = await new Promise<number>((resolve) => {
     s.close(() => resolve(p));
   });
 });
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const redis = spawn(
+  'redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
 await new Promise<void>((resolve, reject) => {
   let out = '';
   redis.stdout!.on('data', (d) => (out += d) && /Ready to accept connections/.test(out) && resolve());
@@ -35,9 +46,19 @@ t.teardown(async () => {
 const task = builtin().tasks.get('vector_add')!;
 
 t.test('a failure carries its registry code; words alone are never a code', async (t) => {
-  t.same(readFailure(failureReason(new AnvilError('cancelled', 'the evaluation was cancelled'))), { code: 'cancelled', message: 'the evaluation was cancelled' });
-  t.same(readFailure(failureReason(new Error('the candidate printed "cancelled"'))), { code: null, message: 'the candidate printed "cancelled"' });
-  t.same(readFailure('job stalled more than allowable limit'), { code: null, message: 'job stalled more than allowable limit' }, "BullMQ's own reason");
+  t.same(readFailure(failureReason(new AnvilError('cancelled', 'the evaluation was cancelled'))), {
+    code: 'cancelled',
+    message: 'the evaluation was cancelled',
+  });
+  t.same(readFailure(failureReason(new Error('the candidate printed "cancelled"'))), {
+    code: null,
+    message: 'the candidate printed "cancelled"',
+  });
+  t.same(
+    readFailure('job stalled more than allowable limit'),
+    { code: null, message: 'job stalled more than allowable limit' },
+    "BullMQ's own reason",
+  );
   t.same(readFailure('{"code": "no_such_code", "message": "x"}').code, null, 'a code outside the registry is none');
 });
 
@@ -45,12 +66,18 @@ t.test("a job that fails on its worker is the environment's failure, with the wo
   // The worker holds another version of the task than the job asks for.
   const r = await queue.evaluate({ task: { ...task, digest: 'not-this-version' }, code: GOOD_VECTOR_ADD, seed: 1 });
   t.equal(r.outcome, 'env_error');
-  t.match(r.message, /^the evaluation failed on the workers: task vector_add here is version \w+, the job wants not-this-version$/);
+  t.match(
+    r.message,
+    /^the evaluation failed on the workers: task vector_add here is version \w+, the job wants not-this-version$/,
+  );
 });
 
 t.test('a job cancelled by one request runs again for another that still wants it', async (t) => {
   // Slow on its first call in each runner, so that the job is still running when it is cancelled.
-  const slow = GOOD_VECTOR_ADD.replace('{', '{\n  static int calls;\n  if (!calls++) for (volatile long s = 0; s < 100000000L; s++) {}\n');
+  const slow = GOOD_VECTOR_ADD.replace(
+    '{',
+    '{\n  static int calls;\n  if (!calls++) for (volatile long s = 0; s < 100000000L; s++) {}\n',
+  );
   const events = new QueueEvents(queueName('c'), { connection: redisConnection(url) });
   const failures: string[] = [];
   events.on('failed', ({ failedReason }) => failures.push(failedReason));
@@ -70,5 +97,9 @@ t.test('a job cancelled by one request runs again for another that still wants i
   const r = await second;
   t.equal(r.outcome, 'ok', r.message);
   t.equal(r.cached, true, "the other request's job");
-  t.same(failures.map((f) => readFailure(f).code), ['cancelled'], 'it failed as cancelled on the worker, then ran again');
+  t.same(
+    failures.map((f) => readFailure(f).code),
+    ['cancelled'],
+    'it failed as cancelled on the worker, then ran again',
+  );
 });

@@ -48,22 +48,51 @@ async function start(cmd: string, args: string[], ready: RegExp): Promise<{ chil
 
 const redisPort = await freePort();
 const redisUrl = `redis://127.0.0.1:${redisPort}`;
-const startRedis = () => start('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], /Ready to accept connections/);
+const startRedis = () =>
+  start(
+    'redis-server',
+    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    /Ready to accept connections/,
+  );
 let redis = await startRedis();
 
 const config = path.join(dir, 'config.json');
 writeFileSync(config, JSON.stringify({ eval: { ...FAST, callTimeoutMs: 30_000 }, poolSize: 2 }));
 const workers = await Promise.all(
-  [1, 2, 3].map(() => start(process.execPath, [CLI, 'worker', '--redis', redisUrl, '--concurrency', '1', '--lock-ms', '2000', '--stalled-ms', '1000', '--max-stalled', '3'], /anvil worker/)),
+  [1, 2, 3].map(() =>
+    start(
+      process.execPath,
+      [
+        CLI,
+        'worker',
+        '--redis',
+        redisUrl,
+        '--concurrency',
+        '1',
+        '--lock-ms',
+        '2000',
+        '--stalled-ms',
+        '1000',
+        '--max-stalled',
+        '3',
+      ],
+      /anvil worker/,
+    ),
+  ),
 );
 const servers = await Promise.all(
   [1, 2].map(async (i) => {
-    const s = await start(process.execPath, [CLI, 'serve', '--port', '0', '--redis', redisUrl, '--config', config, '--log-dir', path.join(dir, `logs${i}`)], /anvil serving/);
+    const s = await start(
+      process.execPath,
+      [CLI, 'serve', '--port', '0', '--redis', redisUrl, '--config', config, '--log-dir', path.join(dir, `logs${i}`)],
+      /anvil serving/,
+    );
     return { ...s, url: /(ws:\/\/\S+\/v1\/ws)/.exec(s.line)![1]!, logs: path.join(dir, `logs${i}`) };
   }),
 );
 
-const variant = (k: number) => GOOD_VECTOR_ADD.replace('out[i] = a[i] + b[i];', `out[i] = a[i] + b[i]; /* variant ${k} */`);
+const variant = (k: number) =>
+  GOOD_VECTOR_ADD.replace('out[i] = a[i] + b[i];', `out[i] = a[i] + b[i]; /* variant ${k} */`);
 
 function records(): Array<Record<string, any>> {
   const out = [];
@@ -74,7 +103,12 @@ function records(): Array<Record<string, any>> {
 }
 
 /** Steps every episode once, retrying `busy` as a client should; returns the results. */
-async function stepAll(w: Wire, eps: string[], code: (i: number) => string, tag: string): Promise<Array<Record<string, any>>> {
+async function stepAll(
+  w: Wire,
+  eps: string[],
+  code: (i: number) => string,
+  tag: string,
+): Promise<Array<Record<string, any>>> {
   return Promise.all(
     eps.map(async (ep, i) => {
       for (let attempt = 0; ; attempt++) {
@@ -94,17 +128,31 @@ t.test('two servers share three workers; results are shared; health shows the wo
     b!.close();
   });
   for (const w of [a!, b!]) await w.call({ id: 'h', op: 'hello', protocol: 1 });
-  const epsA = (await a!.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 5, group: { size: 4 } })).episodes.map((e: { episode: string }) => e.episode);
-  const epsB = (await b!.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 5, group: { size: 4 } })).episodes.map((e: { episode: string }) => e.episode);
+  const epsA = (await a!.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 5, group: { size: 4 } })).episodes.map(
+    (e: { episode: string }) => e.episode,
+  );
+  const epsB = (await b!.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 5, group: { size: 4 } })).episodes.map(
+    (e: { episode: string }) => e.episode,
+  );
   const [ra, rb] = await Promise.all([stepAll(a!, epsA, variant, 'a'), stepAll(b!, epsB, variant, 'b')]);
-  t.ok([...ra, ...rb].every((r) => r.info.outcome === 'ok'), 'every step evaluated correctly');
+  t.ok(
+    [...ra, ...rb].every((r) => r.info.outcome === 'ok'),
+    'every step evaluated correctly',
+  );
   const http = servers[0]!.url.replace('ws://', 'http://').replace('/v1/ws', '');
   const health = await (await fetch(`${http}/healthz`)).json();
   t.equal(health.queue.reachable, true);
   t.equal(health.workers.filter((w: { kind: string }) => w.kind === 'queue worker').length, 3, 'three live workers');
   const metrics = await (await fetch(`${http}/metrics`)).text();
   // 8 steps, 4 distinct (task, code, seed): the queue ran 4 jobs.
-  t.match(metrics, /anvil_queue_jobs\{state="completed"\} 4\n/, `identical work evaluated once across the cluster: ${metrics.split("\n").filter((l) => l.startsWith("anvil_queue_jobs") || l.startsWith("anvil_worker_jobs")).join("; ")}`);
+  t.match(
+    metrics,
+    /anvil_queue_jobs\{state="completed"\} 4\n/,
+    `identical work evaluated once across the cluster: ${metrics
+      .split('\n')
+      .filter((l) => l.startsWith('anvil_queue_jobs') || l.startsWith('anvil_worker_jobs'))
+      .join('; ')}`,
+  );
   t.match(metrics, /anvil_worker_jobs_total\{worker="[^"]+"\} [1-9]/);
 });
 
@@ -112,14 +160,22 @@ t.test('a worker SIGKILLed mid-job: another finishes its work; nothing lost or l
   const w = await Wire.open(servers[0]!.url);
   t.teardown(() => w.close());
   await w.call({ id: 'h', op: 'hello', protocol: 1 });
-  const eps = (await w.call({ id: 'r', op: 'reset', task: 'sgemm', seed: 8, group: { size: 6 } })).episodes.map((e: { episode: string }) => e.episode);
-  const sgemm = (k: number) => '```c\nvoid solve(const float *A, const float *B, float *C, int M, int N, int K) {\n  for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) { float s = 0; for (int k = 0; k < K; k++) s += A[i*K+k] * B[k*N+j]; C[i*N+j] = s; }\n}\n/* ' + k + ' */\n```';
+  const eps = (await w.call({ id: 'r', op: 'reset', task: 'sgemm', seed: 8, group: { size: 6 } })).episodes.map(
+    (e: { episode: string }) => e.episode,
+  );
+  const sgemm = (k: number) =>
+    '```c\nvoid solve(const float *A, const float *B, float *C, int M, int N, int K) {\n  for (int i = 0; i < M; i++) for (int j = 0; j < N; j++) { float s = 0; for (int k = 0; k < K; k++) s += A[i*K+k] * B[k*N+j]; C[i*N+j] = s; }\n}\n/* ' +
+    k +
+    ' */\n```';
   const pending = stepAll(w, eps, sgemm, 'k');
   await new Promise((r) => setTimeout(r, 1500));
   workers[0]!.child.kill('SIGKILL');
   const results = await pending;
   t.equal(results.length, 6, 'every step answered');
-  t.ok(results.every((r) => r.info.outcome === 'ok'), JSON.stringify(results.map((r) => r.info.outcome)));
+  t.ok(
+    results.every((r) => r.info.outcome === 'ok'),
+    JSON.stringify(results.map((r) => r.info.outcome)),
+  );
 });
 
 t.test('a cancelled step stops its job on the worker that runs it', async (t) => {
@@ -127,7 +183,8 @@ t.test('a cancelled step stops its job on the worker that runs it', async (t) =>
   t.teardown(() => w.close());
   await w.call({ id: 'h', op: 'hello', protocol: 1 });
   const ep = (await w.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 21 })).episodes[0].episode;
-  const loop = '```c\nvoid solve(const float *a, const float *b, float *out, int n) { for (volatile int x = 0;; x++) {} }\n```';
+  const loop =
+    '```c\nvoid solve(const float *a, const float *b, float *out, int n) { for (volatile int x = 0;; x++) {} }\n```';
   w.send({ id: 'loop', op: 'step', episode: ep, action: loop });
   const http = servers[0]!.url.replace('ws://', 'http://').replace('/v1/ws', '');
   const active = async () => {
@@ -145,25 +202,33 @@ t.test('a cancelled step stops its job on the worker that runs it', async (t) =>
   t.equal(left, 0, 'the worker dropped the job well before its 30 s call limit');
 });
 
-t.test('Redis stopped and started again under load: busy meanwhile, then every admitted step answered once', async (t) => {
-  const w = await Wire.open(servers[1]!.url);
-  t.teardown(() => w.close());
-  await w.call({ id: 'h', op: 'hello', protocol: 1 });
-  const eps = (await w.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 13, group: { size: 5 } })).episodes.map((e: { episode: string }) => e.episode);
-  const pending = stepAll(w, eps, (i) => variant(100 + i), 'x');
-  await new Promise((r) => setTimeout(r, 300));
-  redis.child.kill('SIGKILL');
-  await new Promise((r) => setTimeout(r, 2500));
-  const extra = (await w.call({ id: 'r2', op: 'reset', task: 'vector_add', seed: 14 })).episodes[0].episode;
-  const refused = await w.call({ id: 'during', op: 'step', episode: extra, action: GOOD_VECTOR_ADD });
-  t.equal(refused.error?.code, 'busy', 'new steps are refused with busy while Redis is away');
-  redis = await startRedis();
-  const results = await pending;
-  t.equal(results.length, 5);
-  t.ok(results.every((r) => r.event === 'result'), 'no admitted step lost');
-  const after = await stepAll(w, [extra], () => GOOD_VECTOR_ADD, 'after');
-  t.equal(after[0]!.info.outcome, 'ok', 'recovered by itself');
-});
+t.test(
+  'Redis stopped and started again under load: busy meanwhile, then every admitted step answered once',
+  async (t) => {
+    const w = await Wire.open(servers[1]!.url);
+    t.teardown(() => w.close());
+    await w.call({ id: 'h', op: 'hello', protocol: 1 });
+    const eps = (await w.call({ id: 'r', op: 'reset', task: 'vector_add', seed: 13, group: { size: 5 } })).episodes.map(
+      (e: { episode: string }) => e.episode,
+    );
+    const pending = stepAll(w, eps, (i) => variant(100 + i), 'x');
+    await new Promise((r) => setTimeout(r, 300));
+    redis.child.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 2500));
+    const extra = (await w.call({ id: 'r2', op: 'reset', task: 'vector_add', seed: 14 })).episodes[0].episode;
+    const refused = await w.call({ id: 'during', op: 'step', episode: extra, action: GOOD_VECTOR_ADD });
+    t.equal(refused.error?.code, 'busy', 'new steps are refused with busy while Redis is away');
+    redis = await startRedis();
+    const results = await pending;
+    t.equal(results.length, 5);
+    t.ok(
+      results.every((r) => r.event === 'result'),
+      'no admitted step lost',
+    );
+    const after = await stepAll(w, [extra], () => GOOD_VECTOR_ADD, 'after');
+    t.equal(after[0]!.info.outcome, 'ok', 'recovered by itself');
+  },
+);
 
 t.test('across everything: one log record per answered step', async (t) => {
   const recs = records();
@@ -179,7 +244,8 @@ t.test('the same code in replies worded differently is one job across the cluste
     b!.close();
   });
   const http = servers[0]!.url.replace('ws://', 'http://').replace('/v1/ws', '');
-  const completed = async () => Number(/anvil_queue_jobs\{state="completed"\} (\d+)\n/.exec(await (await fetch(`${http}/metrics`)).text())?.[1]);
+  const completed = async () =>
+    Number(/anvil_queue_jobs\{state="completed"\} (\d+)\n/.exec(await (await fetch(`${http}/metrics`)).text())?.[1]);
   const before = await completed();
   const [ra, rb] = await Promise.all(
     [a!, b!].map(async (w, i) => {
@@ -195,7 +261,11 @@ t.test('the same code in replies worded differently is one job across the cluste
 });
 
 t.test('torch jobs go to the torch workers of their device kind, never to C workers or to another kind', async (t) => {
-  await start(process.execPath, [CLI, 'worker', '--redis', redisUrl, '--backend', 'torch', '--device-kind', 'cpu'], /backend torch, device kind cpu/);
+  await start(
+    process.execPath,
+    [CLI, 'worker', '--redis', redisUrl, '--backend', 'torch', '--device-kind', 'cpu'],
+    /backend torch, device kind cpu/,
+  );
   const code = readFileSync(path.join(PACKAGE_ROOT, 'test', 'torch', 'gelu_cpu_ext.py'), 'utf8');
   const w = await Wire.open(await torchServer('cpu'));
   t.teardown(() => w.close());
@@ -208,7 +278,24 @@ t.test('torch jobs go to the torch workers of their device kind, never to C work
 
 /** A server on the torch task set whose jobs go to workers of device kind `kind`: its WebSocket URL. */
 async function torchServer(kind: string): Promise<string> {
-  const s = await start(process.execPath, [CLI, 'serve', '--port', '0', '--redis', redisUrl, '--taskset', 'builtin-torch', '--device-kind', kind, '--log-dir', path.join(dir, `logs-torch-${kind}`)], /anvil serving/);
+  const s = await start(
+    process.execPath,
+    [
+      CLI,
+      'serve',
+      '--port',
+      '0',
+      '--redis',
+      redisUrl,
+      '--taskset',
+      'builtin-torch',
+      '--device-kind',
+      kind,
+      '--log-dir',
+      path.join(dir, `logs-torch-${kind}`),
+    ],
+    /anvil serving/,
+  );
   return /(ws:\/\/\S+\/v1\/ws)/.exec(s.line)![1]!;
 }
 
@@ -218,12 +305,22 @@ async function gpuJobWaitsForAGpuWorker(t: Test, code: string): Promise<void> {
   const { queueName, redisConnection } = await import('../sandbox/queue.js');
   const gpuUrl = await torchServer('gpu');
   const healthz = gpuUrl.replace('ws://', 'http://').replace('/v1/ws', '/healthz');
-  for (let i = 0; i < 100 && !((await (await fetch(healthz)).json()) as { queue?: { reachable: boolean } }).queue?.reachable; i++) await new Promise((res) => setTimeout(res, 100));
+  for (
+    let i = 0;
+    i < 100 && !((await (await fetch(healthz)).json()) as { queue?: { reachable: boolean } }).queue?.reachable;
+    i++
+  )
+    await new Promise((res) => setTimeout(res, 100));
   const g = await Wire.open(gpuUrl);
   t.teardown(() => g.close());
   await g.call({ id: 1, op: 'hello', protocol: 1 });
   const gep = (await g.call({ id: 2, op: 'reset', task: 'gelu' })).episodes[0].episode;
-  g.send({ id: 3, op: 'step', episode: gep, action: `\`\`\`python\n${code.replace('gelu_cpu', 'gelu_cpu_gpu_queue')}\`\`\`` });
+  g.send({
+    id: 3,
+    op: 'step',
+    episode: gep,
+    action: `\`\`\`python\n${code.replace('gelu_cpu', 'gelu_cpu_gpu_queue')}\`\`\``,
+  });
   const conn = redisConnection(redisUrl);
   const gpuQueue = new Queue(queueName('torch', 'gpu'), { connection: conn });
   t.teardown(async () => {

@@ -16,38 +16,88 @@ import { PACKAGE_ROOT } from '../tasks/paths.js';
 
 function record(turn: number, more: Partial<TurnRecord> = {}): TurnRecord {
   return {
-    run: 'run-1', time: new Date(1_800_000_000_000 + turn * 1000).toISOString(), serverVersion: '0.1.0', session: 's1',
-    episode: 'ep1', group: 'g1', index: 0, taskset: 'builtin-c', task: 'vector_add', taskVersion: 1, taskDigest: 'abc', seed: 3, turn,
+    run: 'run-1',
+    time: new Date(1_800_000_000_000 + turn * 1000).toISOString(),
+    serverVersion: '0.1.0',
+    session: 's1',
+    episode: 'ep1',
+    group: 'g1',
+    index: 0,
+    taskset: 'builtin-c',
+    task: 'vector_add',
+    taskVersion: 1,
+    taskDigest: 'abc',
+    seed: 3,
+    turn,
     observation: { messages: [{ role: 'user', content: turn === 0 ? 'PROMPT' : `FEEDBACK${turn - 1}` }] },
-    action: `ACTION ${turn}`, feedback: `FEEDBACK${turn}`, meta: null, completionIds: null, logprobs: null, policyVersion: null,
+    action: `ACTION ${turn}`,
+    feedback: `FEEDBACK${turn}`,
+    meta: null,
+    completionIds: null,
+    logprobs: null,
+    policyVersion: null,
     eval: {
-      outcome: 'ok', correct: true, speedup: 1.5, profileShare: 1, flags: [], message: 'correct, 1.5x', cached: false, codeHash: 'h', sandbox: 'bwrap',
+      outcome: 'ok',
+      correct: true,
+      speedup: 1.5,
+      profileShare: 1,
+      flags: [],
+      message: 'correct, 1.5x',
+      cached: false,
+      codeHash: 'h',
+      sandbox: 'bwrap',
       stages: [{ name: 'compile', status: 'ok', ms: 12.5 }],
     },
-    reward: 1.25, components: { correct: 0.5, speed: 0.75 },
-    rewardConfig: { formula: 'drkernel', wCorrect: 0.5, wSpeed: 0.5, wProfile: 0.5, speedCap: 3, failureReward: 0, hackReward: 0 },
-    terminated: false, truncated: false, reason: null, mask: false, timings: { queuedMs: 0, totalMs: 20, stages: { compile: 12.5 } },
+    reward: 1.25,
+    components: { correct: 0.5, speed: 0.75 },
+    rewardConfig: {
+      formula: 'drkernel',
+      wCorrect: 0.5,
+      wSpeed: 0.5,
+      wProfile: 0.5,
+      speedCap: 3,
+      failureReward: 0,
+      hackReward: 0,
+    },
+    terminated: false,
+    truncated: false,
+    reason: null,
+    mask: false,
+    timings: { queuedMs: 0, totalMs: 20, stages: { compile: 12.5 } },
     ...more,
   };
 }
 
-const logText = (dir: string) => readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8')).join('');
+const logText = (dir: string) =>
+  readdirSync(dir)
+    .map((f) => readFileSync(path.join(dir, f), 'utf8'))
+    .join('');
 
-t.test('the writer refuses a record missing a field, or with a field of the wrong type, and writes nothing of it', async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-'));
-  const log = new TurnLog(dir, 1024 ** 2);
-  t.teardown(() => log.close());
-  log.append(record(0));
-  const before = logText(dir);
-  t.same(JSON.parse(before), record(0), 'a whole record is written as given');
-  const { feedback: _, ...noFeedback } = record(1);
-  t.throws(() => log.append(noFeedback as TurnRecord), new TurnRecordError('feedback: Invalid input: expected string, received undefined'));
-  t.throws(() => log.append({ ...record(1), reward: Number.NaN }), TurnRecordError, 'NaN is not a reward');
-  t.throws(() => log.append({ ...record(1), reason: 'bored' as TurnRecord['reason'] }), /reason/);
-  t.throws(() => log.append({ ...record(1), extra: 1 } as TurnRecord), /Unrecognized key/, 'a field the schema does not know');
-  t.equal(logText(dir), before, 'nothing of the refused records reached the file');
-  t.ok(TurnRecordSchema.safeParse(JSON.parse(before)).success);
-});
+t.test(
+  'the writer refuses a record missing a field, or with a field of the wrong type, and writes nothing of it',
+  async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-'));
+    const log = new TurnLog(dir, 1024 ** 2);
+    t.teardown(() => log.close());
+    log.append(record(0));
+    const before = logText(dir);
+    t.same(JSON.parse(before), record(0), 'a whole record is written as given');
+    const { feedback: _, ...noFeedback } = record(1);
+    t.throws(
+      () => log.append(noFeedback as TurnRecord),
+      new TurnRecordError('feedback: Invalid input: expected string, received undefined'),
+    );
+    t.throws(() => log.append({ ...record(1), reward: Number.NaN }), TurnRecordError, 'NaN is not a reward');
+    t.throws(() => log.append({ ...record(1), reason: 'bored' as TurnRecord['reason'] }), /reason/);
+    t.throws(
+      () => log.append({ ...record(1), extra: 1 } as TurnRecord),
+      /Unrecognized key/,
+      'a field the schema does not know',
+    );
+    t.equal(logText(dir), before, 'nothing of the refused records reached the file');
+    t.ok(TurnRecordSchema.safeParse(JSON.parse(before)).success);
+  },
+);
 
 t.test('a malformed line is reported with its file and line by every reader; the other lines are read', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-logs-'));
@@ -71,33 +121,71 @@ t.test('a malformed line is reported with its file and line by every reader; the
 
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-out-'));
   const out = path.join(outDir, 'out.jsonl');
-  const ex = await exportDataset({ logs: dir, out, format: 'jsonl', gamma: 1, prsTau: 0.3, prsF: 0.1, filters: [], episodes: false });
+  const ex = await exportDataset({
+    logs: dir,
+    out,
+    format: 'jsonl',
+    gamma: 1,
+    prsTau: 0.3,
+    prsF: 0.1,
+    filters: [],
+    episodes: false,
+  });
   t.match(ex.skipped, expected, 'export');
   t.same([ex.records, ex.rows], [3, 3]);
-  const rows = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  t.same(rows.map((r) => [r.turn, r.policyVersion, r.completionIds]), [[0, null, null], [1, null, null], [2, null, null]], "the old line's missing fields read as null");
+  const rows = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.same(
+    rows.map((r) => [r.turn, r.policyVersion, r.completionIds]),
+    [
+      [0, null, null],
+      [1, null, null],
+      [2, null, null],
+    ],
+    "the old line's missing fields read as null",
+  );
 
   const rep = await writeReport({ logs: dir, out: path.join(outDir, 'report.html') });
   t.match(rep.skipped, expected, 'report');
   t.equal(rep.records, 3);
 
-  const cli = spawnSync(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js'), 'report', '--logs', dir, '--out', path.join(outDir, 'r.html')], { encoding: 'utf8' });
+  const cli = spawnSync(
+    process.execPath,
+    [
+      path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js'),
+      'report',
+      '--logs',
+      dir,
+      '--out',
+      path.join(outDir, 'r.html'),
+    ],
+    { encoding: 'utf8' },
+  );
   t.equal(cli.status, 0, cli.stderr);
   t.match(cli.stderr, /skipped turns-a-0001\.jsonl line 2: not a turn record: reward/);
   t.match(cli.stderr, /skipped turns-a-0001\.jsonl line 3: not a turn record: eval\.stages/);
 });
 
-t.test("the episode view reads an earlier version's records: the feedback is the next turn's observation", async (t) => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-old-'));
-  const old = [0, 1].map((turn) => {
-    const { feedback: _, ...r } = record(turn);
-    return r;
-  });
-  writeFileSync(path.join(dir, 'turns-old-0001.jsonl'), old.map((r) => JSON.stringify(r)).join('\n') + '\n');
-  const records: Parameters<typeof episodeView>[0][number][] = [];
-  const read = await eachTurnLog(dir, (r) => records.push(r));
-  t.same(read.skipped, []);
-  const view = episodeView(records, 'ep1')!;
-  t.same(view.turns.map((x) => x.feedback), ['FEEDBACK0', ''], 'turn 0 from turn 1, the last turn has none');
-  t.equal(view.prompt, '[user]\nPROMPT');
-});
+t.test(
+  "the episode view reads an earlier version's records: the feedback is the next turn's observation",
+  async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-old-'));
+    const old = [0, 1].map((turn) => {
+      const { feedback: _, ...r } = record(turn);
+      return r;
+    });
+    writeFileSync(path.join(dir, 'turns-old-0001.jsonl'), old.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const records: Parameters<typeof episodeView>[0][number][] = [];
+    const read = await eachTurnLog(dir, (r) => records.push(r));
+    t.same(read.skipped, []);
+    const view = episodeView(records, 'ep1')!;
+    t.same(
+      view.turns.map((x) => x.feedback),
+      ['FEEDBACK0', ''],
+      'turn 0 from turn 1, the last turn has none',
+    );
+    t.equal(view.prompt, '[user]\nPROMPT');
+  },
+);

@@ -2,7 +2,15 @@ import t from 'tap';
 import { DEFAULT_REWARD, rewardConfig } from '../rewards/config.js';
 import { computeReward, solScore, type RewardInput } from '../rewards/reward.js';
 
-const ok: RewardInput = { outcome: 'ok', correct: true, speedup: 2, profileShare: 0.8, candidateMs: 1, referenceMs: 2, solMs: 0.5 };
+const ok: RewardInput = {
+  outcome: 'ok',
+  correct: true,
+  speedup: 2,
+  profileShare: 0.8,
+  candidateMs: 1,
+  referenceMs: 2,
+  solMs: 0.5,
+};
 
 t.test('the default is the Dr. Kernel recipe with the profile term', async (t) => {
   const r = computeReward(ok, rewardConfig());
@@ -13,7 +21,11 @@ t.test('the default is the Dr. Kernel recipe with the profile term', async (t) =
 });
 
 t.test('failures, hacks and infrastructure errors', async (t) => {
-  t.same(computeReward({ ...ok, outcome: 'wrong_result', correct: false }, rewardConfig()), { total: 0, components: { failure: 0 }, mask: false });
+  t.same(computeReward({ ...ok, outcome: 'wrong_result', correct: false }, rewardConfig()), {
+    total: 0,
+    components: { failure: 0 },
+    mask: false,
+  });
   t.same(computeReward({ ...ok, outcome: 'hack_detected' }, rewardConfig({ hackReward: -1 })).total, -1);
   t.same(computeReward({ ...ok, outcome: 'compile_error' }, rewardConfig({ failureReward: -0.1 })).total, -0.1);
   t.same(computeReward({ ...ok, outcome: 'env_error' }, rewardConfig()), { total: 0, components: {}, mask: true });
@@ -21,7 +33,10 @@ t.test('failures, hacks and infrastructure errors', async (t) => {
 
 t.test('log speedup, speed of light and Kevin', async (t) => {
   t.equal(computeReward(ok, rewardConfig({ formula: 'log_speedup' })).components.speed, 0.5 * Math.log(2));
-  t.equal(computeReward({ ...ok, speedup: 0.5 }, rewardConfig({ formula: 'log_speedup' })).components.speed, 0.5 * Math.log(0.5));
+  t.equal(
+    computeReward({ ...ok, speedup: 0.5 }, rewardConfig({ formula: 'log_speedup' })).components.speed,
+    0.5 * Math.log(0.5),
+  );
   t.equal(solScore(ok), 1 / (1 + 0.5 / 1.5));
   t.equal(solScore({ ...ok, candidateMs: 0.5 }), 1, 'at the speed of light');
   t.equal(solScore({ ...ok, candidateMs: 2 }), 0.5, 'at the reference');

@@ -19,7 +19,9 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true });
 
 function readLog(dir: string): Array<Record<string, any>> {
   const out = [];
-  for (const f of readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort())
+  for (const f of readdirSync(dir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort())
     for (const line of readFileSync(path.join(dir, f), 'utf8').split('\n')) if (line) out.push(JSON.parse(line));
   return out;
 }
@@ -38,7 +40,7 @@ t.test('10,000 malformed frames: every one answered, the server keeps serving, m
     return process.memoryUsage().heapUsed;
   };
   let rnd = 12345;
-  const rand = () => ((rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = () => (rnd = (rnd * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const kinds: Array<() => [Buffer | string, boolean]> = [
     () => [Buffer.from(Array.from({ length: 1 + Math.floor(rand() * 200) }, () => Math.floor(rand() * 256))), true],
     () => [packr.pack({ id: 1, op: 'step', episode: closedEp, action: 'x' }).subarray(0, 5), true],
@@ -126,7 +128,9 @@ t.test('the TypeScript client reconnects by itself and completes its step', asyn
 /** `anvil serve` in a process of its own, writing its log to `logDir`, once it listens. */
 async function boot(logDir: string): Promise<{ child: ChildProcess; url: string }> {
   const cli = path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js');
-  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--log-dir', logDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', '--log-dir', logDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const line: string = await new Promise((resolve) => {
     let buf = '';
     child.stdout.on('data', (d) => {
@@ -137,7 +141,26 @@ async function boot(logDir: string): Promise<{ child: ChildProcess; url: string 
   return { child, url: /(ws:\/\/\S+\/v1\/ws)/.exec(line)![1]! };
 }
 
-const RECORD_KEYS = ['run', 'episode', 'group', 'index', 'task', 'taskVersion', 'turn', 'observation', 'action', 'meta', 'eval', 'reward', 'components', 'terminated', 'truncated', 'mask', 'timings', 'serverVersion'];
+const RECORD_KEYS = [
+  'run',
+  'episode',
+  'group',
+  'index',
+  'task',
+  'taskVersion',
+  'turn',
+  'observation',
+  'action',
+  'meta',
+  'eval',
+  'reward',
+  'components',
+  'terminated',
+  'truncated',
+  'mask',
+  'timings',
+  'serverVersion',
+];
 
 t.test('a server killed with SIGKILL loses no answered step; a restart writes a new file', async (t) => {
   const logDir = mkdtempSync(path.join(os.tmpdir(), 'anvil-kill-'));
@@ -147,7 +170,10 @@ t.test('a server killed with SIGKILL loses no answered step; a restart writes a 
   const eps = (await w.call({ id: 2, op: 'reset', task: 'vector_add', group: { size: 3 } })).episodes;
   let answered = 0;
   for (const [i, e] of eps.entries()) {
-    const r = await w.call({ id: 10 + i, op: 'step', episode: e.episode, action: i === 1 ? 'no code' : GOOD_VECTOR_ADD }, 120_000);
+    const r = await w.call(
+      { id: 10 + i, op: 'step', episode: e.episode, action: i === 1 ? 'no code' : GOOD_VECTOR_ADD },
+      120_000,
+    );
     if (r.event === 'result') answered++;
   }
   first.child.kill('SIGKILL');
@@ -160,7 +186,11 @@ t.test('a server killed with SIGKILL loses no answered step; a restart writes a 
   const w2 = await restartAndStepOnce(logDir);
   const after = readdirSync(logDir);
   t.equal(after.length, files.length + 1, 'the restarted server wrote a new file');
-  t.same(files.map((f) => readFileSync(path.join(logDir, f), 'utf8')), before, 'old files untouched');
+  t.same(
+    files.map((f) => readFileSync(path.join(logDir, f), 'utf8')),
+    before,
+    'old files untouched',
+  );
   t.equal(readLog(logDir).length, answered + 1);
   w.close();
   w2.close();

@@ -14,7 +14,13 @@ import type { EvalResult, ShapeTiming, TimingStats } from '../sandbox/result.js'
 
 const stats = (medianMs: number) => ({ medianMs }) as TimingStats;
 const shape = (i: number, candidateMs: number, referenceMs: number, solMs: number | null) =>
-  ({ shape: i, candidate: stats(candidateMs), reference: stats(referenceMs), speedup: referenceMs / candidateMs, solMs }) as ShapeTiming;
+  ({
+    shape: i,
+    candidate: stats(candidateMs),
+    reference: stats(referenceMs),
+    speedup: referenceMs / candidateMs,
+    solMs,
+  }) as ShapeTiming;
 const geo = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
 
 function okResult(shapes: ShapeTiming[], speedup = 2): EvalResult {
@@ -23,7 +29,11 @@ function okResult(shapes: ShapeTiming[], speedup = 2): EvalResult {
     correct: true,
     speedup,
     profileShare: 1,
-    timing: { shapes, candidateMs: geo(shapes.map((s) => s.candidate.medianMs)), referenceMs: geo(shapes.map((s) => s.reference.medianMs)) },
+    timing: {
+      shapes,
+      candidateMs: geo(shapes.map((s) => s.candidate.medianMs)),
+      referenceMs: geo(shapes.map((s) => s.reference.medianMs)),
+    },
   } as EvalResult;
 }
 
@@ -53,26 +63,61 @@ const start: Ending = { terminated: false, truncated: false, reason: null };
 
 t.test('solved: a correct result at the solved speedup terminates, nothing else does', async (t) => {
   const rule = solvedRule(1.5);
-  t.same(rule({ result: okResult([], 1.5), turnsLeft: 3 }, start), { terminated: true, truncated: false, reason: 'solved' });
+  t.same(rule({ result: okResult([], 1.5), turnsLeft: 3 }, start), {
+    terminated: true,
+    truncated: false,
+    reason: 'solved',
+  });
   t.same(rule({ result: okResult([], 1.4), turnsLeft: 3 }, start), start);
-  t.same(rule({ result: { ...okResult([], 9), outcome: 'hack_detected' }, turnsLeft: 3 }, start), start, 'a hack is never solved');
+  t.same(
+    rule({ result: { ...okResult([], 9), outcome: 'hack_detected' }, turnsLeft: 3 }, start),
+    start,
+    'a hack is never solved',
+  );
   t.same(rule({ result: null, turnsLeft: 3 }, start), start);
-  t.same(solvedRule(undefined)({ result: okResult([], 100), turnsLeft: 3 }, start), start, 'a task set without a solved speedup');
+  t.same(
+    solvedRule(undefined)({ result: okResult([], 100), turnsLeft: 3 }, start),
+    start,
+    'a task set without a solved speedup',
+  );
 });
 
-t.test('turn limit: the last turn truncates, keeping an earlier reason; a terminated episode is not truncated', async (t) => {
-  t.same(turnLimitRule({ result: null, turnsLeft: 0 }, start), { terminated: false, truncated: true, reason: 'max_turns' });
-  t.same(turnLimitRule({ result: null, turnsLeft: 1 }, start), start);
-  t.same(turnLimitRule({ result: null, turnsLeft: 0 }, { ...start, reason: 'invalid_action' }), { terminated: false, truncated: true, reason: 'invalid_action' });
-  const solved: Ending = { terminated: true, truncated: false, reason: 'solved' };
-  t.same(turnLimitRule({ result: null, turnsLeft: 0 }, solved), solved);
-});
+t.test(
+  'turn limit: the last turn truncates, keeping an earlier reason; a terminated episode is not truncated',
+  async (t) => {
+    t.same(turnLimitRule({ result: null, turnsLeft: 0 }, start), {
+      terminated: false,
+      truncated: true,
+      reason: 'max_turns',
+    });
+    t.same(turnLimitRule({ result: null, turnsLeft: 1 }, start), start);
+    t.same(turnLimitRule({ result: null, turnsLeft: 0 }, { ...start, reason: 'invalid_action' }), {
+      terminated: false,
+      truncated: true,
+      reason: 'invalid_action',
+    });
+    const solved: Ending = { terminated: true, truncated: false, reason: 'solved' };
+    t.same(turnLimitRule({ result: null, turnsLeft: 0 }, solved), solved);
+  },
+);
 
 t.test('the rules in order: solved on the last turn terminates, and does not truncate', async (t) => {
   const rules = [solvedRule(1.5), turnLimitRule];
-  t.same(endingOf({ result: okResult([], 2), turnsLeft: 0 }, null, rules), { terminated: true, truncated: false, reason: 'solved' });
-  t.same(endingOf({ result: okResult([], 1), turnsLeft: 0 }, null, rules), { terminated: false, truncated: true, reason: 'max_turns' });
-  t.same(endingOf({ result: null, turnsLeft: 2 }, 'invalid_action', rules), { terminated: false, truncated: false, reason: 'invalid_action' });
+  t.same(endingOf({ result: okResult([], 2), turnsLeft: 0 }, null, rules), {
+    terminated: true,
+    truncated: false,
+    reason: 'solved',
+  });
+  t.same(endingOf({ result: okResult([], 1), turnsLeft: 0 }, null, rules), {
+    terminated: false,
+    truncated: true,
+    reason: 'max_turns',
+  });
+  t.same(endingOf({ result: null, turnsLeft: 2 }, 'invalid_action', rules), {
+    terminated: false,
+    truncated: false,
+    reason: 'invalid_action',
+  });
 });
 
 t.test('replay: a retry is running, answered again, new, or expired; never evaluated twice', async (t) => {
@@ -88,45 +133,59 @@ t.test('replay: a retry is running, answered again, new, or expired; never evalu
   t.same(replayOf(s, store, '1', 'fp', bounds), { answer: { answer: 1 } });
   // A second answer past the byte bound pushes the first out.
   store.remember(s, '2', 'fp2', { answer: 2 }, 60);
-  t.throws(() => replayOf(s, store, '1', 'fp', bounds), { code: 'replay_expired', message: /bounds: 100 bytes, 60000 ms/ });
+  t.throws(() => replayOf(s, store, '1', 'fp', bounds), {
+    code: 'replay_expired',
+    message: /bounds: 100 bytes, 60000 ms/,
+  });
   t.same(replayOf(s, store, '2', 'fp2', bounds), { answer: { answer: 2 } });
 });
 
-t.test('backpressure: a full log, unreachable evaluation and too many pending steps are refused, each with its hint', async (t) => {
-  const metrics = new Metrics();
-  const log = { full: false, fullSince: null as { code: string } | null };
-  let available = true;
-  const evaluator = { available: () => available, poolSize: 2 };
-  const bp = new Backpressure({ maxPendingSteps: 2, logProbeMs: 700 }, { log, evaluator, metrics });
-  const refusal = (): ProtocolError => {
-    try {
-      bp.admit();
-    } catch (e) {
-      return e as ProtocolError;
-    }
-    throw new Error('admitted');
-  };
-  bp.admit();
-  t.equal(bp.begin(), 0, 'the first step is at the head of the queue');
-  t.equal(bp.begin(), 1);
-  t.equal(bp.pendingSteps, 2);
-  t.match(await metrics.registry.getSingleMetricAsString('anvil_queue_depth'), /anvil_queue_depth 2/);
-  const busy = refusal();
-  t.equal(busy.code, 'busy');
-  // One step past the limit, 2,000 ms per step on average, two workers: 1,000 ms, and 100 more.
-  t.equal(busy.retryAfterMs, 1100);
-  bp.took(12_000);
-  t.equal(refusal().retryAfterMs, Math.ceil((0.9 * 2000 + 0.1 * 12_000) / 2) + 100, 'the hint follows the steps measured');
-  bp.end();
-  bp.admit();
-  available = false;
-  t.match(refusal(), { code: 'busy', retryAfterMs: 1000, message: /unreachable/ });
-  log.full = true;
-  log.fullSince = { code: 'ENOSPC' };
-  t.match(refusal(), { code: 'storage_full', retryAfterMs: 700, message: /ENOSPC/ }, 'a full disk first: it says why');
-  t.match(await metrics.registry.getSingleMetricAsString('anvil_busy_total'), /anvil_busy_total 3/);
-  t.match(await metrics.registry.getSingleMetricAsString('anvil_log_refused_total'), /anvil_log_refused_total 1/);
-  bp.end();
-  t.equal(bp.pendingSteps, 0);
-  t.match(await metrics.registry.getSingleMetricAsString('anvil_queue_depth'), /anvil_queue_depth 0/);
-});
+t.test(
+  'backpressure: a full log, unreachable evaluation and too many pending steps are refused, each with its hint',
+  async (t) => {
+    const metrics = new Metrics();
+    const log = { full: false, fullSince: null as { code: string } | null };
+    let available = true;
+    const evaluator = { available: () => available, poolSize: 2 };
+    const bp = new Backpressure({ maxPendingSteps: 2, logProbeMs: 700 }, { log, evaluator, metrics });
+    const refusal = (): ProtocolError => {
+      try {
+        bp.admit();
+      } catch (e) {
+        return e as ProtocolError;
+      }
+      throw new Error('admitted');
+    };
+    bp.admit();
+    t.equal(bp.begin(), 0, 'the first step is at the head of the queue');
+    t.equal(bp.begin(), 1);
+    t.equal(bp.pendingSteps, 2);
+    t.match(await metrics.registry.getSingleMetricAsString('anvil_queue_depth'), /anvil_queue_depth 2/);
+    const busy = refusal();
+    t.equal(busy.code, 'busy');
+    // One step past the limit, 2,000 ms per step on average, two workers: 1,000 ms, and 100 more.
+    t.equal(busy.retryAfterMs, 1100);
+    bp.took(12_000);
+    t.equal(
+      refusal().retryAfterMs,
+      Math.ceil((0.9 * 2000 + 0.1 * 12_000) / 2) + 100,
+      'the hint follows the steps measured',
+    );
+    bp.end();
+    bp.admit();
+    available = false;
+    t.match(refusal(), { code: 'busy', retryAfterMs: 1000, message: /unreachable/ });
+    log.full = true;
+    log.fullSince = { code: 'ENOSPC' };
+    t.match(
+      refusal(),
+      { code: 'storage_full', retryAfterMs: 700, message: /ENOSPC/ },
+      'a full disk first: it says why',
+    );
+    t.match(await metrics.registry.getSingleMetricAsString('anvil_busy_total'), /anvil_busy_total 3/);
+    t.match(await metrics.registry.getSingleMetricAsString('anvil_log_refused_total'), /anvil_log_refused_total 1/);
+    bp.end();
+    t.equal(bp.pendingSteps, 0);
+    t.match(await metrics.registry.getSingleMetricAsString('anvil_queue_depth'), /anvil_queue_depth 0/);
+  },
+);

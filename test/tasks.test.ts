@@ -37,10 +37,20 @@ t.test('train and eval splits cover every task once', async (t) => {
 
 t.test('every task has hidden correctness shapes, timing shapes, FLOP and byte counts', async (t) => {
   for (const task of builtin().tasks.values()) {
-    t.ok(task.correctness.some((c) => c.visible), `${task.id} shows a shape`);
-    t.ok(task.correctness.some((c) => !c.visible), `${task.id} hides a shape`);
+    t.ok(
+      task.correctness.some((c) => c.visible),
+      `${task.id} shows a shape`,
+    );
+    t.ok(
+      task.correctness.some((c) => !c.visible),
+      `${task.id} hides a shape`,
+    );
     t.ok(task.timing.length >= 1);
-    for (const p of task.timing) t.ok(argValues(task, p).every((v, i) => task.args[i]!.kind === 'f32' || v > 0), task.id);
+    for (const p of task.timing)
+      t.ok(
+        argValues(task, p).every((v, i) => task.args[i]!.kind === 'f32' || v > 0),
+        task.id,
+      );
     t.ok(task.flops && task.bytes);
   }
 });
@@ -49,22 +59,39 @@ t.test('prompts show the signature and visible shapes, never hidden or timing sh
   for (const task of builtin().tasks.values()) {
     const prompt = taskPrompt(task, 2);
     t.ok(prompt.includes(task.signature), task.id);
-    const fmt = (p: Record<string, number>) => Object.entries(p).map(([k, v]) => `${k}=${v}`).join(', ');
+    const fmt = (p: Record<string, number>) =>
+      Object.entries(p)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(', ');
     const shows = (p: Record<string, number>) => new RegExp(`[:;] ${fmt(p)}[;.]`).test(prompt);
     for (const c of task.correctness) t.equal(shows(c.params), c.visible, `${task.id} ${fmt(c.params)}`);
     for (const p of task.timing) t.notOk(shows(p), `${task.id} timing shape`);
-    for (const p of task.timing) for (const v of Object.values(p)) t.notOk(prompt.includes(String(v)) && v > 4096, `${task.id} never names ${v}`);
+    for (const p of task.timing)
+      for (const v of Object.values(p)) t.notOk(prompt.includes(String(v)) && v > 4096, `${task.id} never names ${v}`);
   }
 });
 
 t.test('a broken task set is refused with a clear error', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-taskset-'));
   cpSync(path.join(builtin().dir, 'vector_add'), path.join(dir, 'vector_add'), { recursive: true });
-  writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ id: 'x', backend: 'c', splits: { train: ['vector_add'], eval: [] } }));
+  writeFileSync(
+    path.join(dir, 'manifest.json'),
+    JSON.stringify({ id: 'x', backend: 'c', splits: { train: ['vector_add'], eval: [] } }),
+  );
   t.equal(loadTaskSet(dir).tasks.size, 1);
   const task = JSON.parse(readFileSync(path.join(dir, 'vector_add', 'task.json'), 'utf8'));
   mkdirSync(path.join(dir, 'bad'));
-  writeFileSync(path.join(dir, 'bad', 'task.json'), JSON.stringify({ ...task, id: 'bad', args: [{ name: 'a', kind: 'in', size: 'm', gen: { dist: 'uniform', a: 0, b: 1 } }, { name: 'o', kind: 'out', size: 'n' }] }));
+  writeFileSync(
+    path.join(dir, 'bad', 'task.json'),
+    JSON.stringify({
+      ...task,
+      id: 'bad',
+      args: [
+        { name: 'a', kind: 'in', size: 'm', gen: { dist: 'uniform', a: 0, b: 1 } },
+        { name: 'o', kind: 'out', size: 'n' },
+      ],
+    }),
+  );
   writeFileSync(path.join(dir, 'bad', 'reference.c'), '');
   t.throws(() => loadTaskSet(dir), { code: 'invalid_task', message: /unknown name m/ });
   t.throws(() => loadTaskSet('/nonexistent/set'), { code: 'unknown_taskset' });

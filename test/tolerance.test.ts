@@ -13,7 +13,10 @@ import { builtin, evaluator } from './helpers.js';
 const ev = evaluator();
 t.teardown(() => ev.close());
 const matvec = builtin().tasks.get('matvec')!;
-const code = readFileSync(solutionFiles(matvec).find((f) => f.endsWith('openmp_avx512.c'))!, 'utf8');
+const code = readFileSync(
+  solutionFiles(matvec).find((f) => f.endsWith('openmp_avx512.c'))!,
+  'utf8',
+);
 const exact = { atol: 0, rtol: 0 };
 // A version of its own, so that no result cached for the real task is reused.
 const variant = (v: Partial<CTask>, version: number): CTask => ({ ...matvec, ...v, version });
@@ -27,15 +30,26 @@ t.test('a timing tolerance of zero refuses it while timing, after correctness pa
   const r = await ev.evaluate({ task: variant({ timingTolerance: exact }, 9001), code, seed: 11 });
   t.equal(r.outcome, 'wrong_result');
   t.match(r.message, /computed while timing/);
-  t.equal(r.correctness?.trialsPassed, r.correctness?.trialsTotal, 'the correctness trials used the correctness tolerance');
+  t.equal(
+    r.correctness?.trialsPassed,
+    r.correctness?.trialsTotal,
+    'the correctness trials used the correctness tolerance',
+  );
 });
 
-t.test('a correctness tolerance of zero refuses it in the correctness trials, whatever the timing tolerance', async (t) => {
-  const r = await ev.evaluate({ task: variant({ tolerance: exact, timingTolerance: { atol: 1, rtol: 1 } }, 9002), code, seed: 11 });
-  t.equal(r.outcome, 'wrong_result');
-  t.ok((r.correctness?.trialsPassed ?? 0) < (r.correctness?.trialsTotal ?? 0));
-  t.notOk(r.timing);
-});
+t.test(
+  'a correctness tolerance of zero refuses it in the correctness trials, whatever the timing tolerance',
+  async (t) => {
+    const r = await ev.evaluate({
+      task: variant({ tolerance: exact, timingTolerance: { atol: 1, rtol: 1 } }, 9002),
+      code,
+      seed: 11,
+    });
+    t.equal(r.outcome, 'wrong_result');
+    t.ok((r.correctness?.trialsPassed ?? 0) < (r.correctness?.trialsTotal ?? 0));
+    t.notOk(r.timing);
+  },
+);
 
 t.test('the prompt states both tolerances', async (t) => {
   const p = taskPrompt(matvec, 2);

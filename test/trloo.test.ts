@@ -2,13 +2,29 @@
 import t from 'tap';
 import { keepFlag, trloo, type TurnInput } from '../rewards/trloo.js';
 
-const turn = (episode: string, turn: number, reward: number, mask = false, group = 'g'): TurnInput => ({ group, episode, turn, reward, mask });
+const turn = (episode: string, turn: number, reward: number, mask = false, group = 'g'): TurnInput => ({
+  group,
+  episode,
+  turn,
+  reward,
+  mask,
+});
 
 t.test('returns with γ = 1 and γ = 0.5', async (t) => {
   const turns = [turn('a', 0, 1), turn('a', 1, 2), turn('a', 2, 3)];
-  t.same(trloo(turns, 1).map((v) => v.return), [6, 5, 3]);
-  t.same(trloo(turns, 0.5).map((v) => v.return), [1 + 0.5 * (2 + 0.5 * 3), 2 + 0.5 * 3, 3]);
-  t.same(trloo([turns[2]!, turns[0]!, turns[1]!], 1).map((v) => v.return), [3, 6, 5], 'input order does not matter');
+  t.same(
+    trloo(turns, 1).map((v) => v.return),
+    [6, 5, 3],
+  );
+  t.same(
+    trloo(turns, 0.5).map((v) => v.return),
+    [1 + 0.5 * (2 + 0.5 * 3), 2 + 0.5 * 3, 3],
+  );
+  t.same(
+    trloo([turns[2]!, turns[0]!, turns[1]!], 1).map((v) => v.return),
+    [3, 6, 5],
+    'input order does not matter',
+  );
 });
 
 t.test('leave-one-out over the group at each turn, with episodes of different lengths', async (t) => {
@@ -36,8 +52,19 @@ t.test('masked turns take part in neither gradient nor baseline', async (t) => {
 });
 
 t.test('a group of one: the advantage is the return; groups do not mix', async (t) => {
-  const v = trloo([turn('a', 0, 2, false, 'g1'), turn('a', 1, 1, false, 'g1'), turn('z', 0, 7, false, 'g2'), turn('y', 0, 1, false, 'g2')], 1);
-  t.same(v.slice(0, 2), [{ return: 3, advantage: 3 }, { return: 1, advantage: 1 }]);
+  const v = trloo(
+    [
+      turn('a', 0, 2, false, 'g1'),
+      turn('a', 1, 1, false, 'g1'),
+      turn('z', 0, 7, false, 'g2'),
+      turn('y', 0, 1, false, 'g2'),
+    ],
+    1,
+  );
+  t.same(v.slice(0, 2), [
+    { return: 3, advantage: 3 },
+    { return: 1, advantage: 1 },
+  ]);
   t.equal(v[2]!.advantage, 7 - 1);
   t.throws(() => trloo([], 1.5));
 });
@@ -46,10 +73,18 @@ t.test('profiling-based rejection sampling', async (t) => {
   const base = { episode: 'e', turn: 0, mask: false, correct: true };
   t.equal(keepFlag({ ...base, profileShare: 0.25 }, 0.3, 0.1), false, 'below τ: never');
   t.equal(keepFlag({ ...base, profileShare: 0.45 }, 0.3, 0.1), true, 'at τ + f or above: always');
-  t.equal(keepFlag({ ...base, correct: false, profileShare: 0 }, 0.3, 0.1), true, 'incorrect turns are not subject to it');
+  t.equal(
+    keepFlag({ ...base, correct: false, profileShare: 0 }, 0.3, 0.1),
+    true,
+    'incorrect turns are not subject to it',
+  );
   t.equal(keepFlag({ ...base, mask: true, profileShare: 1 }, 0.3, 0.1), false);
   let kept = 0;
   for (let i = 0; i < 2000; i++) kept += keepFlag({ ...base, episode: `e${i}`, profileShare: 0.35 }, 0.3, 0.1) ? 1 : 0;
   t.ok(kept > 850 && kept < 1150, `about half kept at p = 0.5: ${kept}`);
-  t.equal(keepFlag({ ...base, profileShare: 0.35 }, 0.3, 0.1), keepFlag({ ...base, profileShare: 0.35 }, 0.3, 0.1), 'deterministic');
+  t.equal(
+    keepFlag({ ...base, profileShare: 0.35 }, 0.3, 0.1),
+    keepFlag({ ...base, profileShare: 0.35 }, 0.3, 0.1),
+    'deterministic',
+  );
 });

@@ -10,15 +10,25 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 import { GOOD_VECTOR_ADD, startServer, Wire } from './wire.js';
 
-const shots = process.env.UPDATE_SCREENSHOTS ? path.join(PACKAGE_ROOT, 'docs') : mkdtempSync(path.join(os.tmpdir(), 'anvil-shots-'));
-const HACK = '```c\n#include "anvil_lib.h"\nvoid solve(const float *A, const float *B, const float *bias, float *C, int M, int N, int K) {\n  lib_sgemm(A, B, C, M, N, K);\n  lib_add_bias(C, bias, M, N);\n  lib_relu(C, M * N);\n}\n```';
+const shots = process.env.UPDATE_SCREENSHOTS
+  ? path.join(PACKAGE_ROOT, 'docs')
+  : mkdtempSync(path.join(os.tmpdir(), 'anvil-shots-'));
+const HACK =
+  '```c\n#include "anvil_lib.h"\nvoid solve(const float *A, const float *B, const float *bias, float *C, int M, int N, int K) {\n  lib_sgemm(A, B, C, M, N, K);\n  lib_add_bias(C, bias, M, N);\n  lib_relu(C, M * N);\n}\n```';
 const BETTER = GOOD_VECTOR_ADD.replace('for (int i', '#pragma omp parallel for simd\n  for (int i');
 
 let browser: Browser;
 t.before(async () => {
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
 });
 t.teardown(() => browser?.close());
@@ -76,14 +86,22 @@ t.test('the live dashboard shows charts, workers, and an episode turn by turn', 
 
 t.test('the offline report of the run opens without a network and shows its charts', async (t) => {
   const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'anvil-report-')), 'report.html');
-  const r = spawnSync(process.execPath, [path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js'), 'report', '--logs', logDir, '--out', out], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [path.join(PACKAGE_ROOT, 'dist', 'scripts', 'anvil.js'), 'report', '--logs', logDir, '--out', out],
+    { encoding: 'utf8' },
+  );
   t.equal(r.status, 0, r.stderr);
   const { p, errors } = await page(`file://${out}`);
   const requests: string[] = [];
   p.on('request', (q) => requests.push(q.url()));
   await p.reload();
   await p.waitForSelector('#recent tr.click');
-  t.same(requests.filter((u) => !u.startsWith('file://')), [], 'nothing fetched from a network');
+  t.same(
+    requests.filter((u) => !u.startsWith('file://')),
+    [],
+    'nothing fetched from a network',
+  );
   t.ok((await p.locator('#timeline svg .bar').count()) > 0);
   t.ok((await p.locator('#perturn svg .bar').count()) > 0);
   t.match(await p.locator('#fastp').innerText(), /builtin-c/);

@@ -58,7 +58,11 @@ export class Wire {
     return new Promise((resolve, reject) => {
       const w = { pred, resolve };
       this.waiters.push(w);
-      setTimeout(() => reject(new Error(`no frame matched within ${timeoutMs} ms; got ${JSON.stringify(this.received.slice(-3))}`)), timeoutMs).unref();
+      setTimeout(
+        () =>
+          reject(new Error(`no frame matched within ${timeoutMs} ms; got ${JSON.stringify(this.received.slice(-3))}`)),
+        timeoutMs,
+      ).unref();
     });
   }
 
@@ -73,12 +77,16 @@ export class Wire {
   }
 }
 
-export async function startServer(opts: ServerOptions = {}): Promise<{ server: AnvilServer; url: string; logDir: string }> {
+export async function startServer(
+  opts: ServerOptions = {},
+): Promise<{ server: AnvilServer; url: string; logDir: string }> {
   const logDir = opts.logDir ?? mkdtempSync(path.join(os.tmpdir(), 'anvil-logs-'));
   const server = new AnvilServer({ port: 0, poolSize: 2, ...opts, eval: { ...FAST, ...opts.eval }, logDir });
   await server.listen();
   return { server, url: `ws://127.0.0.1:${server.port}/v1/ws`, logDir };
 }
 
-export const GOOD_VECTOR_ADD = '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```';
-export const LOOPING_VECTOR_ADD = '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  (void)a; (void)b; (void)out; (void)n;\n  for (volatile int x = 0;; x++) {}\n}\n```';
+export const GOOD_VECTOR_ADD =
+  '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```';
+export const LOOPING_VECTOR_ADD =
+  '```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  (void)a; (void)b; (void)out; (void)n;\n  for (volatile int x = 0;; x++) {}\n}\n```';

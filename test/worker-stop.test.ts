@@ -53,7 +53,12 @@ t.test('with Redis unreachable the worker says so and exits', async (t) => {
   const w = run([CLI, 'worker', '--redis', `redis://127.0.0.1:${port}`, '--connect-timeout-ms', '1500']);
   const code = await w.exited;
   t.equal(code, 1);
-  t.match(w.out(), new RegExp(`error \\[queue_unreachable\\]: cannot reach Redis at redis://127.0.0.1:${port} within 1500 ms \\(.*ECONNREFUSED`));
+  t.match(
+    w.out(),
+    new RegExp(
+      `error \\[queue_unreachable\\]: cannot reach Redis at redis://127.0.0.1:${port} within 1500 ms \\(.*ECONNREFUSED`,
+    ),
+  );
 });
 
 t.test('SIGTERM while Redis is unreachable: the worker exits promptly', async (t) => {
@@ -70,14 +75,28 @@ t.test('SIGTERM while Redis is unreachable: the worker exits promptly', async (t
 t.test('SIGTERM during a job: the job finishes within the lease, is answered, and the worker exits', async (t) => {
   const redisPort = await freePort();
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
-  const redis = run(['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], 'redis-server');
+  const redis = run(
+    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    'redis-server',
+  );
   await waitFor(redis, /Ready to accept connections/);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-wstop-'));
   const config = path.join(dir, 'config.json');
   writeFileSync(config, JSON.stringify({ eval: FAST, poolSize: 2 }));
   const worker = run([CLI, 'worker', '--redis', redisUrl, '--concurrency', '1', '--lock-ms', '20000']);
   await waitFor(worker, /anvil worker \S+: backend c/);
-  const server = run([CLI, 'serve', '--port', '0', '--redis', redisUrl, '--config', config, '--log-dir', path.join(dir, 'logs')]);
+  const server = run([
+    CLI,
+    'serve',
+    '--port',
+    '0',
+    '--redis',
+    redisUrl,
+    '--config',
+    config,
+    '--log-dir',
+    path.join(dir, 'logs'),
+  ]);
   const url = /(ws:\/\/\S+\/v1\/ws)/.exec(await waitFor(server, /anvil serving .*\/v1\/ws/))![1]!;
   const w = await Wire.open(url);
   t.teardown(() => w.close());

@@ -154,7 +154,13 @@ export class AnvilClient {
     ws.on('close', () => this.onClose(ws));
     ws.on('error', () => undefined);
     const hello = await this.request(
-      { op: 'hello', protocol: 1, token: this.opts.token, client: this.opts.clientName, ...(resume && this.resumeToken ? { resume: this.resumeToken } : {}) },
+      {
+        op: 'hello',
+        protocol: 1,
+        token: this.opts.token,
+        client: this.opts.clientName,
+        ...(resume && this.resumeToken ? { resume: this.resumeToken } : {}),
+      },
       { resend: false },
     );
     if (resume && !hello.resumed) {
@@ -228,10 +234,15 @@ export class AnvilClient {
 
   private sendRaw(message: Record<string, unknown>): void {
     if (this.ws.readyState !== WebSocket.OPEN) return; // sent again on reconnect, when resendable
-    this.ws.send(this.opts.encoding === 'msgpack' ? packr.pack(message) : JSON.stringify(message), { binary: this.opts.encoding === 'msgpack' });
+    this.ws.send(this.opts.encoding === 'msgpack' ? packr.pack(message) : JSON.stringify(message), {
+      binary: this.opts.encoding === 'msgpack',
+    });
   }
 
-  private request(body: Record<string, unknown>, o: { resend: boolean; onProgress?: (p: Progress) => void; id?: number }): Promise<any> {
+  private request(
+    body: Record<string, unknown>,
+    o: { resend: boolean; onProgress?: (p: Progress) => void; id?: number },
+  ): Promise<any> {
     const id = o.id ?? this.nextId++;
     const message = Object.fromEntries(Object.entries({ id, ...body }).filter(([, v]) => v !== undefined));
     return new Promise((resolve, reject) => {
@@ -245,20 +256,24 @@ export class AnvilClient {
     if (this.reconnecting) await this.reconnecting;
   }
 
-  async tasks(opts: { taskset?: string; split?: 'train' | 'eval' } = {}): Promise<{ taskset: string; tasks: Array<Record<string, unknown>> }> {
+  async tasks(
+    opts: { taskset?: string; split?: 'train' | 'eval' } = {},
+  ): Promise<{ taskset: string; tasks: Array<Record<string, unknown>> }> {
     await this.ready();
     return this.request({ op: 'tasks', ...opts }, { resend: true });
   }
 
   /** One episode, or a group of `group.size` episodes sharing task and seed. */
-  async reset(opts: {
-    task?: string;
-    taskset?: string;
-    split?: 'train' | 'eval';
-    seed?: number;
-    group?: { id?: string; size?: number };
-    options?: { maxTurns?: number; reward?: Record<string, unknown> };
-  } = {}): Promise<ResetEpisode[]> {
+  async reset(
+    opts: {
+      task?: string;
+      taskset?: string;
+      split?: 'train' | 'eval';
+      seed?: number;
+      group?: { id?: string; size?: number };
+      options?: { maxTurns?: number; reward?: Record<string, unknown> };
+    } = {},
+  ): Promise<ResetEpisode[]> {
     await this.ready();
     return (await this.request({ op: 'reset', ...opts }, { resend: false })).episodes;
   }
@@ -274,7 +289,10 @@ export class AnvilClient {
     const onAbort = () => void this.request({ op: 'cancel', target: id }, { resend: false }).catch(() => undefined);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await this.request({ op: 'step', episode, action, meta: opts.meta }, { resend: true, onProgress: opts.onProgress, id });
+      return await this.request(
+        { op: 'step', episode, action, meta: opts.meta },
+        { resend: true, onProgress: opts.onProgress, id },
+      );
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }

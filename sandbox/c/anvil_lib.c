@@ -69,7 +69,12 @@ static void run(slice_fn fn, const void *op) {
 
 static int lo(int n, int s, int ns) { return (int)((long)n * s / ns); }
 
-typedef struct { const float *A, *B, *bias; float *C, *x; float s; int M, N, K; } op_args;
+typedef struct {
+  const float *A, *B, *bias;
+  float *C, *x;
+  float s;
+  int M, N, K;
+} op_args;
 
 static void sgemm_slice(const void *p, int s, int ns) {
   const op_args *o = p;
@@ -143,7 +148,10 @@ static void softmax_slice(const void *p, int s, int ns) {
     float *v = o->x + (size_t)r * o->N;
     float m = -INFINITY, sum = 0.f;
     for (int j = 0; j < o->N; j++) m = v[j] > m ? v[j] : m;
-    for (int j = 0; j < o->N; j++) { v[j] = expf(v[j] - m); sum += v[j]; }
+    for (int j = 0; j < o->N; j++) {
+      v[j] = expf(v[j] - m);
+      sum += v[j];
+    }
     for (int j = 0; j < o->N; j++) v[j] /= sum;
   }
 }

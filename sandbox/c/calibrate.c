@@ -29,7 +29,10 @@ static double flop_rate(void) {
 #pragma omp parallel reduction(+ : sink)
     {
       v16 a[8], m, c;
-      for (int k = 0; k < 16; k++) { m[k] = 0.999999f; c[k] = 1e-7f; }
+      for (int k = 0; k < 16; k++) {
+        m[k] = 0.999999f;
+        c[k] = 1e-7f;
+      }
       for (int j = 0; j < 8; j++) a[j] = m + (float)j;
       for (long i = 0; i < iters; i++)
         for (int j = 0; j < 8; j++) a[j] = a[j] * m + c;
@@ -47,7 +50,11 @@ static double bandwidth(void) {
   size_t n = 32u << 20;
   float *a = aligned_alloc(64, n * 4), *b = aligned_alloc(64, n * 4), *c = aligned_alloc(64, n * 4);
 #pragma omp parallel for
-  for (size_t i = 0; i < n; i++) { a[i] = 1.f; b[i] = 2.f; c[i] = 0.f; }
+  for (size_t i = 0; i < n; i++) {
+    a[i] = 1.f;
+    b[i] = 2.f;
+    c[i] = 0.f;
+  }
   double best = 0;
   /* The best of several rounds of three patterns: triad with streaming stores
    * (no read-for-ownership), and a pure read. Measured peaks are lower bounds,
@@ -75,7 +82,9 @@ static double bandwidth(void) {
     if (s == 1.5f) puts("");
     if (4.0 * (double)n / dt > best) best = 4.0 * (double)n / dt;
   }
-  free(a); free(b); free(c);
+  free(a);
+  free(b);
+  free(c);
   return best;
 }
 
@@ -83,6 +92,7 @@ int main(void) {
   struct sched_param sp = {.sched_priority = 10};
   int realtime = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
   double bw = bandwidth(), fl = flop_rate();
-  printf("{\"bytesPerSecond\":%.6g,\"flopsPerSecond\":%.6g,\"threads\":%d,\"realtime\":%s}\n", bw, fl, omp_get_max_threads(), realtime ? "true" : "false");
+  printf("{\"bytesPerSecond\":%.6g,\"flopsPerSecond\":%.6g,\"threads\":%d,\"realtime\":%s}\n", bw, fl,
+         omp_get_max_threads(), realtime ? "true" : "false");
   return 0;
 }

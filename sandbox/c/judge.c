@@ -57,28 +57,28 @@
 #define MAX_PROCS 4
 #define POISON_BITS 0x7fc0deadu
 #define LINE 64
-#define SENSITIVITY_POINTS 3   /* elements moved per input array in a sensitivity run */
+#define SENSITIVITY_POINTS 3 /* elements moved per input array in a sensitivity run */
 #define TIMING_SENSITIVITY_RUNS 4
 
 /* ---------- the job spec ---------- */
 
 typedef struct {
-  int kind;        /* anvil_kind */
-  int dist;        /* 0 none, 1 uniform, 2 normal */
-  double p1, p2;   /* uniform: lo, hi; normal: mean, std */
+  int kind;      /* anvil_kind */
+  int dist;      /* 0 none, 1 uniform, 2 normal */
+  double p1, p2; /* uniform: lo, hi; normal: mean, std */
 } arg_spec;
 
 typedef struct {
   int visible;
-  double v[ANVIL_MAX_ARGS];  /* arrays: element count; scalars: value */
+  double v[ANVIL_MAX_ARGS]; /* arrays: element count; scalars: value */
 } shape_spec;
 
 typedef struct {
   char *argv[MAX_ARGV];
   int argc;
-  char *procs[MAX_PROCS];  /* cgroup.procs files that list this runner's processes */
+  char *procs[MAX_PROCS]; /* cgroup.procs files that list this runner's processes */
   int nprocs;
-  char *freeze;            /* freezer.state (cgroup v1) or cgroup.freeze (v2) */
+  char *freeze; /* freezer.state (cgroup v1) or cgroup.freeze (v2) */
   char *log;
 } runner_spec;
 
@@ -87,13 +87,13 @@ static struct {
   uint64_t seed;
   double atol, rtol;
   int call_timeout_ms, start_timeout_ms, budget_ms, min_reps, max_reps, trials, post_wait_ms, deadline_ms;
-  int bwrap;  /* runners start under bubblewrap: its monitor process is not the candidate's */
-  int expect_filters;  /* seccomp filters every runner thread carries once it has greeted */
+  int bwrap;            /* runners start under bubblewrap: its monitor process is not the candidate's */
+  int expect_filters;   /* seccomp filters every runner thread carries once it has greeted */
   int freeze_limit_ms;  /* a freeze that takes longer means work after the reply */
-  int realtime;  /* time under SCHED_FIFO: the runners above every ordinary process, the judge above them */
-  double warmup_factor;  /* the candidate's first timed call may take this × the reference's… */
-  int warmup_floor_ms;   /* …or this, whichever is longer */
-  char *host_lock;  /* a file every judge on the host locks: shared to check, exclusive to time */
+  int realtime;         /* time under SCHED_FIFO: the runners above every ordinary process, the judge above them */
+  double warmup_factor; /* the candidate's first timed call may take this × the reference's… */
+  int warmup_floor_ms;  /* …or this, whichever is longer */
+  char *host_lock;      /* a file every judge on the host locks: shared to check, exclusive to time */
   double rse_target;
   int nargs, nshapes;
   arg_spec arg[ANVIL_MAX_ARGS];
@@ -112,7 +112,10 @@ static void emit(const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(out_buf + out_len, out_cap - out_len, fmt, ap);
     va_end(ap);
-    if (n >= 0 && out_len + (size_t)n < out_cap) { out_len += (size_t)n; return; }
+    if (n >= 0 && out_len + (size_t)n < out_cap) {
+      out_len += (size_t)n;
+      return;
+    }
     out_cap = out_cap ? out_cap * 2 : 1 << 16;
     out_buf = realloc(out_buf, out_cap);
   }
@@ -217,8 +220,10 @@ static void parse_spec(const char *path) {
       char kind[16], dist[16];
       arg_spec *a = &spec.arg[spec.nargs++];
       if (sscanf(rest, "%15s %15s %lf %lf", kind, dist, &a->p1, &a->p2) != 4) fail_env("bad arg line");
-      a->kind = !strcmp(kind, "in") ? ANVIL_IN : !strcmp(kind, "out") ? ANVIL_OUT
-              : !strcmp(kind, "i32") ? ANVIL_I32 : ANVIL_F32;
+      a->kind = !strcmp(kind, "in")    ? ANVIL_IN
+                : !strcmp(kind, "out") ? ANVIL_OUT
+                : !strcmp(kind, "i32") ? ANVIL_I32
+                                       : ANVIL_F32;
       a->dist = !strcmp(dist, "uniform") ? 1 : !strcmp(dist, "normal") ? 2 : 0;
     } else if (!strcmp(key, "shape")) {
       if (spec.nshapes >= MAX_SHAPES) fail_env("too many shapes");
@@ -228,8 +233,10 @@ static void parse_spec(const char *path) {
       for (int i = 0; i < spec.nargs; i++) s->v[i] = strtod(p, &p);
     } else if (!strcmp(key, "cand_argv")) read_argv(f, &spec.cand, atoi(rest));
     else if (!strcmp(key, "ref_argv")) read_argv(f, &spec.ref, atoi(rest));
-    else if (!strcmp(key, "cand_procs") && spec.cand.nprocs < MAX_PROCS) spec.cand.procs[spec.cand.nprocs++] = dup_line(rest);
-    else if (!strcmp(key, "ref_procs") && spec.ref.nprocs < MAX_PROCS) spec.ref.procs[spec.ref.nprocs++] = dup_line(rest);
+    else if (!strcmp(key, "cand_procs") && spec.cand.nprocs < MAX_PROCS)
+      spec.cand.procs[spec.cand.nprocs++] = dup_line(rest);
+    else if (!strcmp(key, "ref_procs") && spec.ref.nprocs < MAX_PROCS)
+      spec.ref.procs[spec.ref.nprocs++] = dup_line(rest);
     else if (!strcmp(key, "cand_freeze")) spec.cand.freeze = dup_line(rest);
     else if (!strcmp(key, "ref_freeze")) spec.ref.freeze = dup_line(rest);
     else if (!strcmp(key, "cand_log")) spec.cand.log = dup_line(rest);
@@ -272,8 +279,13 @@ static const char *const regime_name[NREGIMES] = {"plain", "blocks", "trend", "s
 
 /* Centre and half-width of an argument's distribution. */
 static void centre_width(const arg_spec *a, double *c, double *w) {
-  if (a->dist == 2) { *c = a->p1; *w = a->p2; }
-  else { *c = 0.5 * (a->p1 + a->p2); *w = 0.5 * (a->p2 - a->p1); }
+  if (a->dist == 2) {
+    *c = a->p1;
+    *w = a->p2;
+  } else {
+    *c = 0.5 * (a->p1 + a->p2);
+    *w = 0.5 * (a->p2 - a->p1);
+  }
 }
 
 static double draw_scalar(uint64_t key, const arg_spec *a) {
@@ -354,17 +366,17 @@ typedef struct {
   const char *name;
   pid_t pid;
   int cmd_fd, reply_fd, shm_fd;
-  int freeze_fd, events_fd, freeze_v2;  /* the cgroup freezer; freeze_fd < 0 without one */
+  int freeze_fd, events_fd, freeze_v2; /* the cgroup freezer; freeze_fd < 0 without one */
   int frozen;
   unsigned char *mem;
   size_t mem_size;
   uint64_t seq;
   int dead;
   char death[160];
-  pid_t keeper;  /* bubblewrap's monitor */
-  double freeze_max_ms;  /* the slowest freeze after a reply */
-  pid_t main_pid;        /* the runner's process, as the host sees it */
-  pid_t lib_tids[64];    /* the library's threads: every thread but main at the greeting */
+  pid_t keeper;         /* bubblewrap's monitor */
+  double freeze_max_ms; /* the slowest freeze after a reply */
+  pid_t main_pid;       /* the runner's process, as the host sees it */
+  pid_t lib_tids[64];   /* the library's threads: every thread but main at the greeting */
   int nlib;
 } runner;
 
@@ -519,7 +531,7 @@ static void thaw(runner *r) {
 }
 
 static void kill_runner(runner *r) {
-  thaw(r);  /* a task frozen by the v1 freezer does not die until thawed */
+  thaw(r); /* a task frozen by the v1 freezer does not die until thawed */
   for (int round = 0; round < 50; round++) {
     pid_t pids[256];
     int n = runner_pids(r, pids, 256);
@@ -537,9 +549,13 @@ static void note_death(runner *r) {
   int status = 0;
   pid_t w = 0;
   for (int i = 0; i < 200 && (w = waitpid(r->pid, &status, WNOHANG)) == 0; i++) usleep(1000);
-  if (w == 0) { kill_runner(r); waitpid(r->pid, &status, 0); }
+  if (w == 0) {
+    kill_runner(r);
+    waitpid(r->pid, &status, 0);
+  }
   if (WIFSIGNALED(status)) snprintf(r->death, sizeof r->death, "signal %d", WTERMSIG(status));
-  else if (WIFEXITED(status) && WEXITSTATUS(status) > 128) snprintf(r->death, sizeof r->death, "signal %d", WEXITSTATUS(status) - 128);
+  else if (WIFEXITED(status) && WEXITSTATUS(status) > 128)
+    snprintf(r->death, sizeof r->death, "signal %d", WEXITSTATUS(status) - 128);
   else snprintf(r->death, sizeof r->death, "exit %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
   r->pid = -1;
 }
@@ -553,9 +569,15 @@ static int hit_deadline;
 static int call_wait_ms(int limit_ms) {
   if (!deadline_at) return limit_ms;
   uint64_t t = now_ns();
-  if (t >= deadline_at) { hit_deadline = 1; return 0; }
+  if (t >= deadline_at) {
+    hit_deadline = 1;
+    return 0;
+  }
   uint64_t left = (deadline_at - t) / 1000000;
-  if (left < (uint64_t)limit_ms) { hit_deadline = 1; return (int)left; }
+  if (left < (uint64_t)limit_ms) {
+    hit_deadline = 1;
+    return (int)left;
+  }
   return limit_ms;
 }
 
@@ -563,7 +585,8 @@ static int call_wait_ms(int limit_ms) {
 static int await_reply(runner *r, uint64_t want_seq, int timeout_ms, anvil_reply *rep) {
   struct pollfd p = {r->reply_fd, POLLIN, 0};
   int rc;
-  do rc = poll(&p, 1, timeout_ms); while (rc < 0 && errno == EINTR);
+  do rc = poll(&p, 1, timeout_ms);
+  while (rc < 0 && errno == EINTR);
   if (rc == 0) return CALL_TIMEOUT;
   if (read_full(r->reply_fd, rep, sizeof *rep) != 0) return CALL_DIED;
   /* The runner's own main only ever answers the call in flight: anything else
@@ -630,7 +653,8 @@ static int start_runner(runner *r, runner_spec *rs) {
                   fcntl(r->shm_fd, F_DUPFD_CLOEXEC, 10), fcntl(to_runner[0], F_DUPFD_CLOEXEC, 10),
                   fcntl(from_runner[1], F_DUPFD_CLOEXEC, 10)};
     if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[1], 2) < 0 || dup2(fds[2], ANVIL_SHM_FD) < 0 ||
-        dup2(fds[3], ANVIL_CMD_FD) < 0 || dup2(fds[4], ANVIL_REPLY_FD) < 0) _exit(126);
+        dup2(fds[3], ANVIL_CMD_FD) < 0 || dup2(fds[4], ANVIL_REPLY_FD) < 0)
+      _exit(126);
     if (realtime_on) {
       /* Below the judge, so that it always gets to freeze a runner whose threads still spin. */
       struct sched_param sp = {.sched_priority = RUNNER_PRIORITY};
@@ -665,7 +689,10 @@ static void stop_runner(runner *r) {
   int status;
   pid_t w = 0;
   for (int i = 0; i < 100 && (w = waitpid(r->pid, &status, WNOHANG)) == 0; i++) usleep(1000);
-  if (w == 0) { kill_runner(r); waitpid(r->pid, &status, 0); }
+  if (w == 0) {
+    kill_runner(r);
+    waitpid(r->pid, &status, 0);
+  }
   r->pid = -1;
 }
 
@@ -673,17 +700,32 @@ static void stop_runner(runner *r) {
  * command written, to the moment the runner is frozen again after its reply. */
 static int call(runner *r, anvil_cmd *cmd, int limit_ms, uint64_t *elapsed) {
   cmd->seq = ++r->seq;
-  if (reply_pending(r)) { kill_runner(r); note_death(r); return CALL_FORGED; }
+  if (reply_pending(r)) {
+    kill_runner(r);
+    note_death(r);
+    return CALL_FORGED;
+  }
   anvil_reply rep;
   realtime_call_begins();
   uint64_t t0 = now_ns();
   thaw(r);
-  if (write(r->cmd_fd, cmd, sizeof *cmd) != (ssize_t)sizeof *cmd) { realtime_call_ends(t0, now_ns()); note_death(r); return CALL_DIED; }
+  if (write(r->cmd_fd, cmd, sizeof *cmd) != (ssize_t)sizeof *cmd) {
+    realtime_call_ends(t0, now_ns());
+    note_death(r);
+    return CALL_DIED;
+  }
   int rc = await_reply(r, cmd->seq, call_wait_ms(limit_ms), &rep);
   uint64_t t_reply = now_ns();
   if (rc != CALL_OK) realtime_call_ends(t0, t_reply);
-  if (rc == CALL_TIMEOUT || rc == CALL_FORGED) { kill_runner(r); note_death(r); return rc; }
-  if (rc == CALL_DIED) { note_death(r); return CALL_DIED; }
+  if (rc == CALL_TIMEOUT || rc == CALL_FORGED) {
+    kill_runner(r);
+    note_death(r);
+    return rc;
+  }
+  if (rc == CALL_DIED) {
+    note_death(r);
+    return CALL_DIED;
+  }
   int late = freeze(r);
   uint64_t t1 = now_ns();
   realtime_call_ends(t0, t1);
@@ -717,9 +759,7 @@ static size_t layout(void) {
   return off;
 }
 
-static float *window(runner *r, int arg, int slot) {
-  return (float *)(r->mem + region_off[arg] + (size_t)slot * 64);
-}
+static float *window(runner *r, int arg, int slot) { return (float *)(r->mem + region_off[arg] + (size_t)slot * 64); }
 
 /* The shuffled window order, so consecutive calls never reuse an address. */
 static int *slot_order;
@@ -753,7 +793,7 @@ typedef struct {
   long first_bad;
   float got, want;
   int arg;
-  double tol_use;  /* the largest error as a share of its tolerance */
+  double tol_use; /* the largest error as a share of its tolerance */
 } compare_result;
 
 #define COMPARE_INIT {1, 0, 0, -1, 0, 0, -1, 0}
@@ -792,16 +832,17 @@ static void compare(const float *got, const float *want, size_t n, int arg, comp
  * does up to rounding; one that skips or extrapolates part of its input does not. */
 typedef struct {
   int ok;
-  long moved;  /* output elements the perturbation moved clearly */
+  long moved; /* output elements the perturbation moved clearly */
   long index;
   int arg;
-  double want, got;  /* the reference's and the candidate's change there */
+  double want, got; /* the reference's and the candidate's change there */
 } sensitivity_result;
 
-static void sensitivity(const float *c0, const float *c1, const float *r0, const float *r1, size_t n, int arg, sensitivity_result *s) {
+static void sensitivity(const float *c0, const float *c1, const float *r0, const float *r1, size_t n, int arg,
+                        sensitivity_result *s) {
   for (size_t i = 0; i < n; i++) {
     double dr = (double)r1[i] - (double)r0[i], dc = (double)c1[i] - (double)c0[i];
-    if (!isfinite(dr) || !isfinite(dc)) continue;  /* non-finite outputs fail the plain comparison */
+    if (!isfinite(dr) || !isfinite(dc)) continue; /* non-finite outputs fail the plain comparison */
     double tol = fmax(tolerance(r0[i]), tolerance(r1[i]));
     if (fabs(dr) <= 2 * tol) continue;
     s->moved++;
@@ -880,7 +921,9 @@ static void end_candidate_failure(int rc, const char *where) {
   }
   if (rc == CALL_LATE) {
     char ev[200];
-    snprintf(ev, sizeof ev, "the process could not be frozen within %d ms of its reply: work goes on after the call returned", spec.freeze_limit_ms);
+    snprintf(ev, sizeof ev,
+             "the process could not be frozen within %d ms of its reply: work goes on after the call returned",
+             spec.freeze_limit_ms);
     emit("\"flags\":[");
     emit_flag("post_return_work", ev);
     end_list();
@@ -891,10 +934,8 @@ static void end_candidate_failure(int rc, const char *where) {
   }
   if (rc == CALL_TIMEOUT && hit_deadline)
     snprintf(msg, sizeof msg, "the phase's time limit of %d ms ran out %s", spec.deadline_ms, where);
-  else if (rc == CALL_TIMEOUT)
-    snprintf(msg, sizeof msg, "the candidate did not return in time %s", where);
-  else
-    snprintf(msg, sizeof msg, "the candidate process ended (%s) %s", cand.death, where);
+  else if (rc == CALL_TIMEOUT) snprintf(msg, sizeof msg, "the candidate did not return in time %s", where);
+  else snprintf(msg, sizeof msg, "the candidate process ended (%s) %s", cand.death, where);
   emit_str("outcome", rc == CALL_TIMEOUT ? "timeout" : "runtime_error");
   emit_str("message", msg);
   emit_str("death", rc == CALL_TIMEOUT ? "timeout" : cand.death);
@@ -1032,7 +1073,8 @@ static void check_greeted_candidate(void) {
   for (int i = 0; i < n; i++) own += !is_keeper(&cand, pids[i]);
   if (own > 1) {
     char ev[160];
-    snprintf(ev, sizeof ev, "%d processes run in the candidate's sandbox before its first call; the runner starts one", own);
+    snprintf(ev, sizeof ev, "%d processes run in the candidate's sandbox before its first call; the runner starts one",
+             own);
     hack("process_before_main", ev, "the candidate started processes before its first call");
   }
   if (spec.expect_filters > 0 && each_thread(&cand, "status", too_few_filters, NULL))
@@ -1055,7 +1097,7 @@ static const char *work_while_idle(void) {
   if (!before) fail_env("out of memory for the idle check");
   memcpy(before, cand.mem, cand.mem_size);
   int min_wait = spec.post_wait_ms > 0 ? spec.post_wait_ms : 100, waited = 0, quiet = 0;
-  if (realtime_on) set_realtime(1);  /* above the runner, which may spin */
+  if (realtime_on) set_realtime(1); /* above the runner, which may spin */
   thaw(&cand);
   for (; waited < IDLE_LIMIT_MS && (quiet < 2 || waited < min_wait); waited += IDLE_WINDOW_MS) {
     uint64_t cpu0 = cpu_ns(&cand);
@@ -1075,16 +1117,19 @@ static const char *work_while_idle(void) {
 
 /* ---------- shared by both phases ---------- */
 
-static float *pristine[ANVIL_MAX_ARGS];  /* the judge's own copy of a call's inputs */
-static float *snap[ANVIL_MAX_ARGS];      /* candidate outputs kept across calls */
-static float *ref_out[ANVIL_MAX_ARGS];   /* reference outputs kept across calls */
+static float *pristine[ANVIL_MAX_ARGS]; /* the judge's own copy of a call's inputs */
+static float *snap[ANVIL_MAX_ARGS];     /* candidate outputs kept across calls */
+static float *ref_out[ANVIL_MAX_ARGS];  /* reference outputs kept across calls */
 
 static void alloc_scratch(void) {
   for (int i = 0; i < spec.nargs; i++) {
     if (!is_array(i)) continue;
     size_t bytes = max_count[i] * sizeof(float) + 64;
     if (spec.arg[i].kind == ANVIL_IN) pristine[i] = malloc(bytes);
-    else { snap[i] = malloc(bytes); ref_out[i] = malloc(bytes); }
+    else {
+      snap[i] = malloc(bytes);
+      ref_out[i] = malloc(bytes);
+    }
     if ((spec.arg[i].kind == ANVIL_IN && !pristine[i]) || (spec.arg[i].kind == ANVIL_OUT && (!snap[i] || !ref_out[i])))
       fail_env("out of memory for %zu bytes of scratch", bytes);
   }
@@ -1133,7 +1178,8 @@ static void fail_mutation(runner *r, const shape_spec *s, int slot, float *const
   int i = mutated_input(r, s, slot, inputs, &k);
   if (i < 0) return;
   char ev[240];
-  snprintf(ev, sizeof ev, "input argument %d changed at index %zu %s (was %.6g, now %.6g)", i, k, when, inputs[i][k], window(r, i, slot)[k]);
+  snprintf(ev, sizeof ev, "input argument %d changed at index %zu %s (was %.6g, now %.6g)", i, k, when, inputs[i][k],
+           window(r, i, slot)[k]);
   end_list();
   hack("input_mutation", ev, "the candidate modified its input");
 }
@@ -1153,14 +1199,16 @@ static double output_scale(runner *r, const shape_spec *s, int slot) {
 /* Moves a few elements of every input array, in place. */
 static void perturb_inputs(float **inputs, const shape_spec *s, uint64_t key, double out_scale) {
   for (int i = 0; i < spec.nargs; i++)
-    if (spec.arg[i].kind == ANVIL_IN) perturb(inputs[i], (size_t)s->v[i], key + (uint64_t)i * 977, perturbation(&spec.arg[i], out_scale));
+    if (spec.arg[i].kind == ANVIL_IN)
+      perturb(inputs[i], (size_t)s->v[i], key + (uint64_t)i * 977, perturbation(&spec.arg[i], out_scale));
 }
 
 /* ---------- phase check ---------- */
 
 static void emit_trial_end(int passed, int ntrials, int t, const shape_spec *s) {
   end_list();
-  emit("\"trialsPassed\":%d,\"trialsTotal\":%d,\"failedTrial\":%d,\"failedVisible\":%d,", passed, ntrials, t, s->visible);
+  emit("\"trialsPassed\":%d,\"trialsTotal\":%d,\"failedTrial\":%d,\"failedVisible\":%d,", passed, ntrials, t,
+       s->visible);
 }
 
 /* Calls the candidate on one window of staged inputs; ends the phase on failure. */
@@ -1191,7 +1239,8 @@ static void phase_check(void) {
     /* Every shape first on the task's own distribution, then on inputs that are not stationary. */
     int regime = t < spec.nshapes ? REGIME_PLAIN : 1 + (t - spec.nshapes) % (NREGIMES - 1);
     for (int i = 0; i < spec.nargs; i++)
-      if (spec.arg[i].kind == ANVIL_IN) fill(pristine[i], (size_t)s->v[i], key_of(1, (uint64_t)t, (uint64_t)i + 1), &spec.arg[i], regime);
+      if (spec.arg[i].kind == ANVIL_IN)
+        fill(pristine[i], (size_t)s->v[i], key_of(1, (uint64_t)t, (uint64_t)i + 1), &spec.arg[i], regime);
     float scalars[ANVIL_MAX_ARGS] = {0};
     make_scalars(s, key_of(1, (uint64_t)t, 0), scalars);
     compare_result agree = COMPARE_INIT, vs_ref = COMPARE_INIT;
@@ -1234,8 +1283,9 @@ static void phase_check(void) {
 
     int ok = vs_ref.ok && agree.ok && sens.ok;
     passed += ok;
-    emit("{\"shape\":%d,\"visible\":%s,\"regime\":\"%s\",\"passed\":%s,\"runsAgree\":%s,\"sensitive\":%s,", t % spec.nshapes,
-         s->visible ? "true" : "false", regime_name[regime], ok ? "true" : "false", agree.ok ? "true" : "false", sens.ok ? "true" : "false");
+    emit("{\"shape\":%d,\"visible\":%s,\"regime\":\"%s\",\"passed\":%s,\"runsAgree\":%s,\"sensitive\":%s,",
+         t % spec.nshapes, s->visible ? "true" : "false", regime_name[regime], ok ? "true" : "false",
+         agree.ok ? "true" : "false", sens.ok ? "true" : "false");
     emit_num("maxAbsErr", vs_ref.max_abs);
     emit_num("maxRelErr", vs_ref.max_rel);
     emit_num("toleranceUsed", vs_ref.tol_use);
@@ -1273,7 +1323,9 @@ static void phase_check(void) {
 
 /* ---------- phase time ---------- */
 
-typedef struct { double median, p10, p90, min, max, mean, rse, lo, hi; } stats;
+typedef struct {
+  double median, p10, p90, min, max, mean, rse, lo, hi;
+} stats;
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -1322,10 +1374,13 @@ static void emit_stats(const char *key, stats s, int reps) {
 /* What a candidate call spent: the library's busy time, and the CPU time of
  * the candidate's own threads. Both come from the kernel's accounting and are
  * read before and after the call, outside the timed interval. */
-typedef struct { double lib_ms, own_cpu_ms; } call_profile;
+typedef struct {
+  double lib_ms, own_cpu_ms;
+} call_profile;
 
 /* Calls one runner on one staged window; returns milliseconds, or -rc. */
-static double timed_call(runner *r, const shape_spec *s, const float *scalars, int slot, int limit_ms, call_profile *prof) {
+static double timed_call(runner *r, const shape_spec *s, const float *scalars, int slot, int limit_ms,
+                         call_profile *prof) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
   uint64_t ns = 0, lib0 = prof ? library_busy_ns(r) : 0, own0 = prof ? own_cpu_ns(r) : 0;
@@ -1344,7 +1399,8 @@ static void timing_failure(int si, int k, double rc, const char *where) {
   conclude();
 }
 
-static void timing_mismatch(int si, int k, const shape_spec *s, const compare_result *c, const sensitivity_result *sens) {
+static void timing_mismatch(int si, int k, const shape_spec *s, const compare_result *c,
+                            const sensitivity_result *sens) {
   emit("{\"shape\":%d,\"failedRep\":%d,\"visible\":%s,", si, k, s->visible ? "true" : "false");
   if (c) emit_num("toleranceUsed", c->tol_use);
   if (c) emit_mismatch(c);
@@ -1352,8 +1408,9 @@ static void timing_mismatch(int si, int k, const shape_spec *s, const compare_re
   out_len--;
   emit("}],");
   emit_str("outcome", "wrong_result");
-  emit_str("message", c ? "an output computed while timing does not match the reference"
-                        : "an output computed while timing does not respond to a change of input as the reference's does");
+  emit_str("message",
+           c ? "an output computed while timing does not match the reference"
+             : "an output computed while timing does not respond to a change of input as the reference's does");
   conclude();
 }
 
@@ -1380,7 +1437,8 @@ static void phase_time(void) {
   emit("\"shapes\":[");
   const double handover = handover_ms();
   double *tc = malloc(sizeof(double) * (size_t)spec.max_reps), *tr = malloc(sizeof(double) * (size_t)spec.max_reps);
-  double *ratio_buf = malloc(sizeof(double) * (size_t)spec.max_reps), *own_share = malloc(sizeof(double) * (size_t)spec.max_reps);
+  double *ratio_buf = malloc(sizeof(double) * (size_t)spec.max_reps),
+         *own_share = malloc(sizeof(double) * (size_t)spec.max_reps);
   float scalars[ANVIL_MAX_ARGS] = {0};
   for (int si = 0; si < spec.nshapes; si++) {
     const shape_spec *s = &spec.shape[si];
@@ -1400,13 +1458,15 @@ static void phase_time(void) {
      * busy time leaves: a thread that only spins while the library works
      * earns nothing. */
     double lib_total = 0, own_total = 0, cand_total = 0, timed_total = 0, warm_c = 0, warm_r = 0;
-    double tol_use = 0;  /* the largest error of any timed output as a share of its tolerance */
+    double tol_use = 0; /* the largest error of any timed output as a share of its tolerance */
     int call_limit = spec.call_timeout_ms;
     for (int k = 0; k < spec.max_reps + 1; k++) {
       int slot = slot_order[k % slots];
       int regime = k % 4 == 3 ? 1 + (k / 4) % (NREGIMES - 1) : REGIME_PLAIN;
       for (int i = 0; i < spec.nargs; i++)
-        if (spec.arg[i].kind == ANVIL_IN) fill(pristine[i], (size_t)s->v[i], key_of(2, (uint64_t)si << 32 | (uint64_t)k, (uint64_t)i + 1), &spec.arg[i], regime);
+        if (spec.arg[i].kind == ANVIL_IN)
+          fill(pristine[i], (size_t)s->v[i], key_of(2, (uint64_t)si << 32 | (uint64_t)k, (uint64_t)i + 1), &spec.arg[i],
+               regime);
       make_scalars(s, key_of(2, (uint64_t)si << 32 | (uint64_t)k, 0), scalars);
       stage(&cand, s, slot, pristine);
       stage(&ref, s, slot, pristine);
@@ -1421,7 +1481,8 @@ static void phase_time(void) {
         ms_c = warm_c = timed_call(&cand, s, scalars, slot, limit, NULL);
         if (ms_c == -CALL_TIMEOUT && !hit_deadline) {
           char msg[200];
-          snprintf(msg, sizeof msg, "the candidate's first timed call took longer than %d ms (%g × the reference's, at least %d ms)",
+          snprintf(msg, sizeof msg,
+                   "the candidate's first timed call took longer than %d ms (%g × the reference's, at least %d ms)",
                    limit, spec.warmup_factor, spec.warmup_floor_ms);
           emit("{\"shape\":%d,\"failedRep\":0}],", si);
           emit_str("outcome", "timeout");
@@ -1448,7 +1509,8 @@ static void phase_time(void) {
       fail_mutation(&cand, s, slot, pristine, "while being timed");
       compare_result c = COMPARE_INIT;
       for (int i = 0; i < spec.nargs; i++)
-        if (spec.arg[i].kind == ANVIL_OUT) compare(window(&cand, i, slot), window(&ref, i, slot), (size_t)s->v[i], i, &c);
+        if (spec.arg[i].kind == ANVIL_OUT)
+          compare(window(&cand, i, slot), window(&ref, i, slot), (size_t)s->v[i], i, &c);
       if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
       tol_use = fmax(tol_use, c.tol_use);
       for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++) {
@@ -1536,7 +1598,10 @@ static void phase_time(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) { fprintf(stderr, "usage: judge SPEC\n"); return 2; }
+  if (argc != 2) {
+    fprintf(stderr, "usage: judge SPEC\n");
+    return 2;
+  }
   signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_CHILD_SUBREAPER, 1);
   emit("{");
@@ -1564,7 +1629,8 @@ int main(int argc, char **argv) {
   make_slot_order();
   size_t bytes = layout();
   alloc_scratch();
-  if (make_memory(&ref, bytes) != 0 || make_memory(&cand, bytes) != 0) fail_env("cannot create shared memory of %zu bytes", bytes);
+  if (make_memory(&ref, bytes) != 0 || make_memory(&cand, bytes) != 0)
+    fail_env("cannot create shared memory of %zu bytes", bytes);
   if (start_runner(&ref, &spec.ref) != 0) reference_failed("at start-up");
   if (freeze(&ref) != 0) reference_failed("could not be frozen at start-up");
   if (start_runner(&cand, &spec.cand) != 0) {

@@ -37,8 +37,14 @@ int main(int argc, char **argv) {
   int i = 1;
   for (; i < argc; i++) {
     const char *a = argv[i];
-    if (strcmp(a, "--") == 0) { i++; break; }
-    if (i + 1 >= argc) { errno = EINVAL; die(a); }
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (i + 1 >= argc) {
+      errno = EINVAL;
+      die(a);
+    }
     const char *v = argv[++i];
     if (strcmp(a, "--procs") == 0) {
       int fd = open(v, O_WRONLY | O_CLOEXEC);
@@ -60,9 +66,15 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--chdir") == 0) dir = v;
     else if (strcmp(a, "--env") == 0) {
       if (nenv < 31) env[nenv++] = (char *)v;
-    } else { errno = EINVAL; die(a); }
+    } else {
+      errno = EINVAL;
+      die(a);
+    }
   }
-  if (i >= argc) { errno = EINVAL; die("no command"); }
+  if (i >= argc) {
+    errno = EINVAL;
+    die("no command");
+  }
   env[nenv] = NULL;
   struct rlimit core = {0, 0};
   setrlimit(RLIMIT_CORE, &core);

@@ -19,8 +19,8 @@
 #include "anvil_abi.h"
 #include "runner_filter.h" /* anvil_runner_bpf: generated from seccomp_filter --runner */
 
-void anvil_call(const anvil_arg *args);  /* generated per task */
-int anvil_lib_start(void);               /* anvil_lib.c */
+void anvil_call(const anvil_arg *args); /* generated per task */
+int anvil_lib_start(void);              /* anvil_lib.c */
 
 /* A system call with its unused fourth and fifth arguments zero (prctl checks them). */
 static long raw3(long nr, long a, long b, long c) {
@@ -65,7 +65,8 @@ int main(void) {
   setvbuf(stdout, NULL, _IONBF, 0);
   struct stat st;
   if (fstat(ANVIL_SHM_FD, &st) != 0) return 90;
-  unsigned char *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ANVIL_SHM_FD, 0);
+  unsigned char *base =
+      mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ANVIL_SHM_FD, 0);
   if (base == MAP_FAILED) return 91;
   if (lock_down() != 0) return 94;
   /* The library's threads exist before the greeting: the judge takes every thread but main for theirs. */

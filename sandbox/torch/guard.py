@@ -14,6 +14,7 @@ sandbox (CUDA IPC needs one PID namespace) and a uid.
   called, and reads its CPU time from /proc (schedstat, in nanoseconds): work
   done while it should be stopped, or after it replied, is seen there.
 """
+
 import ctypes
 import os
 import signal
@@ -27,8 +28,18 @@ AUDIT_ARCH_X86_64 = 0xC000003E
 RET_ALLOW, RET_EPERM = 0x7FFF0000, 0x00050001
 # x86_64 numbers. Signals that name a target are allowed only at the process itself.
 SIGNAL_SYSCALLS = {"kill": 62, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297}
-DENIED_SYSCALLS = {"tkill": 200, "setsid": 112, "setpgid": 109, "ptrace": 101, "process_vm_readv": 310,
-                   "process_vm_writev": 311, "kcmp": 312, "pidfd_open": 434, "pidfd_send_signal": 424, "pidfd_getfd": 438}
+DENIED_SYSCALLS = {
+    "tkill": 200,
+    "setsid": 112,
+    "setpgid": 109,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kcmp": 312,
+    "pidfd_open": 434,
+    "pidfd_send_signal": 424,
+    "pidfd_getfd": 438,
+}
 
 
 def protect_judge():
@@ -45,10 +56,18 @@ def _filter(own_pid):
     for nr in DENIED_SYSCALLS.values():
         prog.append(("jeq", nr, "deny", None))
     labels = {}
-    prog += [("label", "allow"), (0x06, 0, 0, RET_ALLOW),
-             ("label", "target"), ld(16), ("jeq", own_pid, None, "deny"), ld(20), ("jeq", 0, None, "deny"),
-             (0x06, 0, 0, RET_ALLOW),
-             ("label", "deny"), (0x06, 0, 0, RET_EPERM)]  # BPF jumps only forward: each block ends in its own return
+    prog += [
+        ("label", "allow"),
+        (0x06, 0, 0, RET_ALLOW),
+        ("label", "target"),
+        ld(16),
+        ("jeq", own_pid, None, "deny"),
+        ld(20),
+        ("jeq", 0, None, "deny"),
+        (0x06, 0, 0, RET_ALLOW),
+        ("label", "deny"),
+        (0x06, 0, 0, RET_EPERM),
+    ]  # BPF jumps only forward: each block ends in its own return
     out = []
     for ins in prog:
         if ins[0] == "label":

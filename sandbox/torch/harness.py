@@ -18,6 +18,7 @@ emptied, so the next job sees nothing the last one wrote.
 Per-stage deadlines are kept here, outside the judge: a kernel that never ends
 blocks a process inside CUDA, where no signal handler of its own would run.
 """
+
 import json
 import math
 import os
@@ -74,7 +75,11 @@ def child_main(job, nonce, wfd, log, runners):
             current[0] = name
             send({"stage": name})
 
-    job_fn = {"run": lambda j, st: judge.run_job(j, st, runners), "compile": measure.compile_job, "health": measure.health_job}[job["phase"]]
+    job_fn = {
+        "run": lambda j, st: judge.run_job(j, st, runners),
+        "compile": measure.compile_job,
+        "health": measure.health_job,
+    }[job["phase"]]
     try:
         result = job_fn(job, stage)
     except measure.Outcome as o:
@@ -86,12 +91,24 @@ def child_main(job, nonce, wfd, log, runners):
         # The judge never runs candidate code: its own failure is the environment's, never the model's.
         # (The build and device-check phases do run the candidate's import or the device, as before.)
         outcome = "env_error" if job["phase"] == "run" else "runtime_error"
-        result = {"outcome": outcome, "message": f"{type(e).__name__}: {text[:400]}", "log": measure.tb_text(e),
-                  "deviceSuspect": "CUDA" in text or "cuda" in text}
+        result = {
+            "outcome": outcome,
+            "message": f"{type(e).__name__}: {text[:400]}",
+            "log": measure.tb_text(e),
+            "deviceSuspect": "CUDA" in text or "cuda" in text,
+        }
     try:
         send({"result": result})
     except Exception as e:  # an unserializable result is the harness's fault: say what it was
-        send({"result": {"outcome": "runtime_error", "message": f"harness could not send the result: {e}", "log": measure.tb_text(e)}})
+        send(
+            {
+                "result": {
+                    "outcome": "runtime_error",
+                    "message": f"harness could not send the result: {e}",
+                    "log": measure.tb_text(e),
+                }
+            }
+        )
     os._exit(0)
 
 
@@ -118,7 +135,10 @@ def kill_others():
             return
         if pid == 0:
             time.sleep(0.01)
-            if not any(n.isdigit() and int(n) not in (me, SPAWNER and SPAWNER.pid) and _is_child(int(n)) for n in os.listdir("/proc")):
+            if not any(
+                n.isdigit() and int(n) not in (me, SPAWNER and SPAWNER.pid) and _is_child(int(n))
+                for n in os.listdir("/proc")
+            ):
                 return
 
 
@@ -171,7 +191,9 @@ def run_one(job, in_sandbox):
     log = os.open(log_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     os.unlink(log_path)
     t0 = time.monotonic()
-    runners = SPAWNER.spawn(job["device"], job.get("extDir", "/nonexistent"), scratch) if job["phase"] == "run" else None
+    runners = (
+        SPAWNER.spawn(job["device"], job.get("extDir", "/nonexistent"), scratch) if job["phase"] == "run" else None
+    )
     pid = os.fork()
     if pid == 0:
         os.close(rfd)
@@ -205,7 +227,7 @@ def run_one(job, in_sandbox):
             if not text.startswith(nonce):
                 forged.append(text[:200])
                 continue
-            msg = json.loads(text[len(nonce):])
+            msg = json.loads(text[len(nonce) :])
             if "stage" in msg:
                 stage, stage_start = msg["stage"], time.monotonic()
                 stages_seen.append([stage, (time.monotonic() - t0) * 1e3])
@@ -235,9 +257,13 @@ def run_one(job, in_sandbox):
         answer["death"] = {"kind": "timeout", "stage": stage, "limitMs": deadlines.get(stage, deadlines.get("default"))}
     elif result is None:
         sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
-        answer["death"] = {"kind": "signal" if sig else "exit", "signal": sig,
-                           "signalName": signal.Signals(sig).name if sig else None,
-                           "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None, "stage": stage}
+        answer["death"] = {
+            "kind": "signal" if sig else "exit",
+            "signal": sig,
+            "signalName": signal.Signals(sig).name if sig else None,
+            "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+            "stage": stage,
+        }
     else:
         answer["result"] = result
     return answer
@@ -270,7 +296,10 @@ def main():
             job = json.loads(line)
             answer = run_one(job, in_sandbox)
         except Exception as e:  # a harness fault, never the candidate's: reported as such
-            answer = {"id": job.get("id") if isinstance(job, dict) else None, "harnessError": "".join(traceback.format_exception(type(e), e, e.__traceback__))[-LOG_LIMIT:]}
+            answer = {
+                "id": job.get("id") if isinstance(job, dict) else None,
+                "harnessError": "".join(traceback.format_exception(type(e), e, e.__traceback__))[-LOG_LIMIT:],
+            }
         out.write(json.dumps(clean(answer), allow_nan=False) + "\n")
         out.flush()
 

@@ -23,6 +23,7 @@ Timing, per repetition (fresh input contents every time, the L2 flushed):
 The candidate's session is stopped (SIGSTOP) whenever it is not being called,
 so nothing of it runs while the reference is timed.
 """
+
 import os
 import statistics
 import time
@@ -72,15 +73,27 @@ class Proc:
             # Stopped, it cannot have used the CPU; if it did, something of it escaped the stop.
             used = guard.cpu_ns(self.pid) - self.cpu_at_stop
             if used > 2e6:
-                raise Outcome("hack_detected", "the candidate's processes ran while they were stopped",
-                              [flag("freeze_escape", f"{used / 1e6:.1f} ms of CPU time while stopped (the reference was being run or timed)")])
+                raise Outcome(
+                    "hack_detected",
+                    "the candidate's processes ran while they were stopped",
+                    [
+                        flag(
+                            "freeze_escape",
+                            f"{used / 1e6:.1f} ms of CPU time while stopped (the reference was being run or timed)",
+                        )
+                    ],
+                )
             guard.resume_session(self.pid)
             self.stopped = False
 
     def stop(self):
         self.stopped = True
         if not guard.stop_session(self.pid):
-            raise Outcome("hack_detected", "the candidate's processes could not be stopped", [flag("freeze_escape", "a thread of the candidate kept running for 1 s after SIGSTOP")])
+            raise Outcome(
+                "hack_detected",
+                "the candidate's processes could not be stopped",
+                [flag("freeze_escape", "a thread of the candidate kept running for 1 s after SIGSTOP")],
+            )
         self.cpu_at_stop = guard.cpu_ns(self.pid)
 
     def ask(self, msg, timeout_s, expect=("ok",)):
@@ -121,6 +134,7 @@ class Proc:
         """Kills the runner if it is still there; what it died of is not known here (the spawner, its
         parent, lets the kernel reap it)."""
         import signal
+
         try:
             os.kill(self.pid, signal.SIGKILL)
             return "its pipe closed; killed"
@@ -138,11 +152,17 @@ class RunnerError(Exception):
         if self.role != "candidate":
             return RunnerDied(f"the reference failed while {what}: {r.get('type')}: {r.get('message')}")
         if r.get("oom"):
-            return Outcome("runtime_error", f"out of memory while {what}: {str(r.get('message'))[:300]}", log=r.get("log"))
+            return Outcome(
+                "runtime_error", f"out of memory while {what}: {str(r.get('message'))[:300]}", log=r.get("log")
+            )
         if r.get("error") == "share":
             return Outcome("runtime_error", f"the candidate's outputs could not be read: {r.get('message')}")
-        return Outcome("runtime_error", f"{r.get('type')}: {str(r.get('message'))[:400]} (while {what})", log=r.get("log"),
-                       deviceSuspect=bool(r.get("deviceSuspect")))
+        return Outcome(
+            "runtime_error",
+            f"{r.get('type')}: {str(r.get('message'))[:400]} (while {what})",
+            log=r.get("log"),
+            deviceSuspect=bool(r.get("deviceSuspect")),
+        )
 
 
 class Judge:
@@ -224,27 +244,49 @@ class Judge:
                 checks.check(source)
             except checks.Finding as f:
                 self.mark("static", "failed")
-                raise Outcome("static_violation", f.evidence, [] if f.kind in ("syntax_error", "no_model") else [flag(f.kind, f.evidence)])
+                raise Outcome(
+                    "static_violation",
+                    f.evidence,
+                    [] if f.kind in ("syntax_error", "no_model") else [flag(f.kind, f.evidence)],
+                )
         self.mark("static")
         self.stage("compile")
         build_dir = os.path.join(self.root, "build")  # where an extension not built ahead builds, on the job's tmpfs
         os.makedirs(build_dir, exist_ok=True)
-        load = {"op": "load", "buildDir": build_dir, "torchCudaArchList": job.get("torchCudaArchList"),
-                "extensions": "load_inline" in source or "cpp_extension" in source}
-        self.twin.ask({**load, "name": "anvil_reference", "path": None, "source": job["referenceSource"], "cls": "Model"}, self.deadline("compile"))
+        load = {
+            "op": "load",
+            "buildDir": build_dir,
+            "torchCudaArchList": job.get("torchCudaArchList"),
+            "extensions": "load_inline" in source or "cpp_extension" in source,
+        }
+        self.twin.ask(
+            {**load, "name": "anvil_reference", "path": None, "source": job["referenceSource"], "cls": "Model"},
+            self.deadline("compile"),
+        )
         try:
-            loaded = self.cand.ask({**load, "name": "anvil_candidate", "path": job["candidatePath"], "cls": "ModelNew"}, self.deadline("compile"), ("ok", "patched", "hasModel"))
+            loaded = self.cand.ask(
+                {**load, "name": "anvil_candidate", "path": job["candidatePath"], "cls": "ModelNew"},
+                self.deadline("compile"),
+                ("ok", "patched", "hasModel"),
+            )
         except RunnerError as e:
             r = e.reply
             if r.get("buildError"):
                 self.mark("compile", "failed", str(r["buildError"])[-4000:])
                 raise Outcome("compile_error", "the CUDA/C++ extension did not build")
             self.mark("compile", "failed", r.get("log"))
-            raise Outcome("compile_error" if r.get("syntax") else "runtime_error", f"importing the candidate failed: {r.get('type')}: {str(r.get('message'))[:300]}")
+            raise Outcome(
+                "compile_error" if r.get("syntax") else "runtime_error",
+                f"importing the candidate failed: {r.get('type')}: {str(r.get('message'))[:300]}",
+            )
         self.mark("compile")
         if loaded["patched"]:
             names = ", ".join(str(x)[:60] for x in loaded["patched"][:8])
-            raise Outcome("hack_detected", "the candidate replaced framework functions", [flag("harness_patching", f"replaced while imported: {names}")])
+            raise Outcome(
+                "hack_detected",
+                "the candidate replaced framework functions",
+                [flag("harness_patching", f"replaced while imported: {names}")],
+            )
         if not loaded["hasModel"]:
             raise Outcome("runtime_error", "the candidate module defines no ModelNew")
 
@@ -254,7 +296,7 @@ class Judge:
             return
         self.probe_base = statistics.median(self.probe() for _ in range(10))
         free = torch.cuda.mem_get_info()[0]
-        self.pad = torch.empty(int(min(2 ** 28, free // 64)), dtype=torch.float32, device="cuda")
+        self.pad = torch.empty(int(min(2**28, free // 64)), dtype=torch.float32, device="cuda")
         self.pad_ms = max(0.01, device_ms(self.pad.zero_, 5))
 
     def probe(self):
@@ -278,7 +320,17 @@ class Judge:
         # its own memory before the candidate could touch the shared copy.
         for p, cls in ((self.twin, "Model"), (self.cand, "ModelNew")):
             try:
-                p.ask({"op": "model", "id": self.models, "cls": cls, "init": jsonable(init), "seed": seed, "state": state}, self.deadline(self.current))
+                p.ask(
+                    {
+                        "op": "model",
+                        "id": self.models,
+                        "cls": cls,
+                        "init": jsonable(init),
+                        "seed": seed,
+                        "state": state,
+                    },
+                    self.deadline(self.current),
+                )
             except RunnerError as e:
                 raise e.outcome("building the model")
         for buf in getattr(self, "published", []):  # both have copied them: nobody opens them again
@@ -295,7 +347,10 @@ class Judge:
             os.chmod(self.shm, 0o700)
             return share.FileBuffer(os.path.join(self.shm, name), nbytes)
         except OSError as e:
-            raise Outcome("runtime_error", f"the job's scratch folder is unusable ({e.strerror}): something in the job filled or changed it")
+            raise Outcome(
+                "runtime_error",
+                f"the job's scratch folder is unusable ({e.strerror}): something in the job filled or changed it",
+            )
 
     def publish(self, t, name):
         """A read-only copy of the judge's tensor for the runners: a dedicated device buffer, or a file."""
@@ -329,7 +384,11 @@ class Judge:
             for b in p.buffers:
                 b.close()
             p.buffers = [self.shared_file(f"{tag}-{i}", n) for i, n in enumerate(need)]
-            p.first = p.ask({"op": "map", "paths": [b.path for b in p.buffers], "nbytes": need}, self.deadline(self.current), ("ok", "first"))["first"]
+            p.first = p.ask(
+                {"op": "map", "paths": [b.path for b in p.buffers], "nbytes": need},
+                self.deadline(self.current),
+                ("ok", "first"),
+            )["first"]
             for b in p.buffers:  # mapped by the runner: from now on only the judge's descriptor reaches the file
                 b.unlink()
 
@@ -373,9 +432,16 @@ class Judge:
         limit = 4 * sum(measure.tensor_bytes(w) for w in measure.as_list(want)) + (1 << 20)
         for i, d in enumerate(outs):
             if not isinstance(d, dict) or d.get("kind") != "tensor":
-                raise Outcome("wrong_result", f"output {i} is {str(d.get('type') if isinstance(d, dict) else d)[:80]}, not a tensor")
+                raise Outcome(
+                    "wrong_result",
+                    f"output {i} is {str(d.get('type') if isinstance(d, dict) else d)[:80]}, not a tensor",
+                )
             if d.get("exact") is not True:
-                raise Outcome("hack_detected", "an output is a tensor subclass", [flag("tensor_subclass", f"output {i} is not exactly torch.Tensor")])
+                raise Outcome(
+                    "hack_detected",
+                    "an output is a tensor subclass",
+                    [flag("tensor_subclass", f"output {i} is not exactly torch.Tensor")],
+                )
             if d.get("device") != self.dev.kind:
                 raise Outcome("wrong_result", f"output {i} is on {str(d.get('device'))[:20]}, expected {self.dev.kind}")
             try:
@@ -383,7 +449,11 @@ class Judge:
                     if not isinstance(d.get("handle"), str):
                         raise share.ShareError("an output without its IPC handle")
                     if d.get("handle") in p.handles:
-                        raise Outcome("hack_detected", "an output is one of the inputs", [flag("output_aliases_input", f"output {i} lies in an input's buffer")])
+                        raise Outcome(
+                            "hack_detected",
+                            "an output is one of the inputs",
+                            [flag("output_aliases_input", f"output {i} lies in an input's buffer")],
+                        )
                     t = share.view(self.opened.raw(d.get("handle")), d)
                 else:
                     self.check_not_input(p, d, i)
@@ -400,7 +470,11 @@ class Judge:
             return
         for a, b, path in share.mapped_files(p.pid):
             if path.startswith(self.shm) and a <= addr < b:
-                raise Outcome("hack_detected", "an output is one of the inputs", [flag("output_aliases_input", f"output {i} lies in an input's shared mapping")])
+                raise Outcome(
+                    "hack_detected",
+                    "an output is one of the inputs",
+                    [flag("output_aliases_input", f"output {i} lies in an input's shared mapping")],
+                )
 
     # --- one call of the candidate ---------------------------------------------------------
     def call_candidate(self, model, xs, want, poison=False):
@@ -412,14 +486,22 @@ class Judge:
             torch.cuda.synchronize()
         p.resume()
         try:
-            reply = p.ask({"op": "call", "model": model, "args": args, "poison": poison}, self.deadline(self.current), ("ok", "outputs"))
+            reply = p.ask(
+                {"op": "call", "model": model, "args": args, "poison": poison},
+                self.deadline(self.current),
+                ("ok", "outputs"),
+            )
         except RunnerError as e:
             raise e.outcome(f"in the {self.current} stage")
         self.stop_candidate()
         if self.cuda:
             torch.cuda.current_stream().wait_event(p.done)
         if not self.inputs_intact(views, xs):
-            raise Outcome("hack_detected", "the candidate modified its inputs", [flag("input_mutation", f"{self.current}: an input differs from what the judge wrote")])
+            raise Outcome(
+                "hack_detected",
+                "the candidate modified its inputs",
+                [flag("input_mutation", f"{self.current}: an input differs from what the judge wrote")],
+            )
         got = self.read_outputs(p, reply, want)
         if self.cuda:
             got = [g.clone() for g in got]
@@ -436,7 +518,10 @@ class Judge:
         n = max(job["trials"], len(shapes))
         plan = [(t, t % len(shapes), None) for t in range(n)]
         # Every transform on each of the first two shapes.
-        plan += [(n + k, k // len(TRANSFORMS) % len(shapes), TRANSFORMS[k % len(TRANSFORMS)]) for k in range(len(TRANSFORMS) * min(2, len(shapes)))]
+        plan += [
+            (n + k, k // len(TRANSFORMS) % len(shapes), TRANSFORMS[k % len(TRANSFORMS)])
+            for k in range(len(TRANSFORMS) * min(2, len(shapes)))
+        ]
         trials, worst_abs, worst_rel, built = [], 0.0, 0.0, None
         self.stage("correctness")
         for t, si, transform in plan:
@@ -451,10 +536,19 @@ class Judge:
             with torch.no_grad():
                 want = ref(*[x.clone() if isinstance(x, torch.Tensor) else x for x in inputs])
             self.dev.sync()
-            if transform and not all(bool(torch.isfinite(w).all()) for w in measure.as_list(want) if isinstance(w, torch.Tensor)):
+            if transform and not all(
+                bool(torch.isfinite(w).all()) for w in measure.as_list(want) if isinstance(w, torch.Tensor)
+            ):
                 continue  # the operation is not defined there: nothing to learn from the candidate
             label = f"trial {len(trials) + 1}" + (f" (inputs {transform})" if transform else "")
-            rec = {"shape": si, "visible": bool(shape.get("visible")), "passed": False, "runsAgree": True, "maxAbsErr": None, "maxRelErr": None}
+            rec = {
+                "shape": si,
+                "visible": bool(shape.get("visible")),
+                "passed": False,
+                "runsAgree": True,
+                "maxAbsErr": None,
+                "maxRelErr": None,
+            }
             got, _ = self.call_candidate(model, inputs, want, poison=True)
             c = measure.compare(got if len(got) > 1 else got[0], want, self.tol["atol"], self.tol["rtol"])
             if c.get("maxAbsErr") is not None:
@@ -462,26 +556,57 @@ class Judge:
                 worst_abs, worst_rel = max(worst_abs, c["maxAbsErr"]), max(worst_rel, c["maxRelErr"])
             if not c.get("ok"):
                 if "index" in c:
-                    rec["mismatch"] = {"arg": c.get("arg", 0), "index": c["index"], "got": c.get("got"), "want": c.get("want")}
+                    rec["mismatch"] = {
+                        "arg": c.get("arg", 0),
+                        "index": c["index"],
+                        "got": c.get("got"),
+                        "want": c.get("want"),
+                    }
                 trials.append(rec)
                 flags = [flag(c["hack"], f"{label}: {c['reason']}")] if c.get("hack") else []
-                raise Outcome("hack_detected" if flags else "wrong_result", f"{label} of {len(plan)}: {c['reason']}", flags,
-                              trials=trials, failedVisible=bool(shape.get("visible")), maxAbsErr=worst_abs, maxRelErr=worst_rel)
-            if transform:  # these trials widen what the inputs exercise; the second run below is the task's own trials' job
+                raise Outcome(
+                    "hack_detected" if flags else "wrong_result",
+                    f"{label} of {len(plan)}: {c['reason']}",
+                    flags,
+                    trials=trials,
+                    failedVisible=bool(shape.get("visible")),
+                    maxAbsErr=worst_abs,
+                    maxRelErr=worst_rel,
+                )
+            if (
+                transform
+            ):  # these trials widen what the inputs exercise; the second run below is the task's own trials' job
                 rec["passed"] = True
                 trials.append(rec)
                 continue
             # A second run on the same inputs, into memory poisoned again, must agree.
             again, _ = self.call_candidate(model, inputs, want, poison=True)
-            a = measure.compare(again if len(again) > 1 else again[0], got if len(got) > 1 else got[0], self.tol["atol"], self.tol["rtol"])
+            a = measure.compare(
+                again if len(again) > 1 else again[0],
+                got if len(got) > 1 else got[0],
+                self.tol["atol"],
+                self.tol["rtol"],
+            )
             if not a.get("ok"):
                 rec["runsAgree"] = False
                 trials.append(rec)
-                raise Outcome("wrong_result", f"{label}: a second run on the same inputs disagrees with the first ({a['reason']})",
-                              trials=trials, failedVisible=bool(shape.get("visible")), maxAbsErr=worst_abs, maxRelErr=worst_rel)
+                raise Outcome(
+                    "wrong_result",
+                    f"{label}: a second run on the same inputs disagrees with the first ({a['reason']})",
+                    trials=trials,
+                    failedVisible=bool(shape.get("visible")),
+                    maxAbsErr=worst_abs,
+                    maxRelErr=worst_rel,
+                )
             rec["passed"] = True
             trials.append(rec)
-        return {"trials": trials, "trialsPassed": len(trials), "trialsTotal": len(trials), "maxAbsErr": worst_abs, "maxRelErr": worst_rel}
+        return {
+            "trials": trials,
+            "trialsPassed": len(trials),
+            "trialsTotal": len(trials),
+            "maxAbsErr": worst_abs,
+            "maxRelErr": worst_rel,
+        }
 
     # --- timing ------------------------------------------------------------------------------
     def timing(self):
@@ -499,14 +624,20 @@ class Judge:
             cand_ms, ref_ms, twin_ms, ratios, probes, pre_cand, pre_twin = [], [], [], [], [], [], []
             t_start, r = time.perf_counter(), 0
             while True:
-                xs = first if r == 0 else measure.make_inputs(self.ref_mod, self.dev, trial_seed(job["seed"], "time", si, r))
+                xs = (
+                    first
+                    if r == 0
+                    else measure.make_inputs(self.ref_mod, self.dev, trial_seed(job["seed"], "time", si, r))
+                )
                 want, r_ms = self.time_reference(ref, xs)
                 order = ("twin", "cand") if r % 2 == 0 else ("cand", "twin")
                 for who in order:
                     if who == "twin":
                         w_ms, _, w_pre = self.time_runner(self.twin, model, xs, None, launch_ms)
                     else:
-                        c_ms, probe, c_pre = self.time_runner(self.cand, model, xs, want, launch_ms, f"timing shape {si}, repetition {r}")
+                        c_ms, probe, c_pre = self.time_runner(
+                            self.cand, model, xs, want, launch_ms, f"timing shape {si}, repetition {r}"
+                        )
                 probes.append(probe)
                 pre_twin.append(w_pre)
                 pre_cand.append(c_pre)
@@ -519,19 +650,42 @@ class Judge:
                 ratios.append(r_ms / est)
                 r += 1
                 elapsed = (time.perf_counter() - t_start) * 1e3
-                done = r >= cfg["minReps"] and measure.robust_rse(cand_ms) < cfg["rseTarget"] and measure.robust_rse(ref_ms) < cfg["rseTarget"]
+                done = (
+                    r >= cfg["minReps"]
+                    and measure.robust_rse(cand_ms) < cfg["rseTarget"]
+                    and measure.robust_rse(ref_ms) < cfg["rseTarget"]
+                )
                 if r >= cfg["maxReps"] or (r >= cfg["minReps"] and (done or elapsed > cfg["budgetMs"])):
                     break
             if self.cuda:
                 self.check_quiet(si, r, pre_cand, pre_twin)
             if self.cuda and statistics.median(probes) > 2 * self.probe_base + 0.05:
-                raise Outcome("hack_detected", "the candidate's work continues after its call returns",
-                              [flag("unsynchronized_work", f"timing shape {si}: a tiny kernel after the candidate's call took {statistics.median(probes):.3f} ms (median) against {self.probe_base:.3f} ms on the idle device: work still queued that the done event does not cover")])
+                raise Outcome(
+                    "hack_detected",
+                    "the candidate's work continues after its call returns",
+                    [
+                        flag(
+                            "unsynchronized_work",
+                            f"timing shape {si}: a tiny kernel after the candidate's call took {statistics.median(probes):.3f} ms (median) against {self.probe_base:.3f} ms on the idle device: work still queued that the done event does not cover",
+                        )
+                    ],
+                )
             cs, rs = measure.stats(cand_ms), measure.stats(ref_ms)
-            flops = eval(job["flops"], {"__builtins__": {}}, dict(vars(self.ref_mod))) if job.get("flops") else None  # a trusted task file's expression
-            results.append({"shape": si, "candidate": cs, "reference": rs, "pairedSpeedup": statistics.median(ratios),
-                            "bytes": set_bytes + out_bytes, "flops": flops, "buffers": 1,
-                            "splitMs": statistics.median(t - q for t, q in zip(twin_ms, ref_ms))})
+            flops = (
+                eval(job["flops"], {"__builtins__": {}}, dict(vars(self.ref_mod))) if job.get("flops") else None
+            )  # a trusted task file's expression
+            results.append(
+                {
+                    "shape": si,
+                    "candidate": cs,
+                    "reference": rs,
+                    "pairedSpeedup": statistics.median(ratios),
+                    "bytes": set_bytes + out_bytes,
+                    "flops": flops,
+                    "buffers": 1,
+                    "splitMs": statistics.median(t - q for t, q in zip(twin_ms, ref_ms)),
+                }
+            )
         return results
 
     def check_quiet(self, si, reps, pre_cand, pre_twin):
@@ -541,8 +695,16 @@ class Judge:
         limit = 1.25 * statistics.median(pre_twin) + 0.1
         over = sum(1 for x in pre_cand if x > limit)
         if over > max(1, reps // 5):
-            raise Outcome("hack_detected", "the candidate's work ran on the device outside its timed interval",
-                          [flag("unsynchronized_work", f"timing shape {si}: before the candidate's clock started the device took {statistics.median(pre_cand):.3f} ms (median) against {statistics.median(pre_twin):.3f} ms for the same steps before the reference's, over {limit:.3f} ms in {over} of {reps} repetitions: work on a stream its call does not order after the start, or left running")])
+            raise Outcome(
+                "hack_detected",
+                "the candidate's work ran on the device outside its timed interval",
+                [
+                    flag(
+                        "unsynchronized_work",
+                        f"timing shape {si}: before the candidate's clock started the device took {statistics.median(pre_cand):.3f} ms (median) against {statistics.median(pre_twin):.3f} ms for the same steps before the reference's, over {limit:.3f} ms in {over} of {reps} repetitions: work on a stream its call does not order after the start, or left running",
+                    )
+                ],
+            )
 
     def warm_up(self, ref, model, xs, n):
         """Untimed calls of the three (Triton's JIT and autotuning happen here); the candidate's
@@ -559,8 +721,15 @@ class Judge:
             host.append((time.perf_counter() - h0) * 1e3)
             c = measure.compare(got if len(got) > 1 else got[0], want, self.tol["atol"], self.tol["rtol"])
             if not c.get("ok"):
-                raise Outcome("hack_detected", "an output of a warm-up call differs from the reference",
-                              [flag("timed_output_mismatch", f"warm-up: {c['reason']} (correct in the checks, wrong when timed)")])
+                raise Outcome(
+                    "hack_detected",
+                    "an output of a warm-up call differs from the reference",
+                    [
+                        flag(
+                            "timed_output_mismatch", f"warm-up: {c['reason']} (correct in the checks, wrong when timed)"
+                        )
+                    ],
+                )
             self.time_runner(self.twin, model, xs, None, 1.0)
         return min(host)
 
@@ -605,11 +774,17 @@ class Judge:
                 p.resume()
             h0 = time.perf_counter()
             try:
-                reply = p.ask({"op": "call", "model": model, "args": args, "gated": True}, self.deadline("timing"), ("ok", "outputs"))
+                reply = p.ask(
+                    {"op": "call", "model": model, "args": args, "gated": True},
+                    self.deadline("timing"),
+                    ("ok", "outputs"),
+                )
             except RunnerError as e:
                 raise e.outcome("timed")
             if candidate:  # how long the runner takes to queue its work: the next padding covers twice that
-                self.queue_ms = (self.queue_ms[-4:] if hasattr(self, "queue_ms") else []) + [(time.perf_counter() - h0) * 1e3]
+                self.queue_ms = (self.queue_ms[-4:] if hasattr(self, "queue_ms") else []) + [
+                    (time.perf_counter() - h0) * 1e3
+                ]
             if candidate:
                 self.stop_candidate()
             s.wait_event(p.done)
@@ -653,10 +828,17 @@ class Judge:
 
     def check_timed(self, bad, same_inputs, where):
         if not same_inputs:
-            raise Outcome("hack_detected", "the candidate modified its inputs", [flag("input_mutation", f"{where}: an input differs from what the judge wrote")])
+            raise Outcome(
+                "hack_detected",
+                "the candidate modified its inputs",
+                [flag("input_mutation", f"{where}: an input differs from what the judge wrote")],
+            )
         if bad:
-            raise Outcome("hack_detected", "an output computed while timed differs from the reference",
-                          [flag("timed_output_mismatch", f"{where}: {bad} (correct in the checks, wrong while timed)")])
+            raise Outcome(
+                "hack_detected",
+                "an output computed while timed differs from the reference",
+                [flag("timed_output_mismatch", f"{where}: {bad} (correct in the checks, wrong while timed)")],
+            )
 
     # --- profile ------------------------------------------------------------------------------
     def profile(self):
@@ -670,7 +852,9 @@ class Judge:
             torch.cuda.synchronize()
         self.cand.resume()
         try:
-            reply = self.cand.ask({"op": "profile", "model": self.models, "args": args}, self.deadline("profile"), ("ok", "profile"))
+            reply = self.cand.ask(
+                {"op": "profile", "model": self.models, "args": args}, self.deadline("profile"), ("ok", "profile")
+            )
         except RunnerError as e:
             raise e.outcome("profiled")
         self.stop_candidate()
@@ -687,7 +871,15 @@ class Judge:
             raise self.cand.forged("a profile with times that are not finite, non-negative numbers")
         other = finite(p.get("otherMs", 0.0))
         ext_names = measure.own_kernel_names(self.job["extDir"]) if self.cuda else set()
-        own_set = self.own_names | ext_names | ({"extension"} if not self.cuda and has_extension(self.job["extDir"], self.job["candidatePath"]) else set())
+        own_set = (
+            self.own_names
+            | ext_names
+            | (
+                {"extension"}
+                if not self.cuda and has_extension(self.job["extDir"], self.job["candidatePath"])
+                else set()
+            )
+        )
         is_own = lambda n: n in own_set or n.split("(")[0] in own_set or n.split("(")[0].split("::")[-1] in own_set
         own = {n: ms for n, ms in by_name.items() if is_own(n)}
         total = sum(by_name.values()) + max(0.0, other)
@@ -695,9 +887,15 @@ class Judge:
         if other > 0:
             kernels.append(("everything else in the call", other))
         launched = [str(x)[:80] for x in p.get("launchedTriton", []) if isinstance(x, str)][:32]
-        return {"ownMs": sum(own.values()), "totalMs": max(total, sum(own.values())), "ownKernels": sorted(n[:80] for n in own),
-                "kernels": [{"name": n[:80], "ms": round(ms, 4)} for n, ms in kernels], "launchedTriton": launched,
-                "device": bool(self.cuda), "method": str(p.get("method"))[:40]}
+        return {
+            "ownMs": sum(own.values()),
+            "totalMs": max(total, sum(own.values())),
+            "ownKernels": sorted(n[:80] for n in own),
+            "kernels": [{"name": n[:80], "ms": round(ms, 4)} for n, ms in kernels],
+            "launchedTriton": launched,
+            "device": bool(self.cuda),
+            "method": str(p.get("method"))[:40],
+        }
 
 
 def device_ms(fn, n):
@@ -727,7 +925,10 @@ def finite(v):
 def has_extension(ext_dir, candidate_path):
     """CPU: the candidate builds a C++ extension (its time outside aten ops is its own)."""
     import glob
-    return bool(glob.glob(os.path.join(ext_dir, "**", "*.so"), recursive=True)) or "load_inline" in measure.read(candidate_path)
+
+    return bool(glob.glob(os.path.join(ext_dir, "**", "*.so"), recursive=True)) or "load_inline" in measure.read(
+        candidate_path
+    )
 
 
 def compare_on_device(got, want, tol):
@@ -768,7 +969,9 @@ def jsonable(x):
         return [jsonable(v) for v in x]
     if isinstance(x, (bool, int, float, str)) or x is None:
         return x
-    raise Outcome("env_error", f"the task's init or scalar inputs hold a {type(x).__name__}, which cannot be passed to a runner")
+    raise Outcome(
+        "env_error", f"the task's init or scalar inputs hold a {type(x).__name__}, which cannot be passed to a runner"
+    )
 
 
 def run_job(job, stage, runners):
@@ -794,7 +997,14 @@ def run_job(job, stage, runners):
         judge.stage("profile")
         prof = judge.profile()
         judge.mark("profile")
-        return {"outcome": "ok", "stages": judge.stages, "correctness": check, "shapes": shapes, "profile": prof, "flags": []}
+        return {
+            "outcome": "ok",
+            "stages": judge.stages,
+            "correctness": check,
+            "shapes": shapes,
+            "profile": prof,
+            "flags": [],
+        }
     except RunnerDied as e:
         raise Outcome("env_error", str(e), stages=judge.stages)
     finally:

@@ -7,6 +7,7 @@ Works on CUDA (torch 2.x, Triton 3.x) and, for everything that needs no GPU, on
 CPU with torch 1.13: there the candidate's own code is a C++ extension and the
 profile counts time outside framework ops.
 """
+
 import glob
 import hashlib
 import math
@@ -112,27 +113,48 @@ def compare(got, want, atol, rtol):
     worst = {"maxAbsErr": 0.0, "maxRelErr": 0.0}
     for i, (g, w) in enumerate(zip(got_l, want_l)):
         if type(g) is not torch.Tensor:
-            return {"reason": f"output {i} is a {type(g).__module__}.{type(g).__qualname__}, not exactly torch.Tensor", "hack": "tensor_subclass" if isinstance(g, torch.Tensor) else None}
+            return {
+                "reason": f"output {i} is a {type(g).__module__}.{type(g).__qualname__}, not exactly torch.Tensor",
+                "hack": "tensor_subclass" if isinstance(g, torch.Tensor) else None,
+            }
         if g.shape != w.shape or g.dtype != w.dtype or g.device != w.device:
             lower = g.dtype in (torch.float16, torch.bfloat16) and w.dtype == torch.float32
-            return {"reason": f"output {i}: got {tuple(g.shape)} {g.dtype} on {g.device}, expected {tuple(w.shape)} {w.dtype} on {w.device}", "hack": "precision_downgrade" if lower else None}
+            return {
+                "reason": f"output {i}: got {tuple(g.shape)} {g.dtype} on {g.device}, expected {tuple(w.shape)} {w.dtype} on {w.device}",
+                "hack": "precision_downgrade" if lower else None,
+            }
         gf, wf = g.reshape(-1), w.reshape(-1)
         # In chunks, in double: exact errors without tripling the memory of a 6 GB output.
         for start in range(0, gf.numel(), CHUNK):
-            gc, wc = gf[start:start + CHUNK], wf[start:start + CHUNK]
+            gc, wc = gf[start : start + CHUNK], wf[start : start + CHUNK]
             finite = torch.isfinite(gc)
             if not bool(finite.all()):
                 bad = start + int((~finite).nonzero()[0][0])
-                return {"reason": f"output {i} holds NaN or Inf (first at flat index {bad})", "arg": i, "index": bad, "got": float(gf[bad]), "want": float(wf[bad]), **worst}
+                return {
+                    "reason": f"output {i} holds NaN or Inf (first at flat index {bad})",
+                    "arg": i,
+                    "index": bad,
+                    "got": float(gf[bad]),
+                    "want": float(wf[bad]),
+                    **worst,
+                }
             gd, wd = gc.double(), wc.double()
             diff = (gd - wd).abs()
             worst["maxAbsErr"] = max(worst["maxAbsErr"], float(diff.max()) if diff.numel() else 0.0)
-            worst["maxRelErr"] = max(worst["maxRelErr"], float((diff / wd.abs().clamp_min(1e-12)).max()) if diff.numel() else 0.0)
+            worst["maxRelErr"] = max(
+                worst["maxRelErr"], float((diff / wd.abs().clamp_min(1e-12)).max()) if diff.numel() else 0.0
+            )
             over = diff > (atol + rtol * wd.abs())
             if bool(over.any()):
                 idx = start + int(over.nonzero()[0][0])
-                return {"reason": f"output {i} differs from the reference", "arg": i, "index": idx,
-                        "got": float(gf[idx]), "want": float(wf[idx]), **worst}
+                return {
+                    "reason": f"output {i} differs from the reference",
+                    "arg": i,
+                    "index": idx,
+                    "got": float(gf[idx]),
+                    "want": float(wf[idx]),
+                    **worst,
+                }
     return {"ok": True, **worst}
 
 
@@ -147,8 +169,16 @@ def robust_rse(xs):
 def stats(xs):
     s = sorted(xs)
     q = lambda p: s[min(len(s) - 1, int(p * (len(s) - 1) + 0.5))]
-    return {"medianMs": statistics.median(s), "p10Ms": q(0.1), "p90Ms": q(0.9), "minMs": s[0], "maxMs": s[-1],
-            "meanMs": sum(s) / len(s), "rse": robust_rse(s), "reps": len(s)}
+    return {
+        "medianMs": statistics.median(s),
+        "p10Ms": q(0.1),
+        "p90Ms": q(0.9),
+        "minMs": s[0],
+        "maxMs": s[-1],
+        "meanMs": sum(s) / len(s),
+        "rse": robust_rse(s),
+        "reps": len(s),
+    }
 
 
 def tensor_bytes(xs):
@@ -165,7 +195,9 @@ def own_kernel_names(ext_dir):
             continue
         mangled = [line.split()[-1] for line in out.splitlines() if "STO_ENTRY" in line]
         if mangled:
-            dem = subprocess.run(["c++filt"], input="\n".join(mangled), capture_output=True, text=True).stdout.splitlines()
+            dem = subprocess.run(
+                ["c++filt"], input="\n".join(mangled), capture_output=True, text=True
+            ).stdout.splitlines()
             names.update(dem)
     return names
 
@@ -237,7 +269,13 @@ def profile_by_launch_events(cand, xs):
         by_name[name] = by_name.get(name, 0.0) + s.elapsed_time(e)
     # Time in the call outside every Triton launch is framework (or other) work.
     rest = max(0.0, total - sum(by_name.values()))
-    return {"method": "launch events", "byName": by_name, "otherMs": rest, "launchedTriton": sorted(by_name), "device": True}
+    return {
+        "method": "launch events",
+        "byName": by_name,
+        "otherMs": rest,
+        "launchedTriton": sorted(by_name),
+        "device": True,
+    }
 
 
 _cycles_per_ms = []
@@ -257,6 +295,7 @@ def sleep_cycles_per_ms():
 
 def profile_with_profiler(cand, xs, dev, launched):
     from torch.profiler import ProfilerActivity, profile as torch_profile
+
     # On a GPU only device activity is recorded: it is what the share counts, and CPU tracing costs seconds.
     acts = [ProfilerActivity.CUDA] if dev.cuda else [ProfilerActivity.CPU]
     launched.clear()
@@ -273,12 +312,23 @@ def profile_with_profiler(cand, xs, dev, launched):
         for e in events:
             if e.device_type.name == "CUDA":
                 by_name[e.name[:200]] = by_name.get(e.name[:200], 0.0) + t(e) / 1e3
-        return {"method": "profiler", "byName": by_name, "otherMs": 0.0, "launchedTriton": sorted(set(launched)), "device": True}
+        return {
+            "method": "profiler",
+            "byName": by_name,
+            "otherMs": 0.0,
+            "launchedTriton": sorted(set(launched)),
+            "device": True,
+        }
     # CPU: the candidate's own code is its extension; framework time is every aten op at any depth
     # (one called from inside the extension, under a scope of its own, counts too), overlaps merged.
     fw = union_ms([(e.time_range.start, e.time_range.end) for e in events if e.name.startswith("aten::")])
-    return {"method": "profiler", "byName": {"extension": max(0.0, wall_ms - fw), "framework ops": fw}, "otherMs": 0.0,
-            "launchedTriton": [], "device": False}
+    return {
+        "method": "profiler",
+        "byName": {"extension": max(0.0, wall_ms - fw), "framework ops": fw},
+        "otherMs": 0.0,
+        "launchedTriton": [],
+        "device": False,
+    }
 
 
 def union_ms(ranges_us):
@@ -299,12 +349,22 @@ def watched_functions():
     torch.nn.Module, torch.nn.functional and torch.cuda, and the clock. Replacing one is reported
     when the module is imported (it can no longer fool the judge, which runs elsewhere)."""
     import torch.nn.functional as F
+
     w = {"time.perf_counter": time.perf_counter}
-    for prefix, ns in (("torch", torch), ("torch.Tensor", torch.Tensor), ("torch.nn.Module", torch.nn.Module),
-                       ("torch.nn.functional", F), ("torch.cuda", torch.cuda)):
+    for prefix, ns in (
+        ("torch", torch),
+        ("torch.Tensor", torch.Tensor),
+        ("torch.nn.Module", torch.nn.Module),
+        ("torch.nn.functional", F),
+        ("torch.cuda", torch.cuda),
+    ):
         for k, v in list(vars(ns).items()):
             # Functions and classes only: flags and counters (torch.cuda._initialized) change by themselves.
-            if callable(v) and not isinstance(v, type(torch)) and (not k.startswith("__") or k in ("__init__", "__call__", "__eq__", "__bool__")):
+            if (
+                callable(v)
+                and not isinstance(v, type(torch))
+                and (not k.startswith("__") or k in ("__init__", "__call__", "__eq__", "__bool__"))
+            ):
                 w[f"{prefix}.{k}"] = v
     return w
 
@@ -314,6 +374,7 @@ def install_load_inline_shim(build_errors, ext_dir):
     in the cache as its shared object alone) is imported from there; anything else builds as usual,
     into the job's own folder. Build failures are recorded, to tell a compile error from others."""
     import torch.utils.cpp_extension as ce
+
     real = ce.load_inline
 
     def load_inline(*args, **kwargs):
@@ -327,6 +388,7 @@ def install_load_inline_shim(build_errors, ext_dir):
         except Exception as e:  # the build's log is in the exception's text
             build_errors.append(str(e)[-LOG_LIMIT:])
             raise
+
     ce.load_inline = load_inline
 
 
@@ -340,10 +402,12 @@ def install_triton_hook(launched):
         import triton.knobs as knobs
     except ImportError:
         return
+
     def hook(metadata):
         name = launch_name(metadata)
         if name:
             launched.append(name)
+
     knobs.runtime.launch_enter_hook = hook
 
 
@@ -351,6 +415,7 @@ def load_module(name, path=None, source=None):
     """A module from a file, or (the reference, given to the judge as text) from source."""
     import importlib.util
     import types
+
     if source is not None:
         mod = types.ModuleType(name)
         sys.modules[name] = mod
@@ -382,7 +447,12 @@ def compile_job(job, stage):
             checks.check(read(job["candidatePath"]))
         except checks.Finding as f:
             stages["static"] = {"status": "failed", "ms": (time.perf_counter() - t0) * 1e3}
-            raise Outcome("static_violation", f.evidence, [] if f.kind in ("syntax_error", "no_model") else [flag(f.kind, f.evidence)], stages=stages)
+            raise Outcome(
+                "static_violation",
+                f.evidence,
+                [] if f.kind in ("syntax_error", "no_model") else [flag(f.kind, f.evidence)],
+                stages=stages,
+            )
     stages["static"] = {"status": "ok", "ms": (time.perf_counter() - t0) * 1e3}
     t1 = time.perf_counter()
     stage("compile")
@@ -420,12 +490,20 @@ def health_job(job, stage):
     ok = torch.allclose(got, want, atol=1e-3, rtol=1e-3)
     p = torch.cuda.get_device_properties(0)
     free, total = torch.cuda.mem_get_info()
-    info.update(ok=bool(ok), name=p.name, capability=f"{p.major}.{p.minor}", l2Bytes=p.L2_cache_size,
-                freeBytes=free, totalBytes=total, cuda=torch.version.cuda)
+    info.update(
+        ok=bool(ok),
+        name=p.name,
+        capability=f"{p.major}.{p.minor}",
+        l2Bytes=p.L2_cache_size,
+        freeBytes=free,
+        totalBytes=total,
+        cuda=torch.version.cuda,
+    )
     if job.get("peaks"):
         info["peaks"] = measure_peaks()
     try:
         import triton
+
         info["triton"] = triton.__version__
     except ImportError:
         pass
@@ -434,16 +512,21 @@ def health_job(job, stage):
 
 def measure_peaks():
     """Device copy bandwidth and fp32 (no TF32) matmul rate: the speed-of-light bound's rates."""
-    x = torch.empty(256 * 1024 ** 2 // 4, device="cuda")
+    x = torch.empty(256 * 1024**2 // 4, device="cuda")
     y = torch.empty_like(x)
     a = torch.randn(8192, 8192, device="cuda")
+
     def best(fn, n=5):
         ts = []
         for _ in range(n):
             s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record(); fn(); e.record(); torch.cuda.synchronize()
+            s.record()
+            fn()
+            e.record()
+            torch.cuda.synchronize()
             ts.append(s.elapsed_time(e) / 1e3)
         return min(ts)
+
     bw = 2 * x.numel() * 4 / best(lambda: y.copy_(x))
-    fl = 2 * 8192 ** 3 / best(lambda: a @ a)
+    fl = 2 * 8192**3 / best(lambda: a @ a)
     return {"bytesPerSecond": bw, "flopsPerSecond": fl}

@@ -14,6 +14,7 @@ Requests and answers are JSON lines (wire.py). Operations:
            gate event first and record the done event after
   profile  the share of time spent in the module's own kernels
 """
+
 import json
 import os
 import signal
@@ -41,6 +42,7 @@ class Runner:
         self.cuda = device == "cuda"
         self.dev = torch.device("cuda:0" if self.cuda else "cpu")
         import measure
+
         self.mdev = measure.Device(device)
         self.ext_dir = ext_dir
         self.role = role
@@ -56,19 +58,29 @@ class Runner:
     def serve(self):
         while True:
             try:
-                msg = self.chan.recv(10 ** 6)
+                msg = self.chan.recv(10**6)
             except Exception:
                 return
             op = msg.get("op")
             try:
-                answer = getattr(self, f"op_{op}")(msg) if op in OPS else {"error": "protocol", "message": f"unknown op {op!r}"}
+                answer = (
+                    getattr(self, f"op_{op}")(msg)
+                    if op in OPS
+                    else {"error": "protocol", "message": f"unknown op {op!r}"}
+                )
             except share.ShareError as e:
                 answer = {"error": "share", "message": str(e)[:400]}
             except BaseException as e:  # the module's own exception: the judge decides what it means
                 text = str(e)
-                answer = {"error": "exception", "type": type(e).__name__, "message": text[:400], "log": tb_text(e),
-                          "oom": isinstance(e, getattr(torch.cuda, "OutOfMemoryError", MemoryError)) or isinstance(e, MemoryError),
-                          "deviceSuspect": "CUDA" in text or "cuda" in text}
+                answer = {
+                    "error": "exception",
+                    "type": type(e).__name__,
+                    "message": text[:400],
+                    "log": tb_text(e),
+                    "oom": isinstance(e, getattr(torch.cuda, "OutOfMemoryError", MemoryError))
+                    or isinstance(e, MemoryError),
+                    "deviceSuspect": "CUDA" in text or "cuda" in text,
+                }
             self.chan.send(answer)
 
     def op_hello(self, msg):
@@ -80,6 +92,7 @@ class Runner:
 
     def op_load(self, msg):
         import measure
+
         os.environ["TORCH_EXTENSIONS_DIR"] = msg["buildDir"]
         if msg.get("torchCudaArchList"):
             os.environ["TORCH_CUDA_ARCH_LIST"] = msg["torchCudaArchList"]
@@ -91,12 +104,21 @@ class Runner:
         try:
             mod = measure.load_module(msg["name"], msg.get("path"), msg.get("source"))
         except BaseException as e:
-            return {"error": "import", "type": type(e).__name__, "message": str(e)[:300], "log": tb_text(e),
-                    "buildError": self.build_errors[-1] if self.build_errors else None, "syntax": isinstance(e, SyntaxError)}
+            return {
+                "error": "import",
+                "type": type(e).__name__,
+                "message": str(e)[:300],
+                "log": tb_text(e),
+                "buildError": self.build_errors[-1] if self.build_errors else None,
+                "syntax": isinstance(e, SyntaxError),
+            }
         self.module = mod
         after = measure.watched_functions()
-        return {"ok": True, "patched": sorted(k for k in before if after.get(k) is not before[k]),
-                "hasModel": hasattr(mod, msg["cls"])}
+        return {
+            "ok": True,
+            "patched": sorted(k for k in before if after.get(k) is not before[k]),
+            "hasModel": hasattr(mod, msg["cls"]),
+        }
 
     def op_model(self, msg):
         cls = getattr(self.module, msg["cls"])
@@ -142,6 +164,7 @@ class Runner:
 
     def op_call(self, msg):
         import measure
+
         model = self.models[msg["model"]]
         xs = self.args(msg["args"])
         self.keep = []
@@ -178,6 +201,7 @@ class Runner:
 
     def op_profile(self, msg):
         import measure
+
         model = self.models[msg["model"]]
         xs = self.args(msg["args"])
         with torch.no_grad():

@@ -12,14 +12,22 @@ A descriptor crossing the process boundary is plain JSON: {"handle" (hex) or
 "path" or "addr", "nbytes", "dtype", "shape", "strides", "offset"} — element
 strides and offset, as torch counts them. The judge validates every field.
 """
+
 import ctypes
 import os
 
 import torch
 
 DTYPES = {
-    "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64,
-    "int64": torch.int64, "int32": torch.int32, "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float64": torch.float64,
+    "int64": torch.int64,
+    "int32": torch.int32,
+    "int16": torch.int16,
+    "int8": torch.int8,
+    "uint8": torch.uint8,
     "bool": torch.bool,
 }
 DTYPE_NAMES = {v: k for k, v in DTYPES.items()}
@@ -32,8 +40,13 @@ class ShareError(Exception):
 
 def describe(t, **where):
     """The JSON descriptor of a tensor whose storage the other side can reach through `where`."""
-    return {"dtype": DTYPE_NAMES.get(t.dtype, str(t.dtype)), "shape": list(t.shape), "strides": list(t.stride()),
-            "offset": int(t.storage_offset()), **where}
+    return {
+        "dtype": DTYPE_NAMES.get(t.dtype, str(t.dtype)),
+        "shape": list(t.shape),
+        "strides": list(t.stride()),
+        "offset": int(t.storage_offset()),
+        **where,
+    }
 
 
 def extent(desc):
@@ -67,6 +80,7 @@ def view(raw, desc):
 
 
 # --- the CPU: files on tmpfs for inputs, /proc/PID/mem for outputs ---------------------------
+
 
 def file_tensor(path, nbytes):
     """A uint8 tensor over a shared mapping of `path`, created at `nbytes` if missing."""
@@ -104,7 +118,11 @@ class FileBuffer:
         data = os.pread(self.fd, n, 0)
         if len(data) != n:
             return None  # the file was cut short: not what the judge wrote
-        return torch.frombuffer(bytearray(data), dtype=torch.uint8).view(like.dtype).view(like.shape) if n else like.new_empty(like.shape)
+        return (
+            torch.frombuffer(bytearray(data), dtype=torch.uint8).view(like.dtype).view(like.shape)
+            if n
+            else like.new_empty(like.shape)
+        )
 
     def unlink(self):
         try:
@@ -149,6 +167,7 @@ def mapped_files(pid):
 
 # --- the GPU: driver allocations, IPC handles, interprocess events --------------------------
 
+
 class _Handle(ctypes.Structure):
     _fields_ = [("reserved", ctypes.c_ubyte * 64)]
 
@@ -177,7 +196,11 @@ def driver():
         d.cuIpcGetMemHandle.argtypes = [ctypes.POINTER(_Handle), ctypes.c_uint64]
         d.cuIpcOpenMemHandle_v2.argtypes = [ctypes.POINTER(ctypes.c_uint64), _Handle, ctypes.c_uint]
         d.cuIpcCloseMemHandle.argtypes = [ctypes.c_uint64]
-        d.cuMemGetAddressRange_v2.argtypes = [ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_size_t), ctypes.c_uint64]
+        d.cuMemGetAddressRange_v2.argtypes = [
+            ctypes.POINTER(ctypes.c_uint64),
+            ctypes.POINTER(ctypes.c_size_t),
+            ctypes.c_uint64,
+        ]
         _driver = d
     return _driver
 
@@ -249,7 +272,9 @@ class OpenedHandles:
         _check(driver().cuIpcOpenMemHandle_v2(ctypes.byref(ptr), h, 1), "cuIpcOpenMemHandle")
         base, size = ctypes.c_uint64(), ctypes.c_size_t()
         # The allocation's true size comes from the driver, never from the other side.
-        _check(driver().cuMemGetAddressRange_v2(ctypes.byref(base), ctypes.byref(size), ptr.value), "cuMemGetAddressRange")
+        _check(
+            driver().cuMemGetAddressRange_v2(ctypes.byref(base), ctypes.byref(size), ptr.value), "cuMemGetAddressRange"
+        )
         raw = raw_cuda(ptr.value, size.value)
         self.opened[handle_hex] = (ptr.value, raw)
         return raw

@@ -1,6 +1,7 @@
 """Messages between the judge and a runner process: one JSON object per line,
 each at most MAX_LINE bytes. The judge reads a runner's pipe only through
 Channel.recv, which refuses anything that is not one well-formed object."""
+
 import json
 import os
 import select

@@ -6,6 +6,7 @@ need no thread each. The connection reconnects by itself and resumes its
 session; steps in flight are sent again under the same id, and the server
 never evaluates one twice.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -37,9 +38,17 @@ class _Pending:
 class AnvilClient:
     """Connect with `await AnvilClient.connect(url, token=...)`."""
 
-    def __init__(self, url: str, *, token: Optional[str] = None, encoding: str = "msgpack",
-                 reconnect: bool = True, reconnect_timeout: float = 60.0, client_name: str = "anvil-python",
-                 busy_retry: BusyRetry = BusyRetry()) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: Optional[str] = None,
+        encoding: str = "msgpack",
+        reconnect: bool = True,
+        reconnect_timeout: float = 60.0,
+        client_name: str = "anvil-python",
+        busy_retry: BusyRetry = BusyRetry(),
+    ) -> None:
         if encoding not in ("msgpack", "json"):
             raise ValueError("encoding is 'msgpack' or 'json'")
         self.url = url
@@ -152,15 +161,23 @@ class AnvilClient:
                 delay = min(delay * 2, 5.0)
         self._fail_pending(lambda p: True, "could not reconnect")
 
-    async def _request(self, body: Dict[str, Any], *, resend: bool, on_progress: Optional[ProgressCallback] = None,
-                       request_id: Optional[int] = None, wait_connected: bool = True) -> Dict[str, Any]:
+    async def _request(
+        self,
+        body: Dict[str, Any],
+        *,
+        resend: bool,
+        on_progress: Optional[ProgressCallback] = None,
+        request_id: Optional[int] = None,
+        wait_connected: bool = True,
+    ) -> Dict[str, Any]:
         """One request; answered `busy`, it is sent again after a jittered delay (see BusyRetry):
         a busy request was not started, so sending it again is safe."""
         attempt = 0
         while True:
             try:
-                return await self._request_once(body, resend=resend, on_progress=on_progress, request_id=request_id,
-                                                wait_connected=wait_connected)
+                return await self._request_once(
+                    body, resend=resend, on_progress=on_progress, request_id=request_id, wait_connected=wait_connected
+                )
             except BusyError as e:
                 if attempt >= self.busy_retry.attempts:
                     raise
@@ -168,8 +185,15 @@ class AnvilClient:
                 await asyncio.sleep(self.busy_retry.delay(attempt, e.retry_after_ms))
                 attempt += 1
 
-    async def _request_once(self, body: Dict[str, Any], *, resend: bool, on_progress: Optional[ProgressCallback],
-                            request_id: Optional[int], wait_connected: bool) -> Dict[str, Any]:
+    async def _request_once(
+        self,
+        body: Dict[str, Any],
+        *,
+        resend: bool,
+        on_progress: Optional[ProgressCallback],
+        request_id: Optional[int],
+        wait_connected: bool,
+    ) -> Dict[str, Any]:
         if wait_connected:
             await asyncio.wait_for(self._connected.wait(), self.reconnect_timeout)
         rid = request_id if request_id is not None else next(self._ids)
@@ -187,38 +211,94 @@ class AnvilClient:
     async def tasks(self, taskset: Optional[str] = None, split: Optional[str] = None) -> List[Dict[str, Any]]:
         return (await self._request({"op": "tasks", "taskset": taskset, "split": split}, resend=True))["tasks"]
 
-    async def reset_group(self, size: int, *, task: Optional[str] = None, taskset: Optional[str] = None,
-                          split: Optional[str] = None, seed: Optional[int] = None, group_id: Optional[str] = None,
-                          max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None,
-                          backend: Optional[str] = None) -> List["Env"]:
+    async def reset_group(
+        self,
+        size: int,
+        *,
+        task: Optional[str] = None,
+        taskset: Optional[str] = None,
+        split: Optional[str] = None,
+        seed: Optional[int] = None,
+        group_id: Optional[str] = None,
+        max_turns: Optional[int] = None,
+        reward: Optional[Dict[str, Any]] = None,
+        backend: Optional[str] = None,
+    ) -> List["Env"]:
         """`size` episodes on one task and one seed: a GRPO/TRLOO group, made on the server."""
-        options = {k: v for k, v in {"maxTurns": max_turns, "reward": reward, "backend": backend}.items() if v is not None}
+        options = {
+            k: v for k, v in {"maxTurns": max_turns, "reward": reward, "backend": backend}.items() if v is not None
+        }
         group = {k: v for k, v in {"size": size, "id": group_id}.items() if v is not None}
-        answer = await self._request({"op": "reset", "task": task, "taskset": taskset, "split": split, "seed": seed,
-                                      "group": group, "options": options or None}, resend=False)
+        answer = await self._request(
+            {
+                "op": "reset",
+                "task": task,
+                "taskset": taskset,
+                "split": split,
+                "seed": seed,
+                "group": group,
+                "options": options or None,
+            },
+            resend=False,
+        )
         return [Env._from_reset(self, e) for e in answer["episodes"]]
 
-    def env(self, *, task: Optional[str] = None, taskset: Optional[str] = None, split: Optional[str] = None,
-            max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None,
-            group_id: Optional[str] = None, seed: Optional[int] = None, backend: Optional[str] = None) -> "Env":
+    def env(
+        self,
+        *,
+        task: Optional[str] = None,
+        taskset: Optional[str] = None,
+        split: Optional[str] = None,
+        max_turns: Optional[int] = None,
+        reward: Optional[Dict[str, Any]] = None,
+        group_id: Optional[str] = None,
+        seed: Optional[int] = None,
+        backend: Optional[str] = None,
+    ) -> "Env":
         """An environment handle; its episode starts at `await env.reset()`. Episodes that a
         trainer compares with each other (a GRPO group: one prompt, several samples) must
         share a `group_id` (here, or in `reset(options={"group_id": ...})`): the export's
         per-turn baseline is computed within a group, and a group of one has no baseline.
         Every reset option can be given here (defaults) or to `reset(seed, options=...)`; `seed` here
         is the default seed of every reset."""
-        return Env(self, task=task, taskset=taskset, split=split, max_turns=max_turns, reward=reward,
-                   group_id=group_id, seed=seed, backend=backend)
+        return Env(
+            self,
+            task=task,
+            taskset=taskset,
+            split=split,
+            max_turns=max_turns,
+            reward=reward,
+            group_id=group_id,
+            seed=seed,
+            backend=backend,
+        )
 
-    async def _step(self, episode: str, action: str, meta: Any, on_progress: Optional[ProgressCallback],
-                    completion_ids: Optional[List[int]] = None, logprobs: Optional[List[float]] = None,
-                    policy_version: Optional[Union[str, int]] = None) -> StepResult:
+    async def _step(
+        self,
+        episode: str,
+        action: str,
+        meta: Any,
+        on_progress: Optional[ProgressCallback],
+        completion_ids: Optional[List[int]] = None,
+        logprobs: Optional[List[float]] = None,
+        policy_version: Optional[Union[str, int]] = None,
+    ) -> StepResult:
         rid = next(self._ids)
         try:
-            answer = await self._request({"op": "step", "episode": episode, "action": action, "meta": meta,
-                                          "completionIds": completion_ids, "logprobs": logprobs,
-                                          "policyVersion": policy_version},
-                                         resend=True, on_progress=on_progress, request_id=rid)
+            answer = await self._request(
+                {
+                    "op": "step",
+                    "episode": episode,
+                    "action": action,
+                    "meta": meta,
+                    "completionIds": completion_ids,
+                    "logprobs": logprobs,
+                    "policyVersion": policy_version,
+                },
+                resend=True,
+                on_progress=on_progress,
+                request_id=rid,
+            )
         except asyncio.CancelledError:
             # The caller gave up on the step: stop its evaluation on the server too.
             self._pending.pop(rid, None)
@@ -276,7 +356,9 @@ class Env:
         self.observation = e["observation"]
         self.info = e["info"]
 
-    async def reset(self, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None) -> Tuple[Observation, Dict[str, Any]]:
+    async def reset(
+        self, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None
+    ) -> Tuple[Observation, Dict[str, Any]]:
         """`options`: any of env()'s reset options (task, taskset, split, max_turns, reward, group_id, backend)."""
         r = await self.reset_result(seed, options)
         return r.raw["observation"], r.raw["info"]
@@ -288,24 +370,50 @@ class Env:
         opts = {k: v for k, v in {**self.defaults, **(options or {})}.items() if v is not None}
         default_seed = opts.pop("seed", None)
         [env] = await self.client.reset_group(1, seed=seed if seed is not None else default_seed, **opts)
-        wire = {"episode": env.episode, "group": env.group, "index": env.index, "observation": env.observation, "info": env.info}
+        wire = {
+            "episode": env.episode,
+            "group": env.group,
+            "index": env.index,
+            "observation": env.observation,
+            "info": env.info,
+        }
         self._bind(wire)
         return ResetResult(TypedObservation.from_wire(env.observation), ResetInfo.from_wire(wire), wire)  # type: ignore[arg-type]
 
-    async def step(self, action: Union[str, Dict[str, str]], *, meta: Any = None,
-                   on_progress: Optional[ProgressCallback] = None, completion_ids: Optional[List[int]] = None,
-                   logprobs: Optional[List[float]] = None, policy_version: Optional[Union[str, int]] = None,
-                   ) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
+    async def step(
+        self,
+        action: Union[str, Dict[str, str]],
+        *,
+        meta: Any = None,
+        on_progress: Optional[ProgressCallback] = None,
+        completion_ids: Optional[List[int]] = None,
+        logprobs: Optional[List[float]] = None,
+        policy_version: Optional[Union[str, int]] = None,
+    ) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:
         """`completion_ids` and `logprobs` (the reply's tokens, as the policy sampled them) and
         `policy_version` (which weights sampled it) are logged with the turn and exported, for
         trainers that must not re-tokenize."""
-        return (await self.step_result(action, meta=meta, on_progress=on_progress, completion_ids=completion_ids,
-                                       logprobs=logprobs, policy_version=policy_version)).as_tuple()
+        return (
+            await self.step_result(
+                action,
+                meta=meta,
+                on_progress=on_progress,
+                completion_ids=completion_ids,
+                logprobs=logprobs,
+                policy_version=policy_version,
+            )
+        ).as_tuple()
 
-    async def step_result(self, action: Union[str, Dict[str, str]], *, meta: Any = None,
-                          on_progress: Optional[ProgressCallback] = None, completion_ids: Optional[List[int]] = None,
-                          logprobs: Optional[List[float]] = None, policy_version: Optional[Union[str, int]] = None,
-                          ) -> StepResult:
+    async def step_result(
+        self,
+        action: Union[str, Dict[str, str]],
+        *,
+        meta: Any = None,
+        on_progress: Optional[ProgressCallback] = None,
+        completion_ids: Optional[List[int]] = None,
+        logprobs: Optional[List[float]] = None,
+        policy_version: Optional[Union[str, int]] = None,
+    ) -> StepResult:
         """As step(), typed."""
         if self.episode is None:
             raise RuntimeError("call reset() first")

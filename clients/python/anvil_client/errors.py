@@ -1,4 +1,5 @@
 """Typed exceptions: one class per protocol error code, all under AnvilError."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -9,8 +10,9 @@ class AnvilError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, code: Optional[str] = None, retryable: bool = False,
-                 retry_after_ms: Optional[int] = None) -> None:
+    def __init__(
+        self, message: str, *, code: Optional[str] = None, retryable: bool = False, retry_after_ms: Optional[int] = None
+    ) -> None:
         super().__init__(message)
         if code is not None:
             self.code = code
@@ -99,14 +101,34 @@ class ConnectionLostError(AnvilError):
     code = "connection_lost"
 
 
-ERRORS = {cls.code: cls for cls in (
-    InvalidMessageError, UnknownOpError, UnknownEpisodeError, UnknownTaskError, UnknownTasksetError,
-    UnknownStepError, EpisodeDoneError, StepInFlightError, BusyError, UnauthorizedError, RateLimitedError,
-    ReplayExpiredError, StorageFullError, HelloTimeoutError, TooLargeError, InternalError,
-)}
+ERRORS = {
+    cls.code: cls
+    for cls in (
+        InvalidMessageError,
+        UnknownOpError,
+        UnknownEpisodeError,
+        UnknownTaskError,
+        UnknownTasksetError,
+        UnknownStepError,
+        EpisodeDoneError,
+        StepInFlightError,
+        BusyError,
+        UnauthorizedError,
+        RateLimitedError,
+        ReplayExpiredError,
+        StorageFullError,
+        HelloTimeoutError,
+        TooLargeError,
+        InternalError,
+    )
+}
 
 
 def from_wire(error: dict) -> AnvilError:
     cls = ERRORS.get(error.get("code", ""), AnvilError)
-    return cls(error.get("message", ""), code=error.get("code"), retryable=bool(error.get("retryable")),
-               retry_after_ms=error.get("retryAfterMs"))
+    return cls(
+        error.get("message", ""),
+        code=error.get("code"),
+        retryable=bool(error.get("retryable")),
+        retry_after_ms=error.get("retryAfterMs"),
+    )

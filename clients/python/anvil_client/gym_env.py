@@ -16,6 +16,7 @@ A step's info holds what the seed and the action decide; the evaluation's measur
 stage's time, whether the result came from the cache) are left out, so that the same seed and
 action give the same info, as Gymnasium's determinism check requires. They are in the turn log.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple
@@ -46,7 +47,9 @@ def _without_measurements(info: Dict[str, Any]) -> Dict[str, Any]:
         return info
     ev = {k: v for k, v in ev.items() if k != "cached"}
     if isinstance(ev.get("stages"), list):
-        ev["stages"] = [{k: v for k, v in st.items() if k != "ms"} if isinstance(st, dict) else st for st in ev["stages"]]
+        ev["stages"] = [
+            {k: v for k, v in st.items() if k != "ms"} if isinstance(st, dict) else st for st in ev["stages"]
+        ]
     return {**info, "eval": ev}
 
 
@@ -57,18 +60,32 @@ def _text(messages: List[Dict[str, str]]) -> str:
 class AnvilKernelEnv(gym.Env):
     metadata = {"render_modes": []}
 
-    def __init__(self, url: str, *, taskset: Optional[str] = None, task: Optional[str] = None, split: Optional[str] = None,
-                 max_turns: Optional[int] = None, reward: Optional[Dict[str, Any]] = None, group_id: Optional[str] = None,
-                 token: Optional[str] = None, on_masked: str = "raise") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        taskset: Optional[str] = None,
+        task: Optional[str] = None,
+        split: Optional[str] = None,
+        max_turns: Optional[int] = None,
+        reward: Optional[Dict[str, Any]] = None,
+        group_id: Optional[str] = None,
+        token: Optional[str] = None,
+        on_masked: str = "raise",
+    ) -> None:
         if on_masked not in ("raise", "info"):
             raise ValueError(f'on_masked is "raise" or "info", not {on_masked!r}')
         self.observation_space = spaces.Text(max_length=MAX_OBSERVATION_CHARS, min_length=0, charset=CHARSET)
         self.action_space = spaces.Text(max_length=MAX_ACTION_CHARS, min_length=0, charset=CHARSET)
         self.on_masked = on_masked
         self._client = SyncClient(url, token)
-        self._env = self._client.env(task=task, taskset=taskset, split=split, max_turns=max_turns, reward=reward, group_id=group_id)
+        self._env = self._client.env(
+            task=task, taskset=taskset, split=split, max_turns=max_turns, reward=reward, group_id=group_id
+        )
 
-    def reset(self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None) -> Tuple[str, Dict[str, Any]]:
+    def reset(
+        self, *, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None
+    ) -> Tuple[str, Dict[str, Any]]:
         """`seed` picks the task (when none is fixed) and the test inputs; without one, a seed is drawn
         from the environment's generator, so `reset(seed=s)` then plain resets are reproducible.
         `options` takes any reset option of the client's env() (task, taskset, split, max_turns, reward, group_id)."""
@@ -76,14 +93,25 @@ class AnvilKernelEnv(gym.Env):
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
         obs, info = self._env.reset(seed=seed, options=options)
-        return _text(obs["messages"]), {**info, "messages": obs["messages"], "episode": self._env.episode, "group": self._env.env.group}
+        return _text(obs["messages"]), {
+            **info,
+            "messages": obs["messages"],
+            "episode": self._env.episode,
+            "group": self._env.env.group,
+        }
 
     def step(self, action: str) -> Tuple[str, float, bool, bool, Dict[str, Any]]:
         obs, reward, terminated, truncated, info = self._env.step(action)
         if info.get("mask") and self.on_masked == "raise":
             raise MaskedTurnError(obs["messages"][0]["content"], retryable=True)
         info = _without_measurements(info)
-        return _text(obs["messages"]), float(reward), bool(terminated), bool(truncated), {**info, "messages": obs["messages"]}
+        return (
+            _text(obs["messages"]),
+            float(reward),
+            bool(terminated),
+            bool(truncated),
+            {**info, "messages": obs["messages"]},
+        )
 
     def close(self) -> None:
         if self._client is not None:

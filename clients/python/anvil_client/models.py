@@ -1,6 +1,7 @@
 """Typed views of the server's answers (dataclasses, parsed from the wire dicts). The Gymnasium-shaped
 calls (`env.reset()`, `env.step()`) return plain dicts; `env.reset_result()` and `env.step_result()`
 return these, with the wire dict kept in `raw` for anything newer than this client."""
+
 from __future__ import annotations
 
 import random
@@ -17,6 +18,7 @@ class ChatMessage:
 @dataclass(frozen=True)
 class Observation:
     """The messages to show the model next: the prompt after reset, the feedback after a step."""
+
     messages: List[ChatMessage]
 
     @classmethod
@@ -39,7 +41,17 @@ class ResetInfo:
     @classmethod
     def from_wire(cls, e: Dict[str, Any]) -> "ResetInfo":
         i = e["info"]
-        return cls(i["task"], i["taskVersion"], i["taskset"], i["split"], i["seed"], i["maxTurns"], e["episode"], e["group"], e["index"])
+        return cls(
+            i["task"],
+            i["taskVersion"],
+            i["taskset"],
+            i["split"],
+            i["seed"],
+            i["maxTurns"],
+            e["episode"],
+            e["group"],
+            e["index"],
+        )
 
 
 @dataclass(frozen=True)
@@ -56,8 +68,15 @@ class EvalSummary:
     def from_wire(cls, e: Optional[Dict[str, Any]]) -> Optional["EvalSummary"]:
         if e is None:
             return None
-        return cls(e["outcome"], bool(e["correct"]), e.get("speedup"), e.get("profileShare"), e.get("message", ""),
-                   bool(e.get("cached")), list(e.get("flags") or []))
+        return cls(
+            e["outcome"],
+            bool(e["correct"]),
+            e.get("speedup"),
+            e.get("profileShare"),
+            e.get("message", ""),
+            bool(e.get("cached")),
+            list(e.get("flags") or []),
+        )
 
 
 @dataclass(frozen=True)
@@ -75,8 +94,16 @@ class StepInfo:
     @classmethod
     def from_wire(cls, answer: Dict[str, Any]) -> "StepInfo":
         i = answer["info"]
-        return cls(i["turn"], bool(i["mask"]), i["outcome"], i["task"], i["taskVersion"], dict(i.get("components") or {}),
-                   EvalSummary.from_wire(i.get("eval")), answer.get("reason"))
+        return cls(
+            i["turn"],
+            bool(i["mask"]),
+            i["outcome"],
+            i["task"],
+            i["taskVersion"],
+            dict(i.get("components") or {}),
+            EvalSummary.from_wire(i.get("eval")),
+            answer.get("reason"),
+        )
 
 
 @dataclass(frozen=True)
@@ -97,8 +124,14 @@ class StepResult:
 
     @classmethod
     def from_wire(cls, answer: Dict[str, Any]) -> "StepResult":
-        return cls(Observation.from_wire(answer["observation"]), float(answer["reward"]), bool(answer["terminated"]),
-                   bool(answer["truncated"]), StepInfo.from_wire(answer), answer)
+        return cls(
+            Observation.from_wire(answer["observation"]),
+            float(answer["reward"]),
+            bool(answer["terminated"]),
+            bool(answer["truncated"]),
+            StepInfo.from_wire(answer),
+            answer,
+        )
 
     def as_tuple(self):
         """Gymnasium's shape, with plain dicts: (observation, reward, terminated, truncated, info)."""
@@ -114,11 +147,12 @@ class BusyRetry:
     `attempts` more tries, each after the server's retryAfterMs hint or an exponential delay from
     `base_s` (whichever is longer, at most `max_s`), times a random factor in [1 - jitter, 1 + jitter]
     so that many clients do not come back at once. `BusyRetry(attempts=0)` turns it off."""
+
     attempts: int = 8
     base_s: float = 0.25
     max_s: float = 30.0
     jitter: float = 0.5
 
     def delay(self, attempt: int, retry_after_ms: Optional[int], rng: random.Random = random._inst) -> float:  # type: ignore[attr-defined]
-        base = min(self.max_s, max(self.base_s * 2 ** attempt, (retry_after_ms or 0) / 1000))
+        base = min(self.max_s, max(self.base_s * 2**attempt, (retry_after_ms or 0) / 1000))
         return base * (1 + self.jitter * (2 * rng.random() - 1))

@@ -1,5 +1,6 @@
 """A thin synchronous wrapper for scripts: the asyncio client runs on an event
 loop in a background thread, and each call waits for its answer."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,7 +55,9 @@ class SyncEnv:
     def observation(self) -> Optional[Observation]:
         return self.env.observation
 
-    def reset(self, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None) -> Tuple[Observation, Dict[str, Any]]:
+    def reset(
+        self, seed: Optional[int] = None, options: Optional[Dict[str, Any]] = None
+    ) -> Tuple[Observation, Dict[str, Any]]:
         return self._owner._run(self.env.reset(seed=seed, options=options))
 
     def step(self, action: Any, **kwargs: Any) -> Tuple[Observation, float, bool, bool, Dict[str, Any]]:

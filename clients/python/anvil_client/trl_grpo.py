@@ -23,6 +23,7 @@ What it does, per call:
 It generates with `model.generate` on the trainer's device: fine for tests and small models; for
 large runs put a vLLM client behind `generate` (same inputs and outputs).
 """
+
 from __future__ import annotations
 
 import json
@@ -42,15 +43,26 @@ def task_prompts(items: Iterable[Tuple[str, int]]):
     return Dataset.from_dict({"prompt": [json.dumps({"task": task, "seed": seed}) for task, seed in items]})
 
 
-def anvil_reward(completions: Sequence[Any], anvil_reward: Sequence[Optional[float]], **_: Any) -> List[Optional[float]]:
+def anvil_reward(
+    completions: Sequence[Any], anvil_reward: Sequence[Optional[float]], **_: Any
+) -> List[Optional[float]]:
     """The reward function: what Anvil measured. None where every turn of the episode was masked
     (TRL then leaves this reward out for that sample rather than counting a 0)."""
     return list(anvil_reward)
 
 
 class AnvilRollout:
-    def __init__(self, url: str, *, token: Optional[str] = None, taskset: Optional[str] = None, max_turns: int = 1,
-                 max_new_tokens: int = 256, temperature: float = 1.0, max_attempts: Optional[int] = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: Optional[str] = None,
+        taskset: Optional[str] = None,
+        max_turns: int = 1,
+        max_new_tokens: int = 256,
+        temperature: float = 1.0,
+        max_attempts: Optional[int] = None,
+    ) -> None:
         self.client = SyncClient(url, token)
         self.taskset = taskset
         self.max_turns = max_turns
@@ -69,16 +81,35 @@ class AnvilRollout:
             raise ValueError(f"{len(prompts)} prompts are not whole groups of num_generations={n}")
         tokenizer = trainer.processing_class
         generate = self.model_generate(trainer.accelerator.unwrap_model(trainer.model), tokenizer)
-        out: Dict[str, List[Any]] = {k: [] for k in ("prompt_ids", "completion_ids", "logprobs", "env_mask", "anvil_reward", "anvil_episode", "anvil_group")}
+        out: Dict[str, List[Any]] = {
+            k: []
+            for k in (
+                "prompt_ids",
+                "completion_ids",
+                "logprobs",
+                "env_mask",
+                "anvil_reward",
+                "anvil_episode",
+                "anvil_group",
+            )
+        }
         for start in range(0, len(prompts), n):
-            group = prompts[start:start + n]
+            group = prompts[start : start + n]
             if any(p != group[0] for p in group):
                 raise ValueError("TRL's group holds different prompts: expected num_generations copies in a row")
             spec = json.loads(group[0] if isinstance(group[0], str) else group[0][-1]["content"])
             group_id = f"trl-{uuid.uuid4().hex}"
-            envs = self.client.reset_group(n, task=spec.get("task"), seed=spec.get("seed"), taskset=self.taskset,
-                                           group_id=group_id, max_turns=self.max_turns)
-            self.groups.append({"group": group_id, "episodes": [e.episode for e in envs], "step": trainer.state.global_step})
+            envs = self.client.reset_group(
+                n,
+                task=spec.get("task"),
+                seed=spec.get("seed"),
+                taskset=self.taskset,
+                group_id=group_id,
+                max_turns=self.max_turns,
+            )
+            self.groups.append(
+                {"group": group_id, "episodes": [e.episode for e in envs], "step": trainer.state.global_step}
+            )
             for env in envs:
                 sample = self.play(env, tokenizer, generate, policy_version=trainer.state.global_step)
                 for k, v in sample.items():
@@ -87,7 +118,9 @@ class AnvilRollout:
                 env.close()
         return out
 
-    def play(self, env: Any, tokenizer: Any, generate: Generate, policy_version: Optional[int] = None) -> Dict[str, Any]:
+    def play(
+        self, env: Any, tokenizer: Any, generate: Generate, policy_version: Optional[int] = None
+    ) -> Dict[str, Any]:
         """One episode: the model's turns and Anvil's feedback as one completion, with its mask."""
         prompt_ids = _templated(tokenizer, env.observation["messages"])
         completion: List[int] = []
@@ -97,7 +130,9 @@ class AnvilRollout:
         for _ in range(self.max_attempts):
             ids, lps = generate(prompt_ids + completion)
             text = tokenizer.decode(ids, skip_special_tokens=True)
-            obs, reward, terminated, truncated, info = env.step(text, completion_ids=ids, logprobs=lps, policy_version=policy_version)
+            obs, reward, terminated, truncated, info = env.step(
+                text, completion_ids=ids, logprobs=lps, policy_version=policy_version
+            )
             completion += ids
             logprobs += lps
             mask += [0 if info["mask"] else 1] * len(ids)
@@ -109,8 +144,14 @@ class AnvilRollout:
             completion += feedback
             logprobs += [0.0] * len(feedback)
             mask += [0] * len(feedback)
-        return {"prompt_ids": prompt_ids, "completion_ids": completion, "logprobs": logprobs, "env_mask": mask,
-                "anvil_reward": total, "anvil_episode": env.episode}
+        return {
+            "prompt_ids": prompt_ids,
+            "completion_ids": completion,
+            "logprobs": logprobs,
+            "env_mask": mask,
+            "anvil_reward": total,
+            "anvil_episode": env.episode,
+        }
 
     def model_generate(self, model: Any, tokenizer: Any) -> Generate:
         """Sampling with a transformers model, returning the sampled tokens' log-probs."""
@@ -119,11 +160,20 @@ class AnvilRollout:
         def generate(context: List[int]) -> Tuple[List[int], List[float]]:
             input_ids = torch.tensor([context], device=model.device)
             with torch.no_grad():
-                g = model.generate(input_ids, attention_mask=torch.ones_like(input_ids), do_sample=True,
-                                   temperature=self.temperature, top_k=0, top_p=1.0, max_new_tokens=self.max_new_tokens,
-                                   pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                                   output_scores=True, return_dict_in_generate=True)
-            new = g.sequences[0, len(context):].tolist()
+                g = model.generate(
+                    input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    do_sample=True,
+                    temperature=self.temperature,
+                    top_k=0,
+                    top_p=1.0,
+                    max_new_tokens=self.max_new_tokens,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                    output_scores=True,
+                    return_dict_in_generate=True,
+                )
+            new = g.sequences[0, len(context) :].tolist()
             lps = model.compute_transition_scores(g.sequences, g.scores, normalize_logits=True)[0].tolist()
             if tokenizer.eos_token_id in new:  # keep the end of the turn, drop what follows it
                 cut = new.index(tokenizer.eos_token_id) + 1

@@ -7,6 +7,7 @@ neither of which this project installs. It uses only AsyncOpenAI's documented
 
     python openai_rollout.py --anvil ws://127.0.0.1:8765/v1/ws --base-url http://127.0.0.1:8000/v1 --model my-model
 """
+
 import argparse
 import asyncio
 import json
@@ -43,7 +44,9 @@ async def main() -> None:
     args = p.parse_args()
     llm = AsyncOpenAI(base_url=args.base_url, api_key="unused")
     async with await AnvilClient.connect(args.anvil, token=args.token) as anvil:
-        groups = await asyncio.gather(*(anvil.reset_group(args.group_size, split="train", max_turns=3) for _ in range(args.groups)))
+        groups = await asyncio.gather(
+            *(anvil.reset_group(args.group_size, split="train", max_turns=3) for _ in range(args.groups))
+        )
         envs = [env for group in groups for env in group]
         results = await asyncio.gather(*(rollout(llm, args.model, env) for env in envs))
         for env, turns in zip(envs, results):

@@ -29,6 +29,7 @@ veRL's tool agent loop does for tool responses. A masked turn (an infrastructure
 its tokens in the sequence with mask 0 and is not counted; the episode steps again (at most
 `max_attempts` sends in all). The reward is the episode's return as Anvil measured it.
 """
+
 import asyncio
 import hashlib
 import os
@@ -66,8 +67,12 @@ class AnvilAgentLoop(AgentLoopBase):
         if seed is None and uid:
             seed = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:4], "little") % 2**31
         client = await anvil()
-        env = client.env(task=extra["anvil_task"], max_turns=int(extra.get("anvil_turns", 3)),
-                         group_id=f"verl-{uid}" if uid else None, seed=seed)
+        env = client.env(
+            task=extra["anvil_task"],
+            max_turns=int(extra.get("anvil_turns", 3)),
+            group_id=f"verl-{uid}" if uid else None,
+            seed=seed,
+        )
         obs, _ = await env.reset()
         prompt_ids = await self.apply_chat_template(obs["messages"])
         response_ids: list[int] = []
@@ -78,13 +83,15 @@ class AnvilAgentLoop(AgentLoopBase):
         step = kwargs.get("global_steps")
         sticky = uid or uuid4().hex  # one inference server for all turns of the episode (its KV cache)
         for _ in range(self.max_attempts):
-            out = await self.server_manager.generate(request_id=sticky, prompt_ids=prompt_ids + response_ids,
-                                                     sampling_params=sampling_params)
+            out = await self.server_manager.generate(
+                request_id=sticky, prompt_ids=prompt_ids + response_ids, sampling_params=sampling_params
+            )
             ids = list(out.token_ids)
             lps = list(out.log_probs) if out.log_probs is not None else None
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            obs, reward, terminated, truncated, info = await env.step(text, completion_ids=ids, logprobs=lps,
-                                                                      policy_version=step)
+            obs, reward, terminated, truncated, info = await env.step(
+                text, completion_ids=ids, logprobs=lps, policy_version=step
+            )
             masked = bool(info["mask"])
             response_ids += ids
             response_mask += [0 if masked else 1] * len(ids)
@@ -101,6 +108,13 @@ class AnvilAgentLoop(AgentLoopBase):
         episode, group = env.episode, env.group
         await env.close()
         n = self.response_length
-        return AgentLoopOutput(prompt_ids=prompt_ids, response_ids=response_ids[:n], response_mask=response_mask[:n],
-                               response_logprobs=logprobs[:n], reward_score=total, num_turns=2 * turns,
-                               metrics=AgentLoopMetrics(), extra_fields={"anvil_episode": episode, "anvil_group": group})
+        return AgentLoopOutput(
+            prompt_ids=prompt_ids,
+            response_ids=response_ids[:n],
+            response_mask=response_mask[:n],
+            response_logprobs=logprobs[:n],
+            reward_score=total,
+            num_turns=2 * turns,
+            metrics=AgentLoopMetrics(),
+            extra_fields={"anvil_episode": episode, "anvil_group": group},
+        )

@@ -1,5 +1,6 @@
 """The Python client against a real `anvil serve` (Debian's python3-websockets
 and python3-msgpack, run with /usr/bin/python3)."""
+
 import asyncio
 import json
 import os
@@ -14,11 +15,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
-from anvil_client import (AnvilClient, EpisodeDoneError, SyncClient, UnauthorizedError,  # noqa: E402
-                          UnknownEpisodeError, UnknownTaskError)
+from anvil_client import (
+    AnvilClient,
+    EpisodeDoneError,
+    SyncClient,
+    UnauthorizedError,  # noqa: E402
+    UnknownEpisodeError,
+    UnknownTaskError,
+)
 
 GOOD = "```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```"
-LOOP = "```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (volatile int x = 0;; x++) {}\n}\n```"
+LOOP = (
+    "```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (volatile int x = 0;; x++) {}\n}\n```"
+)
 SERVER = {}
 
 
@@ -26,10 +35,25 @@ def start_server(token=None):
     workdir = tempfile.mkdtemp(prefix="anvil-py-")
     config = os.path.join(workdir, "config.json")
     with open(config, "w") as f:
-        json.dump({"eval": {"timingBudgetMs": 250, "minReps": 3, "maxReps": 12, "callTimeoutMs": 60000},
-                   "maxGroupSize": 64, "maxEpisodes": 5000}, f)
-    args = ["node", os.path.join(ROOT, "dist", "scripts", "anvil.js"), "serve", "--port", "0",
-            "--log-dir", os.path.join(workdir, "logs"), "--config", config]
+        json.dump(
+            {
+                "eval": {"timingBudgetMs": 250, "minReps": 3, "maxReps": 12, "callTimeoutMs": 60000},
+                "maxGroupSize": 64,
+                "maxEpisodes": 5000,
+            },
+            f,
+        )
+    args = [
+        "node",
+        os.path.join(ROOT, "dist", "scripts", "anvil.js"),
+        "serve",
+        "--port",
+        "0",
+        "--log-dir",
+        os.path.join(workdir, "logs"),
+        "--config",
+        config,
+    ]
     if token:
         args += ["--token", token]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
@@ -62,8 +86,9 @@ class GymShapes(unittest.TestCase):
             self.assertEqual(info["task"], "vector_add")
             self.assertEqual(info["seed"], 3)
             stages = []
-            obs, reward, terminated, truncated, info = await env.step(GOOD, meta={"policy": 1},
-                                                                      on_progress=lambda p: stages.append(p["stage"]))
+            obs, reward, terminated, truncated, info = await env.step(
+                GOOD, meta={"policy": 1}, on_progress=lambda p: stages.append(p["stage"])
+            )
             self.assertEqual(info["outcome"], "ok")
             self.assertGreater(reward, 0.5)
             self.assertFalse(terminated)
@@ -74,6 +99,7 @@ class GymShapes(unittest.TestCase):
             self.assertEqual(info["outcome"], "no_code")
             self.assertEqual(reward, 0.0)
             await client.close()
+
         run(go())
 
     def test_group_reset_shares_task_and_seed(self):
@@ -84,6 +110,7 @@ class GymShapes(unittest.TestCase):
             self.assertEqual(sorted(e.index for e in envs), [0, 1, 2, 3])
             self.assertEqual({e.info["seed"] for e in envs}, {11})
             await client.close()
+
         run(go())
 
 
@@ -101,6 +128,7 @@ class Concurrency(unittest.TestCase):
             self.assertTrue(all(r[4]["outcome"] == "no_code" and r[3] for r in results))
             self.assertLess(time.monotonic() - t0, 60)
             await client.close()
+
         run(go())
 
 
@@ -123,6 +151,7 @@ class Control(unittest.TestCase):
             self.assertEqual(state["state"], "ready")
             self.assertEqual(state["turns"], [])
             await client.close()
+
         run(go())
 
     def test_reconnects_and_resumes(self):
@@ -139,6 +168,7 @@ class Control(unittest.TestCase):
             self.assertEqual(client.session, session)
             self.assertEqual(len((await env.state())["turns"]), 1)
             await client.close()
+
         run(go())
 
     def test_typed_errors(self):
@@ -158,6 +188,7 @@ class Control(unittest.TestCase):
             with self.assertRaises(EpisodeDoneError):
                 await done.step("no code")
             await client.close()
+
         run(go())
 
     def test_a_token_is_required_when_configured(self):
@@ -170,6 +201,7 @@ class Control(unittest.TestCase):
                 client = await AnvilClient.connect(url, token="s3cret")
                 self.assertTrue(await client.tasks())
                 await client.close()
+
             run(ok())
         finally:
             proc.kill()

@@ -1,5 +1,6 @@
 """Typed results, busy retry with jitter, and env() taking every reset option, against a real
 `anvil serve` (Debian's python3, as test_client.py)."""
+
 import asyncio
 import json
 import os
@@ -14,8 +15,16 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
-from anvil_client import (AnvilClient, BusyError, BusyRetry, EvalSummary, Observation, ResetResult,  # noqa: E402
-                          StepInfo, StepResult)
+from anvil_client import (
+    AnvilClient,
+    BusyError,
+    BusyRetry,
+    EvalSummary,
+    Observation,
+    ResetResult,  # noqa: E402
+    StepInfo,
+    StepResult,
+)
 
 GOOD = "```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```"
 
@@ -25,8 +34,21 @@ def start_server(extra):
     config = os.path.join(workdir, "config.json")
     with open(config, "w") as f:
         json.dump({"eval": {"timingBudgetMs": 250, "minReps": 3, "maxReps": 12, "callTimeoutMs": 60000}, **extra}, f)
-    proc = subprocess.Popen(["node", os.path.join(ROOT, "dist", "scripts", "anvil.js"), "serve", "--port", "0",
-                             "--log-dir", os.path.join(workdir, "logs"), "--config", config], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            "node",
+            os.path.join(ROOT, "dist", "scripts", "anvil.js"),
+            "serve",
+            "--port",
+            "0",
+            "--log-dir",
+            os.path.join(workdir, "logs"),
+            "--config",
+            config,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     proc.stdout.close()
     return proc, re.search(r"(ws://\S+/v1/ws)", line).group(1)
@@ -40,13 +62,17 @@ class Typed(unittest.TestCase):
         async def go():
             client = await AnvilClient.connect(url)
             try:
-                env = client.env(task="vector_add", seed=11, max_turns=1, group_id="grp-typed", reward={"wCorrect": 0.5})
+                env = client.env(
+                    task="vector_add", seed=11, max_turns=1, group_id="grp-typed", reward={"wCorrect": 0.5}
+                )
                 r = await env.reset_result()
                 self.assertIsInstance(r, ResetResult)
                 self.assertIsInstance(r.observation, Observation)
                 self.assertEqual([m.role for m in r.observation.messages], ["system", "user"])
                 # Every reset option given to env() reaches the server.
-                self.assertEqual((r.info.task, r.info.seed, r.info.max_turns, r.info.group), ("vector_add", 11, 1, "grp-typed"))
+                self.assertEqual(
+                    (r.info.task, r.info.seed, r.info.max_turns, r.info.group), ("vector_add", 11, 1, "grp-typed")
+                )
                 s = await env.step_result(GOOD)
                 self.assertIsInstance(s, StepResult)
                 self.assertIsInstance(s.info, StepInfo)

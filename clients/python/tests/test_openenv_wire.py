@@ -1,5 +1,6 @@
 """The OpenEnv front door from Python, as OpenEnv's EnvClient speaks it (plain `websockets` and
 `urllib`, not Anvil's client): {"type": ..., "data": ...} over /ws, JSON bodies over HTTP."""
+
 import asyncio
 import json
 import os
@@ -23,8 +24,21 @@ class OpenEnvWire(unittest.TestCase):
         config = os.path.join(workdir, "config.json")
         with open(config, "w") as f:
             json.dump({"eval": {"timingBudgetMs": 250, "minReps": 3, "maxReps": 12, "callTimeoutMs": 60000}}, f)
-        self.proc = subprocess.Popen(["node", os.path.join(ROOT, "dist", "scripts", "anvil.js"), "serve", "--port", "0",
-                                      "--log-dir", os.path.join(workdir, "logs"), "--config", config], stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [
+                "node",
+                os.path.join(ROOT, "dist", "scripts", "anvil.js"),
+                "serve",
+                "--port",
+                "0",
+                "--log-dir",
+                os.path.join(workdir, "logs"),
+                "--config",
+                config,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         line = self.proc.stdout.readline()
         self.proc.stdout.close()
         self.port = int(re.search(r"ws://[^:/]+:(\d+)/", line).group(1))
@@ -36,9 +50,11 @@ class OpenEnvWire(unittest.TestCase):
     def test_websocket_session(self):
         async def go():
             async with websockets.connect(f"ws://127.0.0.1:{self.port}/ws") as ws:
+
                 async def call(msg):
                     await ws.send(json.dumps(msg))
                     return json.loads(await ws.recv())
+
                 r = await call({"type": "reset", "data": {"task": "vector_add", "seed": 2, "group_id": "py-g"}})
                 self.assertEqual(r["type"], "observation")
                 self.assertEqual(set(r["data"]), {"observation", "reward", "done"})
@@ -54,13 +70,16 @@ class OpenEnvWire(unittest.TestCase):
                 self.assertEqual((e["type"], e["data"]["code"]), ("error", "VALIDATION_ERROR"))
                 await ws.send(json.dumps({"type": "close"}))
                 await ws.wait_closed()
+
         asyncio.run(go())
 
     def test_http_endpoints(self):
         base = f"http://127.0.0.1:{self.port}"
 
         def post(path, body):
-            req = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers={"content-type": "application/json"})
+            req = urllib.request.Request(
+                base + path, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+            )
             with urllib.request.urlopen(req) as r:
                 return json.loads(r.read())
 

@@ -1,5 +1,6 @@
 """`anvil export` of a real run, loaded with Hugging Face `datasets` (load_dataset("parquet", ...)):
 the columns a trainer reads, with their types, and the same values as the JSON Lines export."""
+
 import json
 import os
 import subprocess
@@ -27,26 +28,72 @@ class ExportLoadsWithDatasets(unittest.TestCase):
         client = SyncClient(url)
         self.addCleanup(client.close)
         for i, env in enumerate(client.reset_group(2, task="vector_add", seed=5, group_id="grpo-0", max_turns=1)):
-            env.step(GOOD if i == 0 else "no code", completion_ids=[3, 4, 5], logprobs=[-0.1, -0.2, -0.3], policy_version=7)
+            env.step(
+                GOOD if i == 0 else "no code", completion_ids=[3, 4, 5], logprobs=[-0.1, -0.2, -0.3], policy_version=7
+            )
         lone = client.env(task="vector_add", max_turns=1)
         lone.reset(seed=6)
         lone.step("still no code")
 
         out = os.path.join(workdir, "turns.parquet")
-        r = subprocess.run(["node", CLI, "export", "--logs", os.path.join(workdir, "logs"), "--out", out, "--layout", "trl", "--per-token"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                "node",
+                CLI,
+                "export",
+                "--logs",
+                os.path.join(workdir, "logs"),
+                "--out",
+                out,
+                "--layout",
+                "trl",
+                "--per-token",
+            ],
+            capture_output=True,
+            text=True,
+        )
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("1 of 2 groups hold one episode", r.stderr)
         jsonl = os.path.join(workdir, "turns.jsonl")
-        r = subprocess.run(["node", CLI, "export", "--logs", os.path.join(workdir, "logs"), "--out", jsonl, "--layout", "trl", "--per-token"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                "node",
+                CLI,
+                "export",
+                "--logs",
+                os.path.join(workdir, "logs"),
+                "--out",
+                jsonl,
+                "--layout",
+                "trl",
+                "--per-token",
+            ],
+            capture_output=True,
+            text=True,
+        )
         self.assertEqual(r.returncode, 0, r.stderr)
 
         ds = load_dataset("parquet", data_files=out, split="train", cache_dir=os.path.join(workdir, "hf"))
         self.assertEqual(len(ds), 3)
         f = ds.features
-        for name in ("prompt", "completion", "reward", "advantage", "mask", "seed", "index", "taskVersion", "policyVersion",
-                     "completionIds", "logprobs", "tokenMask", "tokenAdvantages", "group", "episode", "turn"):
+        for name in (
+            "prompt",
+            "completion",
+            "reward",
+            "advantage",
+            "mask",
+            "seed",
+            "index",
+            "taskVersion",
+            "policyVersion",
+            "completionIds",
+            "logprobs",
+            "tokenMask",
+            "tokenAdvantages",
+            "group",
+            "episode",
+            "turn",
+        ):
             self.assertIn(name, f, name)
         self.assertNotIn("messages", f)
         self.assertEqual(f["seed"].dtype, "int32")

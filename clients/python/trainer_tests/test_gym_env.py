@@ -1,5 +1,6 @@
 """Anvil through Gymnasium 1.3: `gymnasium.make("anvil/Kernel-v0", url=..., taskset=..., task=...)`
 with Text spaces, Gymnasium's environment checker, and masked turns that cannot pass for a 0."""
+
 import json
 import os
 import shutil
@@ -85,7 +86,9 @@ class MaskedTurns(unittest.TestCase):
         with open(os.path.join(broken, "vector_add", "reference.c"), "w") as f:
             f.write("void solve(const float *a, const float *b, float *out, int n) { *(volatile int *)0 = n; }\n")
         with open(os.path.join(broken, "manifest.json"), "w") as f:
-            json.dump({"id": "broken", "backend": "c", "splits": {"train": ["vector_add"], "eval": []}, "maxTurns": 2}, f)
+            json.dump(
+                {"id": "broken", "backend": "c", "splits": {"train": ["vector_add"], "eval": []}, "maxTurns": 2}, f
+            )
         proc, url = start_server(workdir, broken)
         self.addCleanup(lambda: (proc.kill(), proc.wait()))
         env = gymnasium.make("anvil/Kernel-v0", url=url, task="vector_add")
