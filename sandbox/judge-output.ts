@@ -8,7 +8,7 @@
  * null; where the evaluator computes with a number, null does not parse. */
 import { z } from 'zod';
 import { FlagSchema } from '../contracts/errors.js';
-import { OUTCOMES } from './result.js';
+import { TimingStatsSchema, OUTCOMES } from './result.js';
 
 const Int = z.number().int();
 const MaybeNumber = z.number().nullable();
@@ -27,17 +27,6 @@ const TrialSchema = z.object({
   toleranceUsed: MaybeNumber,
   mismatch: MismatchSchema.optional(),
   insensitive: z.object({ arg: Int, index: Int, referenceMoved: MaybeNumber, candidateMoved: MaybeNumber }).optional(),
-});
-
-const TimingStatsSchema = z.object({
-  medianMs: z.number(),
-  p10Ms: z.number(),
-  p90Ms: z.number(),
-  minMs: z.number(),
-  maxMs: z.number(),
-  meanMs: z.number(),
-  rse: z.number(),
-  reps: Int,
 });
 
 /** A shape the timing phase measured to the end. */

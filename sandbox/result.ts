@@ -1,6 +1,7 @@
 /** The EvalResult: what one evaluation found, stage by stage (docs/architecture.md, "Evaluation through the sandbox"). */
 
 /** Outcome classes, from the registry (contracts/errors.ts). Everything but `ok` and `env_error` is the candidate's doing. */
+import { z } from 'zod';
 import type { Flag, FlagKind, Outcome } from '../contracts/errors.js';
 export { OUTCOME_NAMES as OUTCOMES } from '../contracts/errors.js';
 export type { Flag, FlagKind, Outcome };
@@ -16,16 +17,18 @@ export interface StageRecord {
   log?: string;
 }
 
-export interface TimingStats {
-  medianMs: number;
-  p10Ms: number;
-  p90Ms: number;
-  minMs: number;
-  maxMs: number;
-  meanMs: number;
-  rse: number;
-  reps: number;
-}
+/** One side's times over the repetitions of a shape, as both judges report them. */
+export const TimingStatsSchema = z.object({
+  medianMs: z.number(),
+  p10Ms: z.number(),
+  p90Ms: z.number(),
+  minMs: z.number(),
+  maxMs: z.number(),
+  meanMs: z.number(),
+  rse: z.number(),
+  reps: z.number().int(),
+});
+export type TimingStats = z.infer<typeof TimingStatsSchema>;
 
 export interface ShapeTiming {
   shape: number;

@@ -10,7 +10,7 @@
  * turn by sending an odd log. The harness writes a non-finite number as null. */
 import { z } from 'zod';
 import { FlagSchema } from '../contracts/errors.js';
-import { OUTCOMES, STAGES, type StageRecord } from './result.js';
+import { TimingStatsSchema, OUTCOMES, STAGES, type StageRecord } from './result.js';
 
 const Int = z.number().int();
 const MaybeNumber = z.number().nullable();
@@ -55,17 +55,6 @@ const CheckFields = {
 };
 const CheckSchema = z.object({ ...CheckFields, trials: z.array(TrialSchema) });
 export type Check = { [K in keyof typeof CheckFields]?: z.infer<(typeof CheckFields)[K]> };
-
-const TimingStatsSchema = z.object({
-  medianMs: z.number(),
-  p10Ms: z.number(),
-  p90Ms: z.number(),
-  minMs: z.number(),
-  maxMs: z.number(),
-  meanMs: z.number(),
-  rse: z.number(),
-  reps: Int,
-});
 
 const TimedShapeSchema = z.object({
   shape: Int,

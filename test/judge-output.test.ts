@@ -2,7 +2,8 @@
  * parses; an answer of another shape, or none, is an env_error (the judge's
  * failure, never the candidate's). test/sandbox/judge-answers.json holds the
  * real judge's answers for an honest vector_add (check and time phases), as
- * sandbox/c/judge.c wrote them; the malformed answers below are those with one
+ * sandbox/c/judge.c wrote them (with `toleranceUsed`, which the judge reports
+ * since: 0, vector_add's exact error); the malformed answers below are those with one
  * field as a judge of another version, or a non-finite number, would write it. */
 import t from 'tap';
 import { readFileSync } from 'node:fs';
