@@ -38,11 +38,6 @@ const local = evaluator();
 const worker = new QueueWorker(url, local, { backend: 'c', concurrency: 1 });
 const queue = new QueueEvaluator(url, 'builtin-c');
 await worker.connected(10_000);
-t.teardown(async () => {
-  await queue.close();
-  await worker.close(1000);
-  redis.kill('SIGKILL');
-});
 const task = builtin().tasks.get('vector_add')!;
 
 t.test('a failure carries its registry code; words alone are never a code', async (t) => {
@@ -78,11 +73,12 @@ t.test('a job cancelled by one request runs again for another that still wants i
     '{',
     '{\n  static int calls;\n  if (!calls++) for (volatile long s = 0; s < 100000000L; s++) {}\n',
   );
-  const events = new QueueEvents(queueName('c'), { connection: redisConnection(url) });
+  const conn = redisConnection(url);
+  const events = new QueueEvents(queueName('c'), { connection: conn });
   const failures: string[] = [];
   events.on('failed', ({ failedReason }) => failures.push(failedReason));
   await events.waitUntilReady();
-  t.teardown(() => events.close().then(() => events.disconnect()));
+  t.teardown(() => events.close().then(() => conn.disconnect()));
   const a = new AbortController();
   const first = queue.evaluate({ task, reply: slow, seed: 3 }, { signal: a.signal }).then(
     (r) => r.outcome,
@@ -102,4 +98,11 @@ t.test('a job cancelled by one request runs again for another that still wants i
     ['cancelled'],
     'it failed as cancelled on the worker, then ran again',
   );
+});
+
+// Closed in a test of its own, not a teardown: what is open here keeps the process, and tap's root teardown, waiting.
+t.test('the queue and the worker let go of Redis', async (t) => {
+  await queue.close();
+  t.same(await worker.close(1000), { running: 0, handedBack: 0 });
+  redis.kill('SIGKILL');
 });
