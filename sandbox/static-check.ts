@@ -133,7 +133,9 @@ export function logicalLines(code: string): { lines: LogicalLine[]; rawString: b
         rawString = true;
       let j = i + 1;
       while (j < n && src[j] !== c && src[j] !== '\n') j += src[j] === '\\' ? 2 : 1;
-      push(directive ? src.slice(i, Math.min(j + 1, n)) : c === '"' ? '""' : "''");
+      // An unterminated literal ends at the line's end; the newline stays out of the directive's text.
+      const end = j < n && src[j] === c ? j + 1 : j;
+      push(directive ? src.slice(i, end) : c === '"' ? '""' : "''");
       i = j < n && src[j] === c ? j + 1 : Math.min(j, n);
     } else {
       let j = i + 1;
@@ -197,7 +199,7 @@ export function checkSource(code: string): StaticFinding | null {
   if (rawString) return violation('raw_string', 'raw string literals (R"(…)") are not allowed');
   for (const line of lines) {
     if (!line.directive) continue;
-    const d = /^[ \t\f\v]*(?:#|%:)[ \t\f\v]*([A-Za-z_]\w*|\d)?(.*)$/.exec(line.text)!;
+    const d = /^[ \t\f\v]*(?:#|%:)[ \t\f\v]*([A-Za-z_]\w*|\d)?([\s\S]*)$/.exec(line.text)!;
     const name = d[1] ?? '';
     if (name === 'line' || /^\d$/.test(name))
       return violation(
