@@ -122,15 +122,16 @@ function raisedFlagKinds(): Set<string> {
   const add = (text: string, re: RegExp) => {
     for (const m of text.matchAll(re)) for (const k of m.slice(1)) if (k) kinds.add(k);
   };
-  add(read('sandbox/c/judge.c'), /(?:emit_flag|hack)\("(\w+)"/g);
+  // \s* after the paren: the formatter may put the kind on the next line.
+  add(read('sandbox/c/judge.c'), /(?:emit_flag|hack)\(\s*"(\w+)"/g);
   for (const f of readdirSync(path.join(PACKAGE_ROOT, 'sandbox', 'torch')).filter((f) => f.endsWith('.py'))) {
     const text = read(`sandbox/torch/${f}`);
-    add(text, /\b(?:flag|Finding)\("(\w+)"/g);
+    add(text, /\b(?:flag|Finding)\(\s*"(\w+)"/g);
     add(text, /"hack": "(\w+)"/g);
   }
   for (const f of readdirSync(path.join(PACKAGE_ROOT, 'sandbox')).filter((f) => f.endsWith('.ts'))) {
     const text = read(`sandbox/${f}`);
-    add(text, /violation\('(\w+)'/g);
+    add(text, /violation\(\s*'(\w+)'/g);
     add(text, /violation\([^)]*\? '(\w+)' : '(\w+)'/g);
     add(text, /kind: '(\w+)'(?: as const)?,\s*evidence/g);
   }
