@@ -30,6 +30,13 @@ const RECENT_ACTION_CHARS = 64 * 1024;
 /** Replies longer than this are extracted one per event-loop turn. */
 const LARGE_REPLY_CHARS = 16 * 1024;
 
+/** The task a reset names, or unknown_task. */
+function taskNamed(set: TaskSet, id: string) {
+  const task = set.tasks.get(id);
+  if (!task) throw new ProtocolError('unknown_task', `no task "${id}" in ${set.manifest.id}`);
+  return task;
+}
+
 export class Gym {
   readonly sessions: SessionRegistry;
   readonly episodes = new Map<string, Episode>();
@@ -127,33 +134,12 @@ export class Gym {
         `task set ${set.manifest.id} is of the ${set.manifest.backend} backend, not ${backend}; served: ${this.backends.join(', ')}`,
       );
     const size = m.group?.size ?? 1;
-    if (size > this.config.maxGroupSize)
-      throw new ProtocolError('invalid_message', `group size ${size} exceeds the limit ${this.config.maxGroupSize}`);
-    if (this.openEpisodes + size > this.config.maxEpisodes) {
-      this.metrics.busy.inc();
-      throw new ProtocolError(
-        'busy',
-        `the server holds its limit of ${this.config.maxEpisodes} open episodes; close some`,
-        1000,
-      );
-    }
-    if (session.openEpisodes + size > this.config.maxEpisodesPerSession) {
-      this.metrics.busy.inc();
-      throw new ProtocolError(
-        'busy',
-        `this session holds its limit of ${this.config.maxEpisodesPerSession} open episodes; finish or close some`,
-        1000,
-      );
-    }
+    this.admitGroup(session, size);
     const maxTurns = m.options?.maxTurns ?? set.manifest.maxTurns;
     if (maxTurns > this.config.maxTurnsLimit)
       throw new ProtocolError('invalid_message', `maxTurns ${maxTurns} exceeds the limit ${this.config.maxTurnsLimit}`);
     const seed = m.seed ?? randomInt(0, 2 ** 31);
-    let task;
-    if (m.task) {
-      task = set.tasks.get(m.task);
-      if (!task) throw new ProtocolError('unknown_task', `no task "${m.task}" in ${set.manifest.id}`);
-    } else task = sampleTask(set, m.split ?? 'train', seed);
+    const task = m.task ? taskNamed(set, m.task) : sampleTask(set, m.split ?? 'train', seed);
     let reward: RewardConfig;
     try {
       reward = rewardConfig(set.manifest.reward as Partial<RewardConfig>, m.options?.reward);
@@ -178,6 +164,28 @@ export class Gym {
     }
     this.metrics.episodes.set(this.openEpisodes);
     return { episodes: out };
+  }
+
+  /** A group of `size` new episodes fits the group limit and both quotas of open episodes. */
+  private admitGroup(session: Session, size: number): void {
+    if (size > this.config.maxGroupSize)
+      throw new ProtocolError('invalid_message', `group size ${size} exceeds the limit ${this.config.maxGroupSize}`);
+    if (this.openEpisodes + size > this.config.maxEpisodes) {
+      this.metrics.busy.inc();
+      throw new ProtocolError(
+        'busy',
+        `the server holds its limit of ${this.config.maxEpisodes} open episodes; close some`,
+        1000,
+      );
+    }
+    if (session.openEpisodes + size > this.config.maxEpisodesPerSession) {
+      this.metrics.busy.inc();
+      throw new ProtocolError(
+        'busy',
+        `this session holds its limit of ${this.config.maxEpisodesPerSession} open episodes; finish or close some`,
+        1000,
+      );
+    }
   }
 
   private episodeOf(session: Session, id: string): Episode {

@@ -31,6 +31,18 @@ export type ServerOptions = Partial<ServerConfig>;
 /** Frames larger than this are decoded in a turn of the event loop of their own. */
 const LARGE_FRAME_BYTES = 64 * 1024;
 
+/** The body of POST /v1/evaluate: a task and exactly one of a bare kernel or a model reply. */
+const EvaluateBody = z
+  .object({
+    task: z.string(),
+    taskset: z.string().optional(),
+    code: z.string().optional(),
+    reply: z.string().optional(),
+    seed: z.number().int().safe().optional(),
+  })
+  .strict()
+  .refine((b) => (b.code === undefined) !== (b.reply === undefined), 'give exactly one of code or reply');
+
 export class AnvilServer {
   readonly config: ServerConfig;
   readonly metrics = new Metrics();
@@ -161,16 +173,7 @@ export class AnvilServer {
   private apiRoutes(): void {
     const app = this.app;
     app.get('/metrics', async (_req, reply) => {
-      if (this.evaluator instanceof QueueEvaluator && this.evaluator.available()) {
-        for (const [state, n] of Object.entries(await this.evaluator.counts().catch(() => ({}))))
-          this.metrics.queueJobs.set({ state }, n);
-      }
-      for (const d of this.evaluator.devices?.() ?? [])
-        this.metrics.deviceHealthy.set({ device: d.id, name: d.name }, d.healthy ? 1 : 0);
-      this.metrics.pendingConnections.set(this.admission.pendingCount);
-      for (const [rule, n] of Object.entries(this.admission.closed)) this.metrics.connectionsRefused.set({ rule }, n);
-      this.metrics.replayBytes.set(this.gym.sessions.replay.totalBytes);
-      this.metrics.replayEvicted.set(this.gym.sessions.replay.evicted);
+      await this.refreshGauges();
       reply.header('content-type', this.metrics.registry.contentType);
       return this.metrics.registry.metrics();
     });
@@ -187,16 +190,26 @@ export class AnvilServer {
         return this.httpError(reply, e);
       }
     });
-    const EvaluateBody = z
-      .object({
-        task: z.string(),
-        taskset: z.string().optional(),
-        code: z.string().optional(),
-        reply: z.string().optional(),
-        seed: z.number().int().safe().optional(),
-      })
-      .strict()
-      .refine((b) => (b.code === undefined) !== (b.reply === undefined), 'give exactly one of code or reply');
+    this.evaluateRoute(app);
+    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  /** The gauges read at a scrape of /metrics, brought up to date first. */
+  private async refreshGauges(): Promise<void> {
+    if (this.evaluator instanceof QueueEvaluator && this.evaluator.available()) {
+      for (const [state, n] of Object.entries(await this.evaluator.counts().catch(() => ({}))))
+        this.metrics.queueJobs.set({ state }, n);
+    }
+    for (const d of this.evaluator.devices?.() ?? [])
+      this.metrics.deviceHealthy.set({ device: d.id, name: d.name }, d.healthy ? 1 : 0);
+    this.metrics.pendingConnections.set(this.admission.pendingCount);
+    for (const [rule, n] of Object.entries(this.admission.closed)) this.metrics.connectionsRefused.set({ rule }, n);
+    this.metrics.replayBytes.set(this.gym.sessions.replay.totalBytes);
+    this.metrics.replayEvicted.set(this.gym.sessions.replay.evicted);
+  }
+
+  /** POST /v1/evaluate: one evaluation outside any episode, refused while the pending steps are at their limit. */
+  private evaluateRoute(app: FastifyInstance): void {
     app.post('/v1/evaluate', async (req, reply) => {
       if (!this.authorized(req.headers.authorization))
         return this.httpError(reply, new ProtocolError('unauthorized', 'a bearer token is required'));
@@ -219,18 +232,20 @@ export class AnvilServer {
         return this.httpError(reply, e);
       }
     });
-    app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const url = new URL(req.url ?? '/', 'http://x');
-      if (url.pathname === '/ws') return this.openenv.upgrade(req, socket, head);
-      if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'Not Found');
-      const address = (socket as Socket).remoteAddress ?? '?';
-      if (this.admission.throttled(address)) return refuse(socket, 429, 'Too Many Requests');
-      if (this.conns.size >= this.config.maxConnections + this.config.maxPendingConnections)
-        return refuse(socket, 503, 'Service Unavailable');
-      // A keep-alive connection that served HTTP before is pending again until its hello.
-      this.admission.pend(socket as Socket);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, address));
-    });
+  }
+
+  /** An HTTP upgrade: /ws is OpenEnv's door, /v1/ws protocol v1's, admitted here. */
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (url.pathname === '/ws') return this.openenv.upgrade(req, socket, head);
+    if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'Not Found');
+    const address = (socket as Socket).remoteAddress ?? '?';
+    if (this.admission.throttled(address)) return refuse(socket, 429, 'Too Many Requests');
+    if (this.conns.size >= this.config.maxConnections + this.config.maxPendingConnections)
+      return refuse(socket, 503, 'Service Unavailable');
+    // A keep-alive connection that served HTTP before is pending again until its hello.
+    this.admission.pend(socket as Socket);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, socket as Socket, address));
   }
 
   private httpError(reply: { code(n: number): unknown }, e: unknown) {

@@ -99,13 +99,26 @@ interface EpisodeAgg {
   totalReward: number;
 }
 
+/** Outcome counts and a reward sum: one time bucket or one turn index of a run. */
+interface MixCell {
+  outcomes: Record<string, number>;
+  sum: number;
+  n: number;
+}
+
+function mixCell<K>(cells: Map<K, MixCell>, key: K): MixCell {
+  let cell = cells.get(key);
+  if (!cell) cells.set(key, (cell = { outcomes: {}, sum: 0, n: 0 }));
+  return cell;
+}
+
 /** The run's statistics, one record at a time: memory is bounded by the number
  * of episodes (a few numbers each), tasks and stages, never by the records. */
 export class RunStatsBuilder {
   private readonly bucketMs: number;
   private readonly t0: number;
-  private readonly timeline = new Map<number, { outcomes: Record<string, number>; sum: number; n: number }>();
-  private readonly perTurn = new Map<number, { outcomes: Record<string, number>; sum: number; n: number }>();
+  private readonly timeline = new Map<number, MixCell>();
+  private readonly perTurn = new Map<number, MixCell>();
   private readonly outcomes: Record<string, number> = {};
   /** Without a prototype: `constructor` is a flag kind, not Object's. */
   private readonly flags: Record<string, number> = Object.create(null) as Record<string, number>;
@@ -146,21 +159,28 @@ export class RunStatsBuilder {
     if (time > this.now - 60_000) this.lastMinute++;
     const o = outcomeOf(r);
     this.outcomes[o] = (this.outcomes[o] ?? 0) + 1;
-    const b = this.t0 + Math.floor((time - this.t0) / this.bucketMs) * this.bucketMs;
-    let cell = this.timeline.get(b);
-    if (!cell) this.timeline.set(b, (cell = { outcomes: {}, sum: 0, n: 0 }));
-    cell.outcomes[o] = (cell.outcomes[o] ?? 0) + 1;
-    let turn = this.perTurn.get(r.turn);
-    if (!turn) this.perTurn.set(r.turn, (turn = { outcomes: {}, sum: 0, n: 0 }));
-    turn.outcomes[o] = (turn.outcomes[o] ?? 0) + 1;
-    if (!r.mask) {
-      cell.sum += r.reward;
-      cell.n++;
-      turn.sum += r.reward;
-      turn.n++;
-      this.rewardHistogram[Math.max(0, Math.min(19, Math.floor((r.reward - this.rewardLo) / this.rewardWidth)))]!.n++;
-    }
+    this.addToMixes(r, time, o);
     for (const f of r.eval?.flags ?? []) this.flags[f.kind] = (this.flags[f.kind] ?? 0) + 1;
+    this.addStages(r);
+    this.addToEpisode(r, o);
+  }
+
+  /** The outcome mix and mean reward of its time bucket and of its turn, and the reward histogram. */
+  private addToMixes(r: Turn, time: number, o: string): void {
+    const cell = mixCell(this.timeline, this.t0 + Math.floor((time - this.t0) / this.bucketMs) * this.bucketMs);
+    const turn = mixCell(this.perTurn, r.turn);
+    cell.outcomes[o] = (cell.outcomes[o] ?? 0) + 1;
+    turn.outcomes[o] = (turn.outcomes[o] ?? 0) + 1;
+    if (r.mask) return;
+    cell.sum += r.reward;
+    cell.n++;
+    turn.sum += r.reward;
+    turn.n++;
+    this.rewardHistogram[Math.max(0, Math.min(19, Math.floor((r.reward - this.rewardLo) / this.rewardWidth)))]!.n++;
+  }
+
+  /** Stage latencies, and the ten slowest stages of the run. */
+  private addStages(r: Turn): void {
     for (const s of r.eval?.stages ?? []) {
       if (s.status === 'skipped') continue;
       let d = this.stageMs.get(s.name);
@@ -172,22 +192,11 @@ export class RunStatsBuilder {
         if (this.slowest.length > 10) this.slowest.pop();
       }
     }
-    let e = this.episodes.get(r.episode);
-    if (!e) {
-      e = {
-        taskset: r.taskset,
-        task: r.task,
-        group: r.group,
-        episode: r.episode,
-        time: r.time,
-        lastOutcome: o,
-        turns: 0,
-        bestCorrect: 0,
-        bestSpeedup: null,
-        totalReward: 0,
-      };
-      this.episodes.set(r.episode, e);
-    }
+  }
+
+  /** The turn's episode moves on; a correct turn counts in the speedups and may be its task's best. */
+  private addToEpisode(r: Turn, o: string): void {
+    const e = this.episodeAgg(r, o);
     if (r.time >= e.time) {
       e.time = r.time;
       e.lastOutcome = o;
@@ -210,6 +219,27 @@ export class RunStatsBuilder {
       if (!t || sp > t.speedup)
         this.bestByTask.set(r.task, { task: r.task, speedup: sp, episode: r.episode, turn: r.turn, code: r.action });
     }
+  }
+
+  /** The turn's episode, opened by its first turn seen. */
+  private episodeAgg(r: Turn, o: string): EpisodeAgg {
+    let e = this.episodes.get(r.episode);
+    if (!e) {
+      e = {
+        taskset: r.taskset,
+        task: r.task,
+        group: r.group,
+        episode: r.episode,
+        time: r.time,
+        lastOutcome: o,
+        turns: 0,
+        bestCorrect: 0,
+        bestSpeedup: null,
+        totalReward: 0,
+      };
+      this.episodes.set(r.episode, e);
+    }
+    return e;
   }
 
   result(): RunStats {

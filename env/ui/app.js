@@ -93,14 +93,25 @@ function table(head, rows) {
 const row = (cells, attrs = '') => `<tr ${attrs}>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
 const pill = (o) => `<span class="pill" style="background:${color(o)}">${esc(o)}</span>`;
 
+const cards = (entries) =>
+  `<div class="cards">${entries.map(([k, v]) => `<div class="card"><b>${esc(v)}</b><span>${esc(k)}</span></div>`).join('')}</div>`;
+
+// Sections are placed in the order they are first rendered: cards, charts, then tables.
 function renderStats(st, status) {
-  if (status) {
+  renderCards(st, status);
+  renderCharts(st);
+  renderTables(st);
+}
+
+// The headline figures: the server's state when live, the run's totals in a report.
+function renderCards(st, status) {
+  if (status)
     section(
       'status',
       'Server',
       true,
     )(
-      `<div class="cards">${[
+      cards([
         ['status', status.ok ? 'serving' : 'down'],
         ['sandbox', status.sandbox],
         ['connections', status.connections],
@@ -108,26 +119,25 @@ function renderStats(st, status) {
         ...Object.entries(status.queues || {}).map(([b, n]) => [`queue (${b})`, n]),
         ['evaluations / min', st.evalsPerMinute],
         ['steps', st.steps],
-      ]
-        .map(([k, v]) => `<div class="card"><b>${esc(v)}</b><span>${esc(k)}</span></div>`)
-        .join('')}</div>`,
+      ]),
     );
-  } else {
+  else
     section(
       'status',
       'Run',
       true,
     )(
-      `<div class="cards">${[
+      cards([
         ['steps', st.steps],
         ['episodes', st.episodes],
         ['correct turns', st.outcomes.ok || 0],
         ['hacks caught', st.outcomes.hack_detected || 0],
-      ]
-        .map(([k, v]) => `<div class="card"><b>${esc(v)}</b><span>${esc(k)}</span></div>`)
-        .join('')}</div>`,
+      ]),
     );
-  }
+}
+
+// Outcome mixes, distributions and the reward trend.
+function renderCharts(st) {
   const clock = (t) => new Date(t).toISOString().slice(11, 19);
   section('timeline', 'Outcome mix over time')(stacked(st.timeline, (b) => clock(b.start)));
   section(
@@ -154,6 +164,10 @@ function renderStats(st, status) {
       ? sparkline(meanRewards) + `<p>last: <b>${fmt(meanRewards[meanRewards.length - 1])}</b></p>`
       : '<p class="empty">nothing yet</p>',
   );
+}
+
+// Hack flags, stage latencies and fast_p.
+function renderTables(st) {
   section(
     'flags',
     'Hack flags by kind',
