@@ -138,7 +138,12 @@ export class AnvilClient {
       clientName: options.clientName ?? 'anvil-ts',
       token: options.token,
     });
-    await c.open(false);
+    try {
+      await c.open(false);
+    } catch (e) {
+      await c.close(); // a refused or malformed hello: nothing to reconnect to
+      throw e;
+    }
     return c;
   }
 
