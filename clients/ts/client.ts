@@ -3,55 +3,39 @@
  * that resumes the session. MessagePack by default. */
 import { Packr } from 'msgpackr';
 import WebSocket from 'ws';
+import { z } from 'zod';
+import {
+  AddressedSchema,
+  CancelAnswerSchema,
+  CloseAnswerSchema,
+  EpisodeSnapshotSchema,
+  FrameSchema,
+  HelloAnswerSchema,
+  PingAnswerSchema,
+  problemsOf,
+  ResetAnswerSchema,
+  StepAnswerSchema,
+  TaskListSchema,
+  type EpisodeSnapshot,
+  type Progress,
+  type ResetEpisode,
+  type StepResult,
+  type TaskList,
+} from './answers.js';
+
+// The answers' types, inferred from their schemas (./answers.ts).
+export type {
+  ChatMessage,
+  EpisodeSnapshot,
+  HelloAnswer,
+  Observation,
+  Progress,
+  ResetEpisode,
+  StepResult,
+  TaskList,
+} from './answers.js';
 
 export type Encoding = 'msgpack' | 'json';
-
-export interface ChatMessage {
-  role: 'system' | 'user' | 'assistant';
-  content: string;
-}
-export interface Observation {
-  messages: ChatMessage[];
-}
-
-export interface ResetEpisode {
-  episode: string;
-  group: string;
-  index: number;
-  observation: Observation;
-  info: { task: string; taskVersion: number; taskset: string; split: string; seed: number; maxTurns: number };
-}
-
-export interface StepResult {
-  episode: string;
-  observation: Observation;
-  reward: number;
-  terminated: boolean;
-  truncated: boolean;
-  reason?: 'max_turns' | 'solved' | 'cancelled' | 'env_error' | 'invalid_action';
-  info: {
-    turn: number;
-    mask: boolean;
-    outcome: string;
-    task: string;
-    components: Record<string, number>;
-    eval: {
-      outcome: string;
-      correct: boolean;
-      speedup: number | null;
-      profileShare: number | null;
-      flags: { kind: string; evidence: string }[];
-      message: string;
-      cached: boolean;
-      stages: { name: string; status: string; ms: number }[];
-    } | null;
-  };
-}
-
-export interface Progress {
-  stage: string;
-  queuePosition?: number;
-}
 
 /** The protocol's error codes (docs/protocol.md), and whether retrying may help. */
 export const ERROR_CODES = {
@@ -95,6 +79,20 @@ export class ConnectionLostError extends Error {
   }
 }
 
+/** The server sent a frame for a request that is not what protocol v1 answers: the request
+ * fails with this, naming what is wrong, and the connection carries on. */
+export class MalformedAnswerError extends Error {
+  constructor(
+    readonly op: string,
+    readonly id: number,
+    /** Each problem as `path: what is wrong`, the first few. */
+    readonly problems: string[],
+  ) {
+    super(`the answer to "${op}" (request ${id}) is not one of protocol v1: ${problems.join('; ')}`);
+    this.name = 'MalformedAnswerError';
+  }
+}
+
 export interface ClientOptions {
   token?: string;
   encoding?: Encoding;
@@ -107,7 +105,8 @@ export interface ClientOptions {
 
 interface Pending {
   message: Record<string, unknown>;
-  resolve: (v: any) => void;
+  /** Parses the answer with the request's schema, then settles the request. */
+  answer: (frame: Record<string, unknown>) => void;
   reject: (e: Error) => void;
   onProgress?: (p: Progress) => void;
   /** Safe to send again after a reconnect: steps (the server never evaluates one twice) and reads. */
@@ -139,7 +138,12 @@ export class AnvilClient {
       clientName: options.clientName ?? 'anvil-ts',
       token: options.token,
     });
-    await c.open(false);
+    try {
+      await c.open(false);
+    } catch (e) {
+      await c.close(); // a refused or malformed hello: nothing to reconnect to
+      throw e;
+    }
     return c;
   }
 
@@ -161,6 +165,7 @@ export class AnvilClient {
         client: this.opts.clientName,
         ...(resume && this.resumeToken ? { resume: this.resumeToken } : {}),
       },
+      HelloAnswerSchema,
       { resend: false },
     );
     if (resume && !hello.resumed) {
@@ -212,23 +217,33 @@ export class AnvilClient {
     }
   }
 
+  /** A frame that does not decode, or answers no pending request, is ignored; one that
+   * answers a request but does not parse fails that request. */
   private onMessage(data: Buffer, isBinary: boolean): void {
-    let msg: any;
+    let decoded: unknown;
     try {
-      msg = isBinary ? packr.unpack(data) : JSON.parse(data.toString('utf8'));
+      decoded = isBinary ? packr.unpack(data) : JSON.parse(data.toString('utf8'));
     } catch {
       return;
     }
-    const p = this.pending.get(msg.id);
+    const addressed = AddressedSchema.safeParse(decoded);
+    if (!addressed.success) return;
+    const { id } = addressed.data;
+    const p = this.pending.get(id);
     if (!p) return;
-    if (msg.ok === false) {
-      this.pending.delete(msg.id);
-      p.reject(new AnvilProtocolError(msg.error.code, msg.error.message, msg.error.retryable, msg.error.retryAfterMs));
-    } else if (msg.event === 'progress') {
-      p.onProgress?.({ stage: msg.stage, queuePosition: msg.queuePosition });
+    const frame = FrameSchema.safeParse(decoded);
+    if (!frame.success) {
+      this.pending.delete(id);
+      p.reject(new MalformedAnswerError(String(p.message.op), id, problemsOf(frame.error)));
+    } else if (frame.data.ok === false) {
+      const { code, message, retryable, retryAfterMs } = frame.data.error;
+      this.pending.delete(id);
+      p.reject(new AnvilProtocolError(code, message, retryable, retryAfterMs));
+    } else if (frame.data.event === 'progress') {
+      p.onProgress?.({ stage: frame.data.stage, queuePosition: frame.data.queuePosition });
     } else {
-      this.pending.delete(msg.id);
-      p.resolve(msg);
+      this.pending.delete(id);
+      p.answer(frame.data);
     }
   }
 
@@ -239,14 +254,22 @@ export class AnvilClient {
     });
   }
 
-  private request(
-    body: Record<string, unknown>,
+  /** Sends a request; resolves with its answer parsed by `schema`, or rejects with
+   * MalformedAnswerError where the answer does not parse. */
+  private request<S extends z.ZodType>(
+    body: Record<string, unknown> & { op: string },
+    schema: S,
     o: { resend: boolean; onProgress?: (p: Progress) => void; id?: number },
-  ): Promise<any> {
+  ): Promise<z.infer<S>> {
     const id = o.id ?? this.nextId++;
     const message = Object.fromEntries(Object.entries({ id, ...body }).filter(([, v]) => v !== undefined));
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { message, resolve, reject, onProgress: o.onProgress, resend: o.resend });
+      const answer = (frame: Record<string, unknown>) => {
+        const parsed = schema.safeParse(frame);
+        if (parsed.success) resolve(parsed.data);
+        else reject(new MalformedAnswerError(body.op, id, problemsOf(parsed.error)));
+      };
+      this.pending.set(id, { message, answer, reject, onProgress: o.onProgress, resend: o.resend });
       this.sendRaw(message);
     });
   }
@@ -256,11 +279,9 @@ export class AnvilClient {
     if (this.reconnecting) await this.reconnecting;
   }
 
-  async tasks(
-    opts: { taskset?: string; split?: 'train' | 'eval' } = {},
-  ): Promise<{ taskset: string; tasks: Array<Record<string, unknown>> }> {
+  async tasks(opts: { taskset?: string; split?: 'train' | 'eval' } = {}): Promise<TaskList> {
     await this.ready();
-    return this.request({ op: 'tasks', ...opts }, { resend: true });
+    return this.request({ op: 'tasks', ...opts }, TaskListSchema, { resend: true });
   }
 
   /** One episode, or a group of `group.size` episodes sharing task and seed. */
@@ -275,7 +296,7 @@ export class AnvilClient {
     } = {},
   ): Promise<ResetEpisode[]> {
     await this.ready();
-    return (await this.request({ op: 'reset', ...opts }, { resend: false })).episodes;
+    return (await this.request({ op: 'reset', ...opts }, ResetAnswerSchema, { resend: false })).episodes;
   }
 
   /** Sends the model's reply; resolves with the result. Aborting the signal cancels the step. */
@@ -286,31 +307,33 @@ export class AnvilClient {
   ): Promise<StepResult> {
     await this.ready();
     const id = this.nextId++;
-    const onAbort = () => void this.request({ op: 'cancel', target: id }, { resend: false }).catch(() => undefined);
+    const onAbort = () =>
+      void this.request({ op: 'cancel', target: id }, CancelAnswerSchema, { resend: false }).catch(() => undefined);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      return await this.request(
-        { op: 'step', episode, action, meta: opts.meta },
-        { resend: true, onProgress: opts.onProgress, id },
-      );
+      return await this.request({ op: 'step', episode, action, meta: opts.meta }, StepAnswerSchema, {
+        resend: true,
+        onProgress: opts.onProgress,
+        id,
+      });
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
   }
 
-  async state(episode: string): Promise<Record<string, unknown>> {
+  async state(episode: string): Promise<EpisodeSnapshot> {
     await this.ready();
-    return this.request({ op: 'state', episode }, { resend: true });
+    return this.request({ op: 'state', episode }, EpisodeSnapshotSchema, { resend: true });
   }
 
   async closeEpisode(episode: string): Promise<void> {
     await this.ready();
-    await this.request({ op: 'close', episode }, { resend: false });
+    await this.request({ op: 'close', episode }, CloseAnswerSchema, { resend: false });
   }
 
   async ping(): Promise<number> {
     await this.ready();
-    return (await this.request({ op: 'ping' }, { resend: true })).time;
+    return (await this.request({ op: 'ping' }, PingAnswerSchema, { resend: true })).time;
   }
 
   /** Drops the connection as a network failure would (for tests of resume). */
