@@ -1,23 +1,25 @@
 /** The C backend's stages as they run in a pool worker: compile (sandboxed),
- * the object-file checks, then the judge's correctness and timing phases.
+ * the object-file checks, then the judge's correctness and timing phases (c-judge.ts).
  * Each function takes plain data and returns plain data, so it can cross the
  * worker boundary; the evaluator assembles the EvalResult. */
 import { execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { CTask as Task } from '../tasks/loader.js';
-import { argValues } from '../tasks/loader.js';
 import { AnvilError } from '../contracts/errors.js';
 import { JobCgroup } from './cgroup.js';
 import { ALLOWED_HEADERS } from '../contracts/c-headers.js';
+import { baseEnv, jobDir, judgeDir, limits, truncate, type JobRef } from './c-job.js';
+import { runJudge } from './c-judge.js';
 import type { EvalConfig } from './config.js';
-import { launchArgv, jobUid, startedCommand, type Bind, type SandboxMode } from './isolation.js';
+import { launchArgv, jobUid, startedCommand, type Bind } from './isolation.js';
 import { runCapped } from './process.js';
+export type { JobRef } from './c-job.js';
+export { judgeRun } from './c-judge.js';
 export type { JudgeOutput } from './judge-output.js';
 import type { Flag, Outcome, StageRecord } from './result.js';
 import { ElfError, readElf } from './elf.js';
-import { parseJudgeOutput, type JudgeOutput } from './judge-output.js';
+import type { JudgeOutput } from './judge-output.js';
 import {
   checkDependencies,
   checkExecutable,
@@ -28,17 +30,6 @@ import {
   type StaticFinding,
 } from './static-check.js';
 import { CANDIDATE_CFLAGS, ensureTaskBuild, ensureToolchain, type TaskBuild, type Toolchain } from './toolchain.js';
-
-export interface JobRef {
-  jobId: string;
-  slot: number;
-  mode: SandboxMode;
-  config: EvalConfig;
-  task: Task;
-  skipStatic: boolean;
-  /** Time under SCHED_FIFO (where the host allows it): see docs/c-judge.md. */
-  realtime?: boolean;
-}
 
 export interface StageOutcome {
   stages: StageRecord[];
@@ -56,36 +47,6 @@ export interface PrepareResult extends StageOutcome {
 
 export interface TimeResult extends StageOutcome {
   time?: JudgeOutput;
-}
-
-const LOG_LIMIT = 4000;
-
-export function jobDir(jobId: string): string {
-  return path.join(os.tmpdir(), 'anvil-jobs', jobId);
-}
-
-/** The judge's own folder: its specs hold the seed and every hidden shape, so
- * it is never bound into a sandbox. */
-function judgeDir(jobId: string): string {
-  return path.join(os.tmpdir(), 'anvil-jobs', `${jobId}.judge`);
-}
-
-function truncate(s: string, n = LOG_LIMIT): string {
-  return s.length <= n ? s : `${s.slice(0, n)}\n[... ${s.length - n} more characters]`;
-}
-
-function limits(cfg: EvalConfig, fileBytes: number) {
-  return {
-    cpuSeconds: cfg.cpuSeconds,
-    fileBytes,
-    addressBytes: cfg.memoryBytes * 4 + 8 * 1024 ** 3,
-    nproc: cfg.pids,
-    nofile: 256,
-  };
-}
-
-function baseEnv(cfg: EvalConfig): Record<string, string> {
-  return { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C', OMP_NUM_THREADS: String(cfg.threads) };
 }
 
 /** Writes the candidate, compiles it in the sandbox, checks its symbols and links the runner. */
@@ -271,41 +232,14 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
       ms: performance.now() - t0,
       log: log || undefined,
     });
-    if (r.timedOut)
-      return {
-        stage: stage('failed'),
-        libOpsUsed: [],
-        failure: {
-          outcome: 'timeout',
-          message: `compilation did not finish within ${cfg.compileTimeoutMs} ms`,
-          flags: [],
-        },
-      };
-    if (r.code !== 0) {
-      const oom = cg?.oomKilled() ? ' (the compiler ran out of memory)' : '';
-      return {
-        stage: stage('failed'),
-        libOpsUsed: [],
-        failure: { outcome: 'compile_error', message: `the compiler reported errors${oom}`, flags: [] },
-      };
-    }
+    if (r.timedOut || r.code !== 0)
+      return { stage: stage('failed'), libOpsUsed: [], failure: compilerFailure(r.timedOut, cg, cfg) };
     const symbols = readFileSync(path.join(dir, 'candidate.sym'), 'utf8');
     // Every library op the object references counts toward the profile, offered or not.
     const libOpsUsed = [...symbols.matchAll(/^(lib_\w+) +U/gm)].map((m) => m[1]!);
     const finding = job.skipStatic ? null : checkBuild(job, dir, tc, tb);
     if (finding) return { stage: stage('failed'), libOpsUsed, failure: finding };
-    const linkCmd = [
-      '/usr/bin/gcc',
-      '-fopenmp',
-      '-o',
-      'runner',
-      '/anvil/lib/runner.o',
-      '/anvil/task/glue.o',
-      '/anvil/lib/anvil_lib.o',
-      'candidate.o',
-      '-lm',
-    ];
-    const l = await run(linkCmd, Math.max(1000, deadline - performance.now()), 'linker');
+    const l = await run(LINK_COMMAND, Math.max(1000, deadline - performance.now()), 'linker');
     if (l.timedOut || l.code !== 0) {
       return {
         stage: { ...stage('failed'), log: truncate(`${log}\n${l.stdout}${l.stderr}`.trim()) },
@@ -325,168 +259,27 @@ async function compile(job: JobRef, dir: string, uid: number | null): Promise<Co
   }
 }
 
-interface JudgeRun extends JudgeOutput {
-  ms: number;
-  candidateLog?: string;
-}
+/** The runner: the harness's main, the task's glue, the library and the candidate's object. */
+const LINK_COMMAND = [
+  '/usr/bin/gcc',
+  '-fopenmp',
+  '-o',
+  'runner',
+  '/anvil/lib/runner.o',
+  '/anvil/task/glue.o',
+  '/anvil/lib/anvil_lib.o',
+  'candidate.o',
+  '-lm',
+];
 
-const SIGNAL_NAMES: Record<number, string> = {
-  4: 'illegal instruction (SIGILL)',
-  6: 'aborted (SIGABRT)',
-  7: 'bus error (SIGBUS)',
-  8: 'arithmetic exception (SIGFPE)',
-  9: 'killed (SIGKILL)',
-  11: 'segmentation fault (SIGSEGV)',
-  24: 'CPU time limit exceeded (SIGXCPU)',
-  25: 'output size limit exceeded (SIGXFSZ)',
-  31: 'bad system call (SIGSYS)',
-};
-
-/** Turns the judge's "signal 11" into words, with what the cgroup saw. */
-function explainDeath(death: string, oom: boolean, cfg: EvalConfig): { outcome?: Outcome; text: string } {
-  const m = /^signal (\d+)/.exec(death);
-  if (!m) return { text: death.startsWith('exit') ? `exited with status ${death.slice(5)}` : death };
-  const sig = Number(m[1]);
-  if (sig === 9 && oom) return { text: `ran out of memory (limit ${Math.round(cfg.memoryBytes / 1024 ** 2)} MiB)` };
-  if (sig === 24) return { outcome: 'timeout', text: SIGNAL_NAMES[24]! };
-  if (sig === 25) return { text: `wrote more than ${cfg.outputBytes} bytes of output (SIGXFSZ)` };
-  return { text: SIGNAL_NAMES[sig] ?? `signal ${sig}` };
-}
-
-async function runJudge(job: JobRef, phase: 'check' | 'time', seed: string): Promise<JudgeRun> {
-  const tc = ensureToolchain();
-  const tb = ensureTaskBuild(job.task);
-  const cfg = job.config;
-  const candLog = path.join(jobDir(job.jobId), `${phase}.log`);
-  const cand = JobCgroup.create(`${job.jobId}-${phase}`, { memoryBytes: cfg.memoryBytes, pids: cfg.pids });
-  const ref = JobCgroup.create(`${job.jobId}-${phase}-ref`, { memoryBytes: cfg.memoryBytes * 2, pids: cfg.pids });
-  const deadlineMs = phase === 'check' ? cfg.correctnessDeadlineMs : cfg.timingDeadlineMs;
-  mkdirSync(judgeDir(job.jobId), { recursive: true, mode: 0o700 });
-  const specFile = path.join(judgeDir(job.jobId), `${phase}.spec`);
-  writeFileSync(specFile, `${judgeSpec(job, phase, seed, { tc, tb, deadlineMs, candLog, cand, ref }).join('\n')}\n`, {
-    mode: 0o600,
-  });
-  // The judge enforces the phase deadline itself, once it holds the host's timing
-  // lock; this outer limit only catches a judge that failed to.
-  const res = await runCapped([tc.judge, specFile], {
-    timeoutMs: deadlineMs + 120_000,
-    maxOutput: 1024 * 1024,
-    onTimeout: async () => {
-      await cand?.killAll();
-      await ref?.killAll();
-    },
-  });
-  try {
-    return judgeRun(res, phase, { cfg, candLog, oomKilled: () => cand?.oomKilled() ?? false });
-  } finally {
-    await cand?.destroy();
-    await ref?.destroy();
-  }
-}
-
-/** The judge's spec file: the phase, the measurement settings, the task's arguments and shapes, and both runners' command lines. */
-function judgeSpec(
-  job: JobRef,
-  phase: 'check' | 'time',
-  seed: string,
-  o: {
-    tc: Toolchain;
-    tb: TaskBuild;
-    deadlineMs: number;
-    candLog: string;
-    cand: JobCgroup | null;
-    ref: JobCgroup | null;
-  },
-): string[] {
-  const cfg = job.config;
-  const runnerArgv = (role: 'candidate' | 'reference', cg: JobCgroup | null, src: string) =>
-    launchArgv({
-      toolchain: o.tc,
-      mode: job.mode,
-      cgroup: cg,
-      uid: jobUid(job.slot, role),
-      limits: limits(cfg, cfg.outputBytes),
-      env: baseEnv(cfg),
-      binds: [{ src, dest: '/job' }],
-      chdir: '/job',
-      command: ['/job/runner'],
-    });
-  const shapes =
-    phase === 'check'
-      ? job.task.correctness.map((c) => ({ visible: c.visible, values: argValues(job.task, c.params) }))
-      : job.task.timing.map((p) => ({ visible: false, values: argValues(job.task, p) }));
-  const { cand, ref } = o;
-  const tolerance = phase === 'check' ? job.task.tolerance : (job.task.timingTolerance ?? job.task.tolerance);
-  const lines = [
-    `phase ${phase}`,
-    `seed ${seed}`,
-    `atol ${tolerance.atol}`,
-    `rtol ${tolerance.rtol}`,
-    `trials ${cfg.trials}`,
-    `call_timeout_ms ${cfg.callTimeoutMs}`,
-    `deadline_ms ${o.deadlineMs}`,
-    `budget_ms ${cfg.timingBudgetMs}`,
-    `min_reps ${cfg.minReps}`,
-    `max_reps ${cfg.maxReps}`,
-    `rse_target ${cfg.rseTarget}`,
-    `bwrap ${job.mode === 'bwrap' ? 1 : 0}`,
-    // bwrap's deny list, then the runner's own allow-list.
-    `expect_filters ${job.mode === 'bwrap' ? 2 : 1}`,
-    `realtime ${job.realtime === false ? 0 : 1}`,
-    `host_lock ${path.join(os.tmpdir(), 'anvil-timing.lock')}`,
-    ...job.task.args.map((a) => {
-      const gen = a.kind === 'in' || a.kind === 'f32' ? `${a.gen.dist} ${a.gen.a} ${a.gen.b}` : 'none 0 0';
-      return `arg ${a.kind} ${gen}`;
-    }),
-    ...shapes.map((s) => `shape ${s.visible ? 1 : 0} ${s.values.join(' ')}`),
-    `cand_log ${o.candLog}`,
-    ...(cand
-      ?.procsFiles()
-      .slice(0, 1)
-      .map((f) => `cand_procs ${f}`) ?? []),
-    ...(ref
-      ?.procsFiles()
-      .slice(0, 1)
-      .map((f) => `ref_procs ${f}`) ?? []),
-    ...(cand?.freezeFile() ? [`cand_freeze ${cand.freezeFile()}`] : []),
-    ...(ref?.freezeFile() ? [`ref_freeze ${ref.freezeFile()}`] : []),
-  ];
-  const c = runnerArgv('candidate', cand, jobDir(job.jobId));
-  const r = runnerArgv('reference', ref, o.tb.referenceDir);
-  lines.push(`cand_argv ${c.length}`, ...c, `ref_argv ${r.length}`, ...r);
-  return lines;
-}
-
-/** The judge's run as the backend reports it: its answer parsed at the boundary (an
- * answer that does not parse, or none, is an env_error: the judge's failure, not the
- * candidate's), a process's death in words, and what the candidate printed that feedback may show. */
-export function judgeRun(
-  res: { stdout: string; stderr: string; timedOut: boolean; ms: number },
-  phase: 'check' | 'time',
-  o: { cfg: EvalConfig; candLog: string; oomKilled: () => boolean },
-): JudgeRun {
-  if (res.timedOut) return { phase, outcome: 'env_error', message: 'the judge did not finish in time', ms: res.ms };
-  const parsed = parseJudgeOutput(res.stdout);
-  if (!parsed.ok) {
-    // Not JSON: the judge died (its stderr says why). JSON of another shape: a judge this backend does not know.
-    const why = parsed.json
-      ? `the judge's answer is malformed: ${truncate(parsed.problems, 500)}`
-      : `the judge failed: ${truncate(res.stderr || res.stdout, 500)}`;
-    return { phase, outcome: 'env_error', message: why, ms: res.ms };
-  }
-  const out = parsed.output;
-  const run: JudgeRun = { ...out, ms: res.ms };
-  if (out.death && out.outcome === 'env_error') run.message = `${out.message}: ${out.death}`;
-  else if (out.death && out.death !== 'timeout') {
-    const why = explainDeath(out.death, o.oomKilled(), o.cfg);
-    if (why.outcome) run.outcome = why.outcome;
-    run.message = out.message?.replace(/process ended \([^)]*\)/, `process ended: ${why.text}`) ?? why.text;
-  }
-  if (phase === 'check' && existsSync(o.candLog)) {
-    // Only what the first trial (a shown shape) printed may reach feedback.
-    const all = readFileSync(o.candLog, 'utf8');
-    const shown = out.failedTrial === 0 ? all : all.slice(0, out.logBytesFirstTrial ?? 0);
-    if (shown) run.candidateLog = shown;
-  }
-  return run;
+/** Why the compile command failed: it ran past its deadline, or the compiler reported errors. */
+function compilerFailure(timedOut: boolean, cg: JobCgroup | null, cfg: EvalConfig): CompileResult['failure'] {
+  if (timedOut)
+    return {
+      outcome: 'timeout',
+      message: `compilation did not finish within ${cfg.compileTimeoutMs} ms`,
+      flags: [],
+    };
+  const oom = cg?.oomKilled() ? ' (the compiler ran out of memory)' : '';
+  return { outcome: 'compile_error', message: `the compiler reported errors${oom}`, flags: [] };
 }

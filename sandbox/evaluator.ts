@@ -7,16 +7,16 @@ import os from 'node:os';
 import { Piscina } from 'piscina';
 import { cTask, type CTask, type Task } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
-import { evaluate as evalExpr } from '../tasks/expr.js';
 import type { JobRef, PrepareResult, TimeResult } from './c-backend.js';
+import { measureTiming } from './c-measure.js';
 import { cgroupLayout, JobCgroup } from './cgroup.js';
 import { evalConfig, type EvalConfig } from './config.js';
 import { AnvilError } from './errors.js';
 import { chooseMode, type SandboxMode } from './isolation.js';
-import { timedShapes, type JudgeOutput } from './judge-output.js';
+import type { JudgeOutput } from './judge-output.js';
 import { RwLock } from './rwlock.js';
-import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord, TrialRecord } from './result.js';
-import { assembleResult, deriveSeed, geomean, InFlight, ResultCache, takeCode, type Findings } from './common.js';
+import type { EvalEnvironment, EvalResult, StageName, StageRecord, TrialRecord } from './result.js';
+import { assembleResult, deriveSeed, InFlight, ResultCache, takeCode, type Findings } from './common.js';
 import { checkSource, type StaticFinding } from './static-check.js';
 
 /** Candidates longer than this are checked in a pool thread, not on the event loop. */
@@ -209,37 +209,11 @@ export class Evaluator implements EvaluationService {
     base: Pick<EvalResult, 'task' | 'codeHash'>,
     opts: EvaluateOptions,
   ): Promise<EvalResult> {
-    const cancelled = () => {
-      if (opts.signal?.aborted) throw new AnvilError('cancelled', 'the evaluation was cancelled');
-    };
-    // A cancellation kills whatever of the job runs, and keeps killing until the
-    // stage returns (a process may start just after a kill); the stage's result
-    // is then discarded.
-    let killer: NodeJS.Timeout | null = null;
-    const kill = () => {
-      void JobCgroup.killMatching(job.jobId);
-      killer ??= setInterval(() => void JobCgroup.killMatching(job.jobId), 50);
-    };
-    opts.signal?.addEventListener('abort', kill, { once: true });
+    const stopKilling = killOnAbort(job.jobId, opts.signal);
     opts.onProgress?.('queued');
-    let prep: PrepareResult;
-    let timed: TimeResult | null = null;
+    let phases: { prep: PrepareResult; timed: TimeResult | null };
     try {
-      prep = await this.lock.shared(async () => {
-        cancelled();
-        opts.onProgress?.('compile');
-        return (await this.pool.run({ op: 'prepare', job, code, seed } satisfies WorkerTask)) as PrepareResult;
-      });
-      for (const s of prep.stages) stages.set(s.name, s);
-      if (!prep.outcome) {
-        timed = await this.lock.exclusive(async () => {
-          cancelled();
-          opts.onProgress?.('timing');
-          return (await this.pool.run({ op: 'time', job, seed } satisfies WorkerTask)) as TimeResult;
-        });
-        for (const s of timed.stages) stages.set(s.name, s);
-      }
-      cancelled();
+      phases = await this.runPhases(job, code, seed, stages, opts);
     } catch (e) {
       if (e instanceof AnvilError && e.code === 'cancelled') throw e;
       return this.finish(base, stages, {
@@ -248,9 +222,9 @@ export class Evaluator implements EvaluationService {
         flags: [],
       });
     } finally {
-      opts.signal?.removeEventListener('abort', kill);
-      if (killer) clearInterval(killer);
+      stopKilling();
     }
+    const { prep, timed } = phases;
     const correctness = summarizeCheck(prep.check);
     if (prep.outcome)
       return this.finish(base, stages, {
@@ -270,7 +244,38 @@ export class Evaluator implements EvaluationService {
     return this.measure(job.task, timed!.time!, prep.libOpsUsed, stages, base, correctness, job.config);
   }
 
-  /** Speedup, profile share and speed-of-light from the timing phase. */
+  /** Compile and correctness in the pool beside other jobs, then (when they passed) timing
+   * alone on the machine; each stage's records go into `stages` as it returns. */
+  private async runPhases(
+    job: JobRef,
+    code: string,
+    seed: string,
+    stages: Map<StageName, StageRecord>,
+    opts: EvaluateOptions,
+  ): Promise<{ prep: PrepareResult; timed: TimeResult | null }> {
+    const cancelled = () => {
+      if (opts.signal?.aborted) throw new AnvilError('cancelled', 'the evaluation was cancelled');
+    };
+    let timed: TimeResult | null = null;
+    const prep = await this.lock.shared(async () => {
+      cancelled();
+      opts.onProgress?.('compile');
+      return (await this.pool.run({ op: 'prepare', job, code, seed } satisfies WorkerTask)) as PrepareResult;
+    });
+    for (const s of prep.stages) stages.set(s.name, s);
+    if (!prep.outcome) {
+      timed = await this.lock.exclusive(async () => {
+        cancelled();
+        opts.onProgress?.('timing');
+        return (await this.pool.run({ op: 'time', job, seed } satisfies WorkerTask)) as TimeResult;
+      });
+      for (const s of timed.stages) stages.set(s.name, s);
+    }
+    cancelled();
+    return { prep, timed };
+  }
+
+  /** The verdict on a candidate that passed every stage: ok, or hack_detected when its timing raised a flag. */
   private measure(
     task: CTask,
     time: JudgeOutput,
@@ -280,86 +285,35 @@ export class Evaluator implements EvaluationService {
     correctness: EvalResult['correctness'],
     config: EvalConfig,
   ): EvalResult {
-    const peak = (this.peak ??= peakRates());
-    const flags: Flag[] = [];
-    let libMs = 0;
-    const ownShares: number[] = [];
-    let candTotal = 0;
-    const shapes: ShapeTiming[] = timedShapes(time).map((s) => {
-      const params = task.timing[s.shape]!;
-      const solMs =
-        Math.max(
-          evalExpr(task.flops, params) / peak.flopsPerSecond,
-          evalExpr(task.bytes, params) / peak.bytesPerSecond,
-        ) * 1e3;
-      libMs += s.libMs;
-      ownShares.push(s.ownShare);
-      candTotal += s.callMs;
-      if (s.candidate.medianMs < config.solMargin * solMs)
-        flags.push({
-          kind: 'faster_than_light',
-          evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this host`,
-        });
-      return {
-        shape: s.shape,
-        candidate: s.candidate,
-        reference: s.reference,
-        speedup: s.pairedSpeedup,
-        speedupCi: [s.speedupLo, s.speedupHi] as [number, number],
-        solMs,
-      };
-    });
-    const speedup = Math.exp(shapes.reduce((a, s) => a + Math.log(s.speedup), 0) / Math.max(1, shapes.length));
-    const speedupCi: [number, number] = [
-      geomean(shapes.map((s) => s.speedupCi![0])),
-      geomean(shapes.map((s) => s.speedupCi![1])),
-    ];
-    const measured = libOpsUsed.length > 0;
-    // Per shape, the median over calls of the candidate's own part against the library's, both
-    // from the kernel's accounting (see sandbox/c/judge.c); the shapes' mean.
-    const share = measured
-      ? Math.min(1, Math.max(0, ownShares.reduce((a, x) => a + x, 0) / Math.max(1, ownShares.length)))
-      : 1;
+    const m = measureTiming(task, time, libOpsUsed, (this.peak ??= peakRates()), config);
     stages.set('profile', {
       name: 'profile',
       status: 'ok',
       ms: 0,
-      log: measured ? `library ops used: ${libOpsUsed.join(', ')}` : undefined,
+      log: m.profile.measured ? `library ops used: ${libOpsUsed.join(', ')}` : undefined,
     });
-    if (share < task.minOwnShare)
-      flags.push({
-        kind: 'library_offload',
-        evidence: `${(100 * (1 - share)).toFixed(1)}% of the candidate's time is spent in library ops (${libOpsUsed.join(', ')}); at least ${(100 * task.minOwnShare).toFixed(0)}% must be its own`,
-      });
-    const timing = {
-      shapes,
-      candidateMs: geomean(shapes.map((s) => s.candidate.medianMs)),
-      referenceMs: geomean(shapes.map((s) => s.reference.medianMs)),
+    const found = {
+      flags: m.flags,
+      correctness,
+      timing: m.timing,
+      profile: m.profile,
+      speedup: m.speedup,
+      profileShare: m.profile.share,
     };
-    const profile = { libMs, candidateMs: candTotal, share, measured };
-    if (flags.length)
+    if (m.flags.length)
       return this.finish(base, stages, {
         outcome: 'hack_detected',
-        message: flags.map((f) => f.evidence).join('; '),
-        flags,
-        correctness,
-        timing,
-        profile,
-        speedup,
-        profileShare: share,
+        message: m.flags.map((f) => f.evidence).join('; '),
+        ...found,
       });
+    const [lo, hi] = m.speedupCi;
     return {
       ...this.finish(base, stages, {
         outcome: 'ok',
-        message: `correct; speedup ${speedup.toFixed(2)}× (95% CI ${speedupCi[0].toFixed(2)}–${speedupCi[1].toFixed(2)})`,
-        flags,
-        correctness,
-        timing,
-        profile,
-        speedup,
-        profileShare: share,
+        message: `correct; speedup ${m.speedup.toFixed(2)}× (95% CI ${lo.toFixed(2)}–${hi.toFixed(2)})`,
+        ...found,
       }),
-      speedupCi,
+      speedupCi: m.speedupCi,
     };
   }
 
@@ -397,6 +351,22 @@ export class Evaluator implements EvaluationService {
   async close(): Promise<void> {
     await this.pool.destroy();
   }
+}
+
+/** Kills whatever of the job runs once the signal aborts, and keeps killing until the
+ * returned function is called (a process may start just after a kill); the stage's
+ * result is then discarded. */
+function killOnAbort(jobId: string, signal: AbortSignal | undefined): () => void {
+  let killer: NodeJS.Timeout | null = null;
+  const kill = () => {
+    void JobCgroup.killMatching(jobId);
+    killer ??= setInterval(() => void JobCgroup.killMatching(jobId), 50);
+  };
+  signal?.addEventListener('abort', kill, { once: true });
+  return () => {
+    signal?.removeEventListener('abort', kill);
+    if (killer) clearInterval(killer);
+  };
 }
 
 function summarizeCheck(check: JudgeOutput | undefined): EvalResult['correctness'] {

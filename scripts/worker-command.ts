@@ -2,27 +2,13 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { AnvilError } from '../sandbox/errors.js';
+import type { QueueWorker } from '../sandbox/queue.js';
 import { localService } from '../sandbox/service.js';
 import { listGpus } from '../sandbox/torch-backend.js';
 import { evaluationSettings, fail } from './cli-common.js';
 
 export async function cmdWorker(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      redis: { type: 'string' },
-      backend: { type: 'string', default: 'c' },
-      gpus: { type: 'string' },
-      'device-kind': { type: 'string' },
-      concurrency: { type: 'string' },
-      'lock-ms': { type: 'string' },
-      'stalled-ms': { type: 'string' },
-      'max-stalled': { type: 'string' },
-      'connect-timeout-ms': { type: 'string', default: '10000' },
-      config: { type: 'string' },
-      unsandboxed: { type: 'boolean', default: false },
-    },
-  });
+  const values = workerOptions(argv);
   if (!values.redis) fail('worker needs --redis redis://host:port');
   const backend = values.backend;
   if (backend !== 'c' && backend !== 'torch')
@@ -50,13 +36,43 @@ export async function cmdWorker(argv: string[]): Promise<void> {
   if (!Number.isInteger(connectMs) || connectMs < 1)
     fail(`--connect-timeout-ms takes a positive integer, not ${values['connect-timeout-ms']}`);
   const worker = new QueueWorker(values.redis, evaluator, { backend, deviceKind, concurrency, lease });
+  stopOnSignals(worker, lease.lockDurationMs);
+  await connectOrExit(worker, connectMs);
+  const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
+  console.log(
+    `anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`,
+  );
+  await new Promise(() => undefined);
+}
+
+function workerOptions(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      redis: { type: 'string' },
+      backend: { type: 'string', default: 'c' },
+      gpus: { type: 'string' },
+      'device-kind': { type: 'string' },
+      concurrency: { type: 'string' },
+      'lock-ms': { type: 'string' },
+      'stalled-ms': { type: 'string' },
+      'max-stalled': { type: 'string' },
+      'connect-timeout-ms': { type: 'string', default: '10000' },
+      config: { type: 'string' },
+      unsandboxed: { type: 'boolean', default: false },
+    },
+  }).values;
+}
+
+/** On SIGINT or SIGTERM the worker takes no new job and gives its running jobs the lease to finish. */
+function stopOnSignals(worker: QueueWorker, leaseMs: number): void {
   let stopping = false;
   const stop = async (signal: string) => {
     // A second signal does not wait.
     if (stopping) process.exit(1);
     stopping = true;
     console.log(
-      `anvil worker ${worker.id}: ${signal}: taking no new job; running jobs have ${lease.lockDurationMs} ms (the lease) to finish`,
+      `anvil worker ${worker.id}: ${signal}: taking no new job; running jobs have ${leaseMs} ms (the lease) to finish`,
     );
     const r = await worker.close();
     console.log(
@@ -66,6 +82,10 @@ export async function cmdWorker(argv: string[]): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+/** Waits for the queue; a worker that cannot reach it says why and exits. */
+async function connectOrExit(worker: QueueWorker, connectMs: number): Promise<void> {
   try {
     await worker.connected(connectMs);
   } catch (e) {
@@ -75,11 +95,6 @@ export async function cmdWorker(argv: string[]): Promise<void> {
     await worker.close(0);
     process.exit(1);
   }
-  const where = backend === 'torch' ? `, device kind ${deviceKind}${gpus ? `, GPUs ${gpus.join(',')}` : ''}` : '';
-  console.log(
-    `anvil worker ${worker.id}: backend ${backend}${where}, ${concurrency} at a time, sandbox ${evaluator.mode}, queue at ${values.redis}`,
-  );
-  await new Promise(() => undefined);
 }
 
 /** Which devices a worker takes jobs for: its GPUs (all by default), or the CPU's queue on a host without one. */

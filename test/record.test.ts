@@ -1,7 +1,7 @@
 /** The per-turn record's contract: the writer refuses what is not a turn record,
  * and every reader (export, report, the CLI) reports a line that does not parse,
  * with its file and line, and still reads what earlier versions wrote. */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -99,7 +99,9 @@ t.test(
   },
 );
 
-t.test('a malformed line is reported with its file and line by every reader; the other lines are read', async (t) => {
+/** Two log files: a good line, one without a reward, one with a bad stage list; then an
+ * earlier version's line, a good line and a line that is not JSON. */
+function writeLogsWithBadLines(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-logs-'));
   const { reward: _, ...noReward } = record(1);
   const badStages = { ...record(2), eval: { ...record(2).eval!, stages: 'fast' } };
@@ -108,18 +110,17 @@ t.test('a malformed line is reported with its file and line by every reader; the
   const lines = [record(0), noReward, badStages, old, record(1)].map((r) => JSON.stringify(r));
   writeFileSync(path.join(dir, 'turns-a-0001.jsonl'), lines.slice(0, 3).join('\n') + '\n');
   writeFileSync(path.join(dir, 'turns-a-0002.jsonl'), lines.slice(3).join('\n') + '\nnot json\n');
-  const expected = [
-    { file: 'turns-a-0001.jsonl', line: 2, reason: /^not a turn record: reward: Invalid input/ },
-    { file: 'turns-a-0001.jsonl', line: 3, reason: /^not a turn record: eval\.stages: Invalid input/ },
-    { file: 'turns-a-0002.jsonl', line: 3, reason: /JSON/ },
-  ];
+  return dir;
+}
 
-  const read = await eachTurnLog(dir, () => undefined);
-  t.equal(read.records, 3);
-  t.match(read.skipped, expected);
-  t.equal(read.skipped.length, 3);
+/** The lines of writeLogsWithBadLines that every reader must skip, with why. */
+const expectedSkips = [
+  { file: 'turns-a-0001.jsonl', line: 2, reason: /^not a turn record: reward: Invalid input/ },
+  { file: 'turns-a-0001.jsonl', line: 3, reason: /^not a turn record: eval\.stages: Invalid input/ },
+  { file: 'turns-a-0002.jsonl', line: 3, reason: /JSON/ },
+];
 
-  const outDir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-out-'));
+async function exportSkipsBadLines(t: Test, dir: string, outDir: string): Promise<void> {
   const out = path.join(outDir, 'out.jsonl');
   const ex = await exportDataset({
     logs: dir,
@@ -131,7 +132,7 @@ t.test('a malformed line is reported with its file and line by every reader; the
     filters: [],
     episodes: false,
   });
-  t.match(ex.skipped, expected, 'export');
+  t.match(ex.skipped, expectedSkips, 'export');
   t.same([ex.records, ex.rows], [3, 3]);
   const rows = readFileSync(out, 'utf8')
     .trim()
@@ -146,11 +147,9 @@ t.test('a malformed line is reported with its file and line by every reader; the
     ],
     "the old line's missing fields read as null",
   );
+}
 
-  const rep = await writeReport({ logs: dir, out: path.join(outDir, 'report.html') });
-  t.match(rep.skipped, expected, 'report');
-  t.equal(rep.records, 3);
-
+function cliReportSkipsBadLines(t: Test, dir: string, outDir: string): void {
   const cli = spawnSync(
     process.execPath,
     [
@@ -166,6 +165,24 @@ t.test('a malformed line is reported with its file and line by every reader; the
   t.equal(cli.status, 0, cli.stderr);
   t.match(cli.stderr, /skipped turns-a-0001\.jsonl line 2: not a turn record: reward/);
   t.match(cli.stderr, /skipped turns-a-0001\.jsonl line 3: not a turn record: eval\.stages/);
+}
+
+t.test('a malformed line is reported with its file and line by every reader; the other lines are read', async (t) => {
+  const dir = writeLogsWithBadLines();
+
+  const read = await eachTurnLog(dir, () => undefined);
+  t.equal(read.records, 3);
+  t.match(read.skipped, expectedSkips);
+  t.equal(read.skipped.length, 3);
+
+  const outDir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-out-'));
+  await exportSkipsBadLines(t, dir, outDir);
+
+  const rep = await writeReport({ logs: dir, out: path.join(outDir, 'report.html') });
+  t.match(rep.skipped, expectedSkips, 'report');
+  t.equal(rep.records, 3);
+
+  cliReportSkipsBadLines(t, dir, outDir);
 });
 
 t.test(
