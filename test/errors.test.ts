@@ -21,6 +21,7 @@ import type { TurnRecord } from '../contracts/record.js';
 import { runStats } from '../records/stats.js';
 import type { EvalResult } from '../sandbox/result.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
+import { turnRecord } from './helpers.js';
 
 const read = (file: string) => readFileSync(path.join(PACKAGE_ROOT, file), 'utf8');
 const codes = Object.keys(PROTOCOL_ERRORS).sort();
@@ -160,56 +161,23 @@ t.test(
 );
 
 t.test('a flag kind that is also a name on Object.prototype (constructor) counts as itself', async (t) => {
-  const turn = (i: number): TurnRecord => ({
-    run: 'run-1',
-    time: new Date(1_700_000_000_000 + i).toISOString(),
-    serverVersion: '0.1.0',
-    session: 's1',
-    episode: `e${i}`,
-    group: 'g',
-    index: 0,
-    taskset: 'builtin-c',
-    task: 'vector_add',
-    taskVersion: 1,
-    taskDigest: 'abc',
-    seed: 3,
-    turn: 0,
-    observation: { messages: [{ role: 'user', content: 'PROMPT' }] },
-    action: '',
-    feedback: '',
-    meta: null,
-    completionIds: null,
-    logprobs: null,
-    policyVersion: null,
-    eval: {
-      outcome: 'static_violation',
-      correct: false,
-      speedup: null,
-      profileShare: null,
-      flags: [{ kind: 'constructor', evidence: 'x' }],
-      message: 'x',
-      cached: false,
-      codeHash: 'h',
-      sandbox: 'bwrap',
-      stages: [],
-    },
-    reward: 0,
-    components: {},
-    rewardConfig: {
-      formula: 'drkernel',
-      wCorrect: 0.5,
-      wSpeed: 0.5,
-      wProfile: 0.5,
-      speedCap: 3,
-      failureReward: 0,
-      hackReward: 0,
-    },
-    terminated: false,
-    truncated: false,
-    reason: null,
-    mask: false,
-    timings: { queuedMs: 0, totalMs: 1, stages: {} },
-  });
+  const turn = (i: number): TurnRecord =>
+    turnRecord(0, {
+      time: new Date(1_700_000_000_000 + i).toISOString(),
+      episode: `e${i}`,
+      eval: {
+        outcome: 'static_violation',
+        correct: false,
+        speedup: null,
+        profileShare: null,
+        flags: [{ kind: 'constructor', evidence: 'x' }],
+        message: 'x',
+        cached: false,
+        codeHash: 'h',
+        sandbox: 'bwrap',
+        stages: [],
+      },
+    });
   t.same(runStats([turn(0), turn(1)]).flags, { constructor: 2 }, 'run statistics');
   const hack = {
     outcome: 'hack_detected',

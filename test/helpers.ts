@@ -1,5 +1,6 @@
 /** Shared pieces of the test suite: a fast evaluation configuration, the
  * built-in task set, and the hack corpus with its expectations. */
+import type { TurnRecord } from '../contracts/record.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Evaluator, type EvaluatorOptions } from '../sandbox/evaluator.js';
@@ -56,4 +57,59 @@ export function hacks(): Hack[] {
       const expect = parse(field('expect')!);
       return { name: f, task, code, expect, unchecked: field('unchecked') ? parse(field('unchecked')!) : expect };
     });
+}
+
+/** A whole, valid turn record (contracts/record.ts): turn `turn` of episode ep1, with `more` over it. */
+export function turnRecord(turn: number, more: Partial<TurnRecord> = {}): TurnRecord {
+  return {
+    run: 'run-1',
+    time: new Date(1_800_000_000_000 + turn * 1000).toISOString(),
+    serverVersion: '0.1.0',
+    session: 's1',
+    episode: 'ep1',
+    group: 'g1',
+    index: 0,
+    taskset: 'builtin-c',
+    task: 'vector_add',
+    taskVersion: 1,
+    taskDigest: 'abc',
+    seed: 3,
+    turn,
+    observation: { messages: [{ role: 'user', content: turn === 0 ? 'PROMPT' : `FEEDBACK${turn - 1}` }] },
+    action: `ACTION ${turn}`,
+    feedback: `FEEDBACK${turn}`,
+    meta: null,
+    completionIds: null,
+    logprobs: null,
+    policyVersion: null,
+    eval: {
+      outcome: 'ok',
+      correct: true,
+      speedup: 1.5,
+      profileShare: 1,
+      flags: [],
+      message: 'correct, 1.5x',
+      cached: false,
+      codeHash: 'h',
+      sandbox: 'bwrap',
+      stages: [{ name: 'compile', status: 'ok', ms: 12.5 }],
+    },
+    reward: 1.25,
+    components: { correct: 0.5, speed: 0.75 },
+    rewardConfig: {
+      formula: 'drkernel',
+      wCorrect: 0.5,
+      wSpeed: 0.5,
+      wProfile: 0.5,
+      speedCap: 3,
+      failureReward: 0,
+      hackReward: 0,
+    },
+    terminated: false,
+    truncated: false,
+    reason: null,
+    mask: false,
+    timings: { queuedMs: 0, totalMs: 20, stages: { compile: 12.5 } },
+    ...more,
+  };
 }

@@ -13,60 +13,7 @@ import { eachTurnLog } from '../records/logs.js';
 import { writeReport } from '../records/report.js';
 import { episodeView } from '../records/stats.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
-
-function record(turn: number, more: Partial<TurnRecord> = {}): TurnRecord {
-  return {
-    run: 'run-1',
-    time: new Date(1_800_000_000_000 + turn * 1000).toISOString(),
-    serverVersion: '0.1.0',
-    session: 's1',
-    episode: 'ep1',
-    group: 'g1',
-    index: 0,
-    taskset: 'builtin-c',
-    task: 'vector_add',
-    taskVersion: 1,
-    taskDigest: 'abc',
-    seed: 3,
-    turn,
-    observation: { messages: [{ role: 'user', content: turn === 0 ? 'PROMPT' : `FEEDBACK${turn - 1}` }] },
-    action: `ACTION ${turn}`,
-    feedback: `FEEDBACK${turn}`,
-    meta: null,
-    completionIds: null,
-    logprobs: null,
-    policyVersion: null,
-    eval: {
-      outcome: 'ok',
-      correct: true,
-      speedup: 1.5,
-      profileShare: 1,
-      flags: [],
-      message: 'correct, 1.5x',
-      cached: false,
-      codeHash: 'h',
-      sandbox: 'bwrap',
-      stages: [{ name: 'compile', status: 'ok', ms: 12.5 }],
-    },
-    reward: 1.25,
-    components: { correct: 0.5, speed: 0.75 },
-    rewardConfig: {
-      formula: 'drkernel',
-      wCorrect: 0.5,
-      wSpeed: 0.5,
-      wProfile: 0.5,
-      speedCap: 3,
-      failureReward: 0,
-      hackReward: 0,
-    },
-    terminated: false,
-    truncated: false,
-    reason: null,
-    mask: false,
-    timings: { queuedMs: 0, totalMs: 20, stages: { compile: 12.5 } },
-    ...more,
-  };
-}
+import { turnRecord } from './helpers.js';
 
 const logText = (dir: string) =>
   readdirSync(dir)
@@ -79,18 +26,18 @@ t.test(
     const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-'));
     const log = new TurnLog(dir, 1024 ** 2);
     t.teardown(() => log.close());
-    log.append(record(0));
+    log.append(turnRecord(0));
     const before = logText(dir);
-    t.same(JSON.parse(before), record(0), 'a whole record is written as given');
-    const { feedback: _, ...noFeedback } = record(1);
+    t.same(JSON.parse(before), turnRecord(0), 'a whole record is written as given');
+    const { feedback: _, ...noFeedback } = turnRecord(1);
     t.throws(
       () => log.append(noFeedback as TurnRecord),
       new TurnRecordError('feedback: Invalid input: expected string, received undefined'),
     );
-    t.throws(() => log.append({ ...record(1), reward: Number.NaN }), TurnRecordError, 'NaN is not a reward');
-    t.throws(() => log.append({ ...record(1), reason: 'bored' as TurnRecord['reason'] }), /reason/);
+    t.throws(() => log.append({ ...turnRecord(1), reward: Number.NaN }), TurnRecordError, 'NaN is not a reward');
+    t.throws(() => log.append({ ...turnRecord(1), reason: 'bored' as TurnRecord['reason'] }), /reason/);
     t.throws(
-      () => log.append({ ...record(1), extra: 1 } as TurnRecord),
+      () => log.append({ ...turnRecord(1), extra: 1 } as TurnRecord),
       /Unrecognized key/,
       'a field the schema does not know',
     );
@@ -103,11 +50,11 @@ t.test(
  * earlier version's line, a good line and a line that is not JSON. */
 function writeLogsWithBadLines(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-logs-'));
-  const { reward: _, ...noReward } = record(1);
-  const badStages = { ...record(2), eval: { ...record(2).eval!, stages: 'fast' } };
+  const { reward: _, ...noReward } = turnRecord(1);
+  const badStages = { ...turnRecord(2), eval: { ...turnRecord(2).eval!, stages: 'fast' } };
   // An earlier version's line: no feedback, no token data, no policy version.
-  const { feedback: _f, completionIds: _c, logprobs: _l, policyVersion: _p, ...old } = record(3, { turn: 2 });
-  const lines = [record(0), noReward, badStages, old, record(1)].map((r) => JSON.stringify(r));
+  const { feedback: _f, completionIds: _c, logprobs: _l, policyVersion: _p, ...old } = turnRecord(3, { turn: 2 });
+  const lines = [turnRecord(0), noReward, badStages, old, turnRecord(1)].map((r) => JSON.stringify(r));
   writeFileSync(path.join(dir, 'turns-a-0001.jsonl'), lines.slice(0, 3).join('\n') + '\n');
   writeFileSync(path.join(dir, 'turns-a-0002.jsonl'), lines.slice(3).join('\n') + '\nnot json\n');
   return dir;
@@ -190,7 +137,7 @@ t.test(
   async (t) => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'anvil-record-old-'));
     const old = [0, 1].map((turn) => {
-      const { feedback: _, ...r } = record(turn);
+      const { feedback: _, ...r } = turnRecord(turn);
       return r;
     });
     writeFileSync(path.join(dir, 'turns-old-0001.jsonl'), old.map((r) => JSON.stringify(r)).join('\n') + '\n');
