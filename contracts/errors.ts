@@ -213,6 +213,7 @@ export const FLAG_KINDS = {
   // C static checks, on the source, the object and the linked runner.
   code_too_large: 'the code is over the size limit',
   raw_string: 'a raw string literal, which hides text from the source checks',
+  check_failed: 'a source or build check failed on what the candidate wrote; refused, never passed over',
   line_directive: 'a #line directive, which misleads the checks about where code comes from',
   forbidden_include: 'an #include of a file outside the allowed headers',
   inline_assembly: 'inline assembly',

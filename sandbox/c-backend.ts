@@ -26,6 +26,7 @@ import {
   checkObject,
   checkPreprocessed,
   checkSymbols,
+  failClosed,
   parseDependencies,
   type StaticFinding,
 } from './static-check.js';
@@ -143,9 +144,6 @@ function allowedDependencies(tc: Toolchain, tb: TaskBuild): ReadonlySet<string> 
 function checkBuild(job: JobRef, dir: string, tc: Toolchain, tb: TaskBuild): StaticFinding | null {
   const read = (f: string) => readFileSync(path.join(dir, f), 'utf8');
   const own = job.mode === 'bwrap' ? '/job/candidate.c' : path.join(dir, 'candidate.c');
-  const deps = parseDependencies(read('candidate.d')).map((f) =>
-    path.isAbsolute(f) ? path.normalize(f) : path.join(job.mode === 'bwrap' ? '/job' : dir, f),
-  );
   let elf;
   try {
     elf = readElf(readFileSync(path.join(dir, 'candidate.o')));
@@ -154,12 +152,26 @@ function checkBuild(job: JobRef, dir: string, tc: Toolchain, tb: TaskBuild): Sta
       return { outcome: 'compile_error', message: `the object file cannot be read: ${e.message}`, flags: [] };
     throw e;
   }
-  return (
-    checkDependencies(deps, allowedDependencies(tc, tb), own) ??
-    checkPreprocessed(read('candidate.i'), 'candidate.c') ??
-    checkObject(elf, read('candidate.dis')) ??
-    checkSymbols(read('candidate.sym'), job.task.libOps, tc.librarySymbols)
-  );
+  // What the build wrote is read, and the allowed headers found, first: a failure there is the
+  // environment's. The checks on what the candidate made of it fail closed.
+  const [deps, preprocessed, disassembly, symbols] = [
+    'candidate.d',
+    'candidate.i',
+    'candidate.dis',
+    'candidate.sym',
+  ].map(read);
+  const allowed = allowedDependencies(tc, tb);
+  return failClosed('build', () => {
+    const files = parseDependencies(deps!).map((f) =>
+      path.isAbsolute(f) ? path.normalize(f) : path.join(job.mode === 'bwrap' ? '/job' : dir, f),
+    );
+    return (
+      checkDependencies(files, allowed, own) ??
+      checkPreprocessed(preprocessed!, 'candidate.c') ??
+      checkObject(elf, disassembly!) ??
+      checkSymbols(symbols!, job.task.libOps, tc.librarySymbols)
+    );
+  });
 }
 
 interface CompileResult {

@@ -17,7 +17,7 @@ import type { JudgeOutput } from './judge-output.js';
 import { RwLock } from './rwlock.js';
 import type { EvalEnvironment, EvalResult, StageName, StageRecord, TrialRecord } from './result.js';
 import { assembleResult, deriveSeed, InFlight, ResultCache, takeCode, type Findings } from './common.js';
-import { checkSource, type StaticFinding } from './static-check.js';
+import { checkSource, failClosed, type StaticFinding } from './static-check.js';
 
 /** Candidates longer than this are checked in a pool thread, not on the event loop. */
 const STATIC_IN_POOL_CHARS = 16 * 1024;
@@ -169,7 +169,7 @@ export class Evaluator implements EvaluationService {
       ? null
       : code.length > STATIC_IN_POOL_CHARS
         ? ((await this.pool.run({ op: 'static', code } satisfies WorkerTask)) as StaticFinding | null)
-        : checkSource(code);
+        : failClosed('source', () => checkSource(code));
     stages.set('static', { name: 'static', status: finding ? 'failed' : 'ok', ms: performance.now() - t1 });
     if (finding) {
       const result = this.finish(base, stages, finding);

@@ -82,6 +82,18 @@ function violation(kind: FlagKind, message: string): StaticFinding {
   return { outcome: 'static_violation', message, flags: [{ kind, evidence: message }] };
 }
 
+/** Runs a check on what the candidate wrote; one that throws refuses the candidate. As an
+ * env_error the turn would be masked and not counted: a way out of any counted failure that a
+ * policy can learn (an unterminated literal once crashed checkSource). The error is logged. */
+export function failClosed(what: string, check: () => StaticFinding | null): StaticFinding | null {
+  try {
+    return check();
+  } catch (e) {
+    console.error(`anvil: the ${what} check failed on a candidate; it is refused:`, e);
+    return violation('check_failed', `the ${what} could not be checked, so it is refused`);
+  }
+}
+
 /* ---------- the source, as the compiler's first phases see it ---------- */
 
 interface LogicalLine {

@@ -15,6 +15,7 @@ import {
   checkSymbols,
   MAX_SOURCE_BYTES,
   parseDependencies,
+  failClosed,
 } from '../sandbox/static-check.js';
 import { CANDIDATE_CFLAGS } from '../sandbox/toolchain.js';
 
@@ -264,3 +265,20 @@ t.test('the symbol check allows math, memory, OpenMP and offered library ops onl
   t.equal(checkSymbols('solve T 0 1\ntable D 0 1\nhelper T 0 1\n', [], new Set(['write'])), null);
   t.equal(checkSymbols('solver T 0 1\n', [])?.outcome, 'compile_error');
 });
+
+t.test(
+  'a check that throws on what the candidate wrote refuses it, never lets it through or masks the turn',
+  async (t) => {
+    const passed = failClosed('source', () => checkSource('void solve(float *x, int n) {}\n'));
+    t.equal(passed, null, 'a check that returns is returned as it is');
+    const refused = failClosed('source', () => checkSource(undefined as unknown as string));
+    t.equal(refused?.outcome, 'static_violation');
+    t.same(
+      refused?.flags.map((f) => f.kind),
+      ['check_failed'],
+    );
+    t.match(refused?.message, /could not be checked/);
+    // The directive that once crashed the check is read (test/hacks/static_check_crash.c runs it end to end).
+    t.equal(checkSource("#error Can't\n#define Q 'x\nvoid solve(float *x, int n) {}\n"), null);
+  },
+);
