@@ -3,7 +3,7 @@
  * share of its time against the library ops it called, and the flags these raise. */
 import type { CTask } from '../tasks/loader.js';
 import { evaluate as evalExpr } from '../tasks/expr.js';
-import { geomean } from './common.js';
+import { fasterThanLight, geomean, speedOfLightMs } from './common.js';
 import type { EvalConfig } from './config.js';
 import { timedShapes, type JudgeOutput } from './judge-output.js';
 import type { EvalResult, Flag, ShapeTiming } from './result.js';
@@ -60,17 +60,12 @@ function shapeTimings(task: CTask, time: JudgeOutput, peak: PeakRates, config: E
   let candTotal = 0;
   const shapes: ShapeTiming[] = timedShapes(time).map((s) => {
     const params = task.timing[s.shape]!;
-    const solMs =
-      Math.max(evalExpr(task.flops, params) / peak.flopsPerSecond, evalExpr(task.bytes, params) / peak.bytesPerSecond) *
-      1e3;
+    const solMs = speedOfLightMs(evalExpr(task.flops, params), evalExpr(task.bytes, params), peak);
     libMs += s.libMs;
     ownShares.push(s.ownShare);
     candTotal += s.callMs;
-    if (s.candidate.medianMs < config.solMargin * solMs)
-      flags.push({
-        kind: 'faster_than_light',
-        evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this host`,
-      });
+    const fast = fasterThanLight(s.candidate.medianMs, solMs, config.solMargin, 'host');
+    if (fast) flags.push(fast);
     return {
       shape: s.shape,
       candidate: s.candidate,

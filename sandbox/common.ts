@@ -164,6 +164,24 @@ export function assembleResult(
   };
 }
 
+/** A shape's speed-of-light time in ms: its FLOPs and bytes at the host's or the device's peak rates. */
+export function speedOfLightMs(
+  flops: number,
+  bytes: number,
+  peak: { flopsPerSecond: number; bytesPerSecond: number },
+): number {
+  return Math.max(flops / peak.flopsPerSecond, bytes / peak.bytesPerSecond) * 1e3;
+}
+
+/** faster_than_light when a shape's median time is under `margin` × its speed of light (on this `where`). */
+export function fasterThanLight(medianMs: number, solMs: number, margin: number, where: string): Flag | null {
+  if (!(medianMs < margin * solMs)) return null;
+  return {
+    kind: 'faster_than_light',
+    evidence: `median ${medianMs.toFixed(4)} ms is below ${margin} × the speed-of-light time ${solMs.toFixed(4)} ms on this ${where}`,
+  };
+}
+
 export function geomean(xs: number[]): number {
   return Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / Math.max(1, xs.length));
 }

@@ -3,7 +3,7 @@
  * measurements of a run that passed, with the speed-of-light and own-kernel
  * checks. The device is checked again after a crash that may be its fault. */
 import type { TorchTask } from '../tasks/torch-loader.js';
-import { assembleResult, geomean, type Findings } from './common.js';
+import { assembleResult, fasterThanLight, geomean, speedOfLightMs, type Findings } from './common.js';
 import type { SandboxMode } from './isolation.js';
 import type { EvalEnvironment, EvalResult, Flag, ShapeTiming, StageName, StageRecord } from './result.js';
 import { stageRecords, type Check, type RunAnswer, type RunOk } from './torch-answers.js';
@@ -86,12 +86,9 @@ function measure(res: RunOk, c: VerdictContext, finish: (f: Findings) => EvalRes
   const flags: Flag[] = [];
   const peaks = c.dev.health?.peaks;
   const shapes: ShapeTiming[] = res.shapes.map((s) => {
-    const solMs = peaks ? Math.max(s.bytes / peaks.bytesPerSecond, (s.flops ?? 0) / peaks.flopsPerSecond) * 1e3 : null;
-    if (solMs !== null && s.candidate.medianMs < config.solMargin * solMs)
-      flags.push({
-        kind: 'faster_than_light',
-        evidence: `median ${s.candidate.medianMs.toFixed(4)} ms is below ${config.solMargin} × the speed-of-light time ${solMs.toFixed(4)} ms on this device`,
-      });
+    const solMs = peaks ? speedOfLightMs(s.flops ?? 0, s.bytes, peaks) : null;
+    const fast = solMs === null ? null : fasterThanLight(s.candidate.medianMs, solMs, config.solMargin, 'device');
+    if (fast) flags.push(fast);
     return {
       shape: s.shape,
       candidate: s.candidate,
