@@ -119,7 +119,7 @@ class AnvilToolEnv:
         self.steps: List[Dict[str, Any]] = []
 
     def reset(self, task: str, seed: Optional[int] = None, taskset: Optional[str] = None, **_: Any) -> str:
-        """Starts the row's episode; returns the task, which TRL appends to the prompt."""
+        """Starts the row's episode; returns Anvil's prompt, which TRL appends to the row's last message."""
         f = self._factory
         if self._env is not None:
             self._env.close()
@@ -171,20 +171,18 @@ class AnvilToolEnv:
 
 
 def anvil_env_reward(completions: Sequence[Any], environments: Sequence[Any], **_: Any) -> List[Optional[float]]:
-    """The reward function for `environment_factory`: each rollout's Anvil return (see `_score`);
-    None for environments that are not Anvil's. Checks that TRL's groups are Anvil's groups."""
-    anvil = [e for e in environments if isinstance(e, AnvilToolEnv)]
-    if anvil:
-        n = anvil[0]._factory.num_generations
-        if len(environments) % n or len(anvil) != len(environments):
-            raise RuntimeError(f"{len(environments)} rollouts are not whole GRPO groups of {n} Anvil environments")
-        groups = [environments[i].group for i in range(0, len(environments), n)]
-        for k, gid in enumerate(groups):
-            if any(e.group != gid for e in environments[k * n : (k + 1) * n]) or groups.count(gid) != 1:
-                raise RuntimeError(f"GRPO group {k} of this batch is not one Anvil group: Anvil's groups were lost")
-    return [
-        e._score(_final_text(c)) if isinstance(e, AnvilToolEnv) else None for e, c in zip(environments, completions)
-    ]
+    """The reward function for `environment_factory`: each rollout's Anvil return (see `_score`), after
+    checking that each run of num_generations rollouts is one Anvil group and no two runs share one."""
+    if not environments or not all(isinstance(e, AnvilToolEnv) for e in environments):
+        raise RuntimeError("anvil_env_reward scores batches of AnvilToolEnv rollouts only")
+    n = environments[0]._factory.num_generations
+    if len(environments) % n:
+        raise RuntimeError(f"{len(environments)} rollouts are not whole GRPO groups of {n}")
+    groups = [environments[i].group for i in range(0, len(environments), n)]
+    for k, gid in enumerate(groups):
+        if any(e.group != gid for e in environments[k * n : (k + 1) * n]) or groups.count(gid) != 1:
+            raise RuntimeError(f"GRPO group {k} of this batch is not one Anvil group: Anvil's groups were lost")
+    return [e._score(_final_text(c)) for e, c in zip(environments, completions)]
 
 
 def _final_text(completion: Union[str, List[Dict[str, Any]]]) -> str:
