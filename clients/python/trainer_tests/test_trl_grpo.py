@@ -145,9 +145,11 @@ def tiny_model(tokenizer):
     )
 
 
-def grpo_config(workdir, batch, **kwargs):
+def grpo_config(test, batch, **kwargs):
+    out = tempfile.mkdtemp(prefix="anvil-trl-out-")
+    test.addCleanup(shutil.rmtree, out, ignore_errors=True)
     return GRPOConfig(
-        output_dir=os.path.join(workdir, "out"),
+        output_dir=out,
         use_cpu=True,
         max_steps=2,
         per_device_train_batch_size=batch,
@@ -206,6 +208,7 @@ def setUpModule():
     """One server on builtin-c for both integrations (its verdict cache serves both), one on the crash set."""
     for name in ("builtin-c", "crash"):
         workdir = tempfile.mkdtemp(prefix=f"anvil-trl-{name}-")
+        unittest.addModuleCleanup(shutil.rmtree, workdir, ignore_errors=True)  # after the server stops (LIFO)
         proc, url = start_server(workdir, "builtin-c" if name == "builtin-c" else crash_taskset(workdir))
         unittest.addModuleCleanup(lambda p=proc: (p.kill(), p.wait()))
         SERVERS[name] = (url, workdir)
@@ -311,7 +314,7 @@ class GRPOAgainstAnvil(unittest.TestCase):
             model=model,
             processing_class=tokenizer,
             reward_funcs=[anvil_reward],
-            args=grpo_config(tempfile.mkdtemp(prefix="anvil-trl-out-"), 12, max_completion_length=4096),
+            args=grpo_config(self, 12, max_completion_length=4096),
             train_dataset=Dataset.from_dict({"prompt": prompts}),
             rollout_func=rollout_func,
         )
@@ -427,9 +430,7 @@ class GRPOAgainstAnvil(unittest.TestCase):
             model=model,
             processing_class=tokenizer,
             reward_funcs=[reward],
-            args=grpo_config(
-                tempfile.mkdtemp(prefix="anvil-trl-env-"), 8, max_completion_length=1024, max_tool_calling_iterations=2
-            ),
+            args=grpo_config(self, 8, max_completion_length=1024, max_tool_calling_iterations=2),
             # Two identical rows: each batch holds two GRPO groups of the same prompt, which must be two Anvil groups.
             train_dataset=tool_task_rows([("vector_add", 1), ("vector_add", 1)]),
             environment_factory=factory,
