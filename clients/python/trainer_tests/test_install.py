@@ -12,7 +12,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..")
 
 class Installed(unittest.TestCase):
     def test_the_installed_client_imports_outside_the_checkout(self):
-        code = "import anvil_client, anvil_client.trl_grpo; print(anvil_client.__file__)"
+        code = "import anvil_client, anvil_client.trl_grpo, anvil_client.trl_env; print(anvil_client.__file__)"
         out = subprocess.run(
             [sys.executable, "-c", code],
             cwd=tempfile.mkdtemp(),
