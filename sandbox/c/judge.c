@@ -966,7 +966,32 @@ static void conclude(void) {
   finish_and_exit();
 }
 
-static void reference_failed(const char *where) {
+/* Where the phase's list of trials or shapes begins in the answer: a failure of
+ * the reference drops the unfinished list, so that the answer stays valid JSON. */
+static size_t results_at;
+
+static void begin_results(const char *key) {
+  results_at = out_len;
+  emit("\"%s\":[", key);
+}
+
+/* A reference call that did not end. When the phase's deadline ran out while it
+ * was in flight, the time was spent by the candidate's calls (the reference's are
+ * short): that is the candidate's timeout, as if its own call had hit the
+ * deadline. Reported as the environment's failure, it would be masked, and a
+ * candidate that spends its calls up to the deadline would have a way out of any
+ * counted failure (test/hacks/deadline_in_reference.c). */
+static void reference_failed(const char *where, int rc) {
+  if (results_at) out_len = results_at;
+  if (rc == CALL_TIMEOUT && hit_deadline) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "the phase's time limit of %d ms ran out (the candidate's calls spent it)",
+             spec.deadline_ms);
+    emit_str("outcome", "timeout");
+    emit_str("message", msg);
+    emit_str("death", "timeout");
+    conclude();
+  }
   snprintf(ref.death + strlen(ref.death), sizeof ref.death - strlen(ref.death), " %s", where);
   emit_str("outcome", "env_error");
   emit_str("message", "the reference runner failed");
@@ -1225,7 +1250,8 @@ static void check_call(const shape_spec *s, const float *scalars, int slot, int 
 static void reference_call(const shape_spec *s, const float *scalars, int slot, const char *where) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
-  if (call(&ref, &cmd, spec.call_timeout_ms, NULL) != CALL_OK) reference_failed(where);
+  int rc = call(&ref, &cmd, spec.call_timeout_ms, NULL);
+  if (rc != CALL_OK) reference_failed(where, rc);
 }
 
 static void phase_check(void) {
@@ -1233,7 +1259,7 @@ static void phase_check(void) {
   int passed = 0;
   size_t first_log = 0;
   compare_result worst = COMPARE_INIT;
-  emit("\"trials\":[");
+  begin_results("trials");
   for (int t = 0; t < ntrials; t++) {
     const shape_spec *s = &spec.shape[t % spec.nshapes];
     /* Every shape first on the task's own distribution, then on inputs that are not stationary. */
@@ -1434,7 +1460,7 @@ static double handover_ms(void) {
 }
 
 static void phase_time(void) {
-  emit("\"shapes\":[");
+  begin_results("shapes");
   const double handover = handover_ms();
   double *tc = malloc(sizeof(double) * (size_t)spec.max_reps), *tr = malloc(sizeof(double) * (size_t)spec.max_reps);
   double *ratio_buf = malloc(sizeof(double) * (size_t)spec.max_reps),
@@ -1475,7 +1501,7 @@ static void phase_time(void) {
       if (k == 0) {
         /* The warm-up: the reference first, then the candidate within a bound made from it. */
         ms_r = warm_r = timed_call(&ref, s, scalars, slot, spec.call_timeout_ms, NULL);
-        if (ms_r < 0) reference_failed("while warming up");
+        if (ms_r < 0) reference_failed("while warming up", (int)-ms_r);
         double bound = fmax(spec.warmup_factor * ms_r, (double)spec.warmup_floor_ms);
         int limit = bound < spec.call_timeout_ms ? (int)ceil(bound) : spec.call_timeout_ms;
         ms_c = warm_c = timed_call(&cand, s, scalars, slot, limit, NULL);
@@ -1502,7 +1528,7 @@ static void phase_time(void) {
             if (ms_c < 0) timing_failure(si, k, ms_c, "while being timed");
           } else {
             ms_r = timed_call(&ref, s, scalars, slot, spec.call_timeout_ms, NULL);
-            if (ms_r < 0) reference_failed("while being timed");
+            if (ms_r < 0) reference_failed("while being timed", (int)-ms_r);
           }
         }
       }
@@ -1524,7 +1550,8 @@ static void phase_time(void) {
         stage(&ref, s, slot2, pristine);
         double m = timed_call(&cand, s, scalars, slot2, call_limit, NULL);
         if (m < 0) timing_failure(si, k, m, "while being timed");
-        if (timed_call(&ref, s, scalars, slot2, spec.call_timeout_ms, NULL) < 0) reference_failed("while being timed");
+        double mr = timed_call(&ref, s, scalars, slot2, spec.call_timeout_ms, NULL);
+        if (mr < 0) reference_failed("while being timed", (int)-mr);
         fail_mutation(&cand, s, slot2, pristine, "while being timed");
         compare_result c2 = COMPARE_INIT;
         sensitivity_result sens = {1, 0, -1, -1, 0, 0};
@@ -1631,8 +1658,8 @@ int main(int argc, char **argv) {
   alloc_scratch();
   if (make_memory(&ref, bytes) != 0 || make_memory(&cand, bytes) != 0)
     fail_env("cannot create shared memory of %zu bytes", bytes);
-  if (start_runner(&ref, &spec.ref) != 0) reference_failed("at start-up");
-  if (freeze(&ref) != 0) reference_failed("could not be frozen at start-up");
+  if (start_runner(&ref, &spec.ref) != 0) reference_failed("at start-up", CALL_DIED);
+  if (freeze(&ref) != 0) reference_failed("could not be frozen at start-up", CALL_LATE);
   if (start_runner(&cand, &spec.cand) != 0) {
     end_candidate_failure(CALL_DIED, "during start-up, before its first call");
     conclude();
