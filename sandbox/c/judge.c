@@ -1045,12 +1045,11 @@ static void note_library_threads(runner *r) {
   closedir(d);
 }
 
-/* The library's busy time so far: for its busiest thread, the time it ran plus
- * the time it waited to run, as the kernel accounts them (schedstat). The
- * library's threads share each op evenly, so the busiest one spans its ops. */
-static uint64_t library_busy_ns(runner *r) {
-  uint64_t most = 0;
+/* Each library thread's busy time so far: the time it ran plus the time it
+ * waited to run, as the kernel accounts them (schedstat); 0 where unreadable. */
+static void library_busy(runner *r, uint64_t *busy) {
   for (int i = 0; i < r->nlib; i++) {
+    busy[i] = 0;
     char path[96], buf[256];
     snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)r->main_pid, (int)r->lib_tids[i]);
     int fd = open(path, O_RDONLY);
@@ -1061,8 +1060,20 @@ static uint64_t library_busy_ns(runner *r) {
     buf[len] = 0;
     char *p;
     uint64_t run = strtoull(buf, &p, 10), wait = strtoull(p, NULL, 10);
-    if (run + wait > most) most = run + wait;
+    busy[i] = run + wait;
   }
+}
+
+/* The library's busy time over a call: the largest rise of any one of its
+ * threads (they share each op, so the busiest one spans its ops). Not the rise
+ * of the largest total: with more threads than rows an op leaves some idle, and
+ * a thread made to lead the others far (in an untimed call), then given no rows,
+ * would hide every later op. */
+static uint64_t library_rise_ns(runner *r, const uint64_t *before) {
+  uint64_t now[64], most = 0;
+  library_busy(r, now);
+  for (int i = 0; i < r->nlib; i++)
+    if (now[i] > before[i] && now[i] - before[i] > most) most = now[i] - before[i];
   return most;
 }
 
@@ -1434,11 +1445,12 @@ static double timed_call(runner *r, const shape_spec *s, const float *scalars, i
                          call_profile *prof) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
-  uint64_t ns = 0, lib0 = prof ? library_busy_ns(r) : 0, own0 = prof ? own_cpu_ns(r) : 0;
+  uint64_t ns = 0, lib0[64], own0 = prof ? own_cpu_ns(r) : 0;
+  if (prof) library_busy(r, lib0);
   int rc = call(r, &cmd, limit_ms, &ns);
   if (rc != CALL_OK) return -(double)rc;
   if (prof) {
-    prof->lib_ms = (double)(library_busy_ns(r) - lib0) / 1e6;
+    prof->lib_ms = (double)library_rise_ns(r, lib0) / 1e6;
     prof->own_cpu_ms = (double)(own_cpu_ns(r) - own0) / 1e6;
   }
   return (double)ns / 1e6;
