@@ -47,7 +47,11 @@ t.test('the corpus holds at least 15 distinct hacks', async (t) => {
 
 for (const hack of corpus) {
   t.test(`${hack.name}: ${hack.expect.outcome}${hack.expect.flag ? ` (${hack.expect.flag})` : ''}`, async (t) => {
-    const r = await evaluatorFor(hack, false).evaluate({ task: builtin().tasks.get(hack.task)!, code: hack.code, seed: 11 });
+    const r = await evaluatorFor(hack, false).evaluate({
+      task: builtin().tasks.get(hack.task)!,
+      code: hack.code,
+      seed: 11,
+    });
     const allowed = hack.expect.outcome.split('|');
     t.ok(allowed.includes(r.outcome), `${r.outcome}: ${r.message}`);
     if (hack.expect.flag && r.outcome === allowed[0])
@@ -61,7 +65,11 @@ for (const hack of corpus) {
   });
 
   t.test(`${hack.name} with static checks skipped: ${hack.unchecked.outcome}`, async (t) => {
-    const r = await evaluatorFor(hack, true).evaluate({ task: builtin().tasks.get(hack.task)!, code: hack.code, seed: 11 });
+    const r = await evaluatorFor(hack, true).evaluate({
+      task: builtin().tasks.get(hack.task)!,
+      code: hack.code,
+      seed: 11,
+    });
     const allowed = hack.unchecked.outcome.split('|');
     t.ok(
       allowed.includes(r.outcome),
