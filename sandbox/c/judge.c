@@ -59,7 +59,7 @@
 #define MAX_PROCS 4
 #define POISON_BITS 0x7fc0deadu
 #define LINE 64
-#define SENSITIVITY_POINTS 32 /* elements moved per input array in a sensitivity run */
+#define SENSITIVITY_POINTS 32     /* elements moved per input array in a sensitivity run */
 #define TIMING_SENSITIVITY_RUNS 4 /* sensitivity runs per timing shape among its first repetitions */
 #define SENSITIVITY_EVERY 8       /* and about one in this many repetitions after them */
 
@@ -1157,9 +1157,9 @@ static const char *work_while_idle(void) {
 
 /* ---------- shared by both phases ---------- */
 
-static float *pristine[ANVIL_MAX_ARGS]; /* the judge's own copy of a call's inputs */
-static float *snap[ANVIL_MAX_ARGS];     /* candidate outputs kept across calls */
-static float *ref_out[ANVIL_MAX_ARGS];  /* reference outputs kept across calls */
+static float *pristine[ANVIL_MAX_ARGS];   /* the judge's own copy of a call's inputs */
+static float *snap[ANVIL_MAX_ARGS];       /* candidate outputs kept across calls */
+static float *ref_out[ANVIL_MAX_ARGS];    /* reference outputs kept across calls */
 static float *moved[ANVIL_MAX_ARGS];      /* a sensitivity run's inputs: pristine with a few elements moved */
 static float *cand_moved[ANVIL_MAX_ARGS]; /* the candidate's outputs on them */
 static float *ref_moved[ANVIL_MAX_ARGS];  /* the reference's */
@@ -1537,7 +1537,8 @@ static double timing_sensitivity(int si, int k, int pair, int call_limit) {
   fail_mutation(&cand, s, slot_m, moved, "while being timed");
   compare_result c = COMPARE_INIT;
   for (int i = 0; i < spec.nargs; i++)
-    if (spec.arg[i].kind == ANVIL_OUT) compare(window(&cand, i, slot_m), window(&ref, i, slot_m), (size_t)s->v[i], i, &c);
+    if (spec.arg[i].kind == ANVIL_OUT)
+      compare(window(&cand, i, slot_m), window(&ref, i, slot_m), (size_t)s->v[i], i, &c);
   if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
   keep_outputs(cand_moved, &cand, s, slot_m);
   keep_outputs(ref_moved, &ref, s, slot_m);
@@ -1590,7 +1591,8 @@ static void phase_time(void) {
        * answered honestly only at first would be seen). */
       int due = k > span && mix64(key_of(8, (uint64_t)si, (uint64_t)k)) % SENSITIVITY_EVERY == 0;
       for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++) due += sens_at[j] == k;
-      for (; due > 0 && pairs < max_pairs; due--) tol_use = fmax(tol_use, timing_sensitivity(si, k, pairs++, call_limit));
+      for (; due > 0 && pairs < max_pairs; due--)
+        tol_use = fmax(tol_use, timing_sensitivity(si, k, pairs++, call_limit));
       int slot = slot_order[k % slots];
       int regime = timing_regime(key_of(6, (uint64_t)si, (uint64_t)k));
       for (int i = 0; i < spec.nargs; i++)
