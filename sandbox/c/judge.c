@@ -861,10 +861,19 @@ static void sensitivity(const float *c0, const float *c1, const float *r0, const
 
 /* Moves SENSITIVITY_POINTS elements of x by delta, at places drawn from key. All
  * move the same way, so that moves a kernel skipped cannot cancel. */
+static struct {
+  float *at, was;
+} moved_points[ANVIL_MAX_ARGS * SENSITIVITY_POINTS]; /* what perturb moved, to put back */
+static int nmoved;
+
 static void perturb(float *x, size_t n, uint64_t key, double delta) {
   for (int j = 0; j < SENSITIVITY_POINTS && n > 0; j++) {
     uint64_t h = mix64(key + (uint64_t)j * GOLDEN);
     size_t at = (size_t)(h % n);
+    if (nmoved < ANVIL_MAX_ARGS * SENSITIVITY_POINTS) {
+      moved_points[nmoved].at = &x[at];
+      moved_points[nmoved++].was = x[at];
+    }
     x[at] = (float)((double)x[at] + delta);
   }
 }
@@ -1244,18 +1253,29 @@ static double output_scale(runner *r, const shape_spec *s, int slot) {
   return m;
 }
 
-/* A sensitivity run's inputs: `moved` is `pristine` with a few elements of every input array moved. */
-static void make_moved(const shape_spec *s, uint64_t key, double out_scale) {
+/* Moves a few elements of every input array of `inputs`, in place; undo_moves puts them back. */
+static void move_inputs(float **inputs, const shape_spec *s, uint64_t key, double out_scale) {
+  nmoved = 0;
   for (int i = 0; i < spec.nargs; i++) {
     if (spec.arg[i].kind != ANVIL_IN) continue;
-    size_t n = (size_t)s->v[i];
-    memcpy(moved[i], pristine[i], n * sizeof(float));
     /* Away from zero, as the trend is: a sum or scan of the moved input crosses no zero
      * that an honest float kernel would be punished for. */
     double c, w, d = perturbation(&spec.arg[i], out_scale);
     centre_width(&spec.arg[i], &c, &w);
-    perturb(moved[i], n, key + (uint64_t)i * 977, c >= 0 ? d : -d);
+    perturb(inputs[i], (size_t)s->v[i], key + (uint64_t)i * 977, c >= 0 ? d : -d);
   }
+}
+
+static void undo_moves(void) {
+  for (int j = nmoved - 1; j >= 0; j--) *moved_points[j].at = moved_points[j].was;
+  nmoved = 0;
+}
+
+/* A sensitivity run's inputs: `moved` is `pristine` with a few elements of every input array moved. */
+static void make_moved(const shape_spec *s, uint64_t key, double out_scale) {
+  for (int i = 0; i < spec.nargs; i++)
+    if (spec.arg[i].kind == ANVIL_IN) memcpy(moved[i], pristine[i], (size_t)s->v[i] * sizeof(float));
+  move_inputs(moved, s, key, out_scale);
 }
 
 /* ---------- phase check ---------- */
@@ -1508,10 +1528,14 @@ static int max_pairs;
 
 /* One sensitivity pair while timing, untimed: inputs of its own (of any regime), first
  * with a few elements moved, then as drawn. The first is a call the candidate cannot
- * tell from a timed one; the second repeats it with the elements back in place, and
- * the candidate's outputs must have moved between them as the reference's did.
- * Returns the largest error of its outputs as a share of the tolerance. */
-static double timing_sensitivity(int si, int k, int pair, int call_limit) {
+ * tell from a timed one, by its inputs or by the judge's work before it (drawn
+ * inputs moved in place, staged for both, the reference called first: what comes
+ * before half the timed calls; a call preceded by more work could be told apart by
+ * the time between calls). The second repeats it with the elements back in place,
+ * and the candidate's outputs must have moved between them as the reference's did.
+ * `scale` is the largest reference output of the shape so far, for the size of the
+ * move. Returns the largest error of its outputs as a share of the tolerance. */
+static double timing_sensitivity(int si, int k, int pair, int call_limit, double scale) {
   const shape_spec *s = &spec.shape[si];
   const uint64_t which = (uint64_t)si << 32 | (uint64_t)pair;
   /* The first two on the task's own distribution, the rest drawn as timed calls' are. */
@@ -1523,18 +1547,13 @@ static double timing_sensitivity(int si, int k, int pair, int call_limit) {
   make_scalars(s, key_of(4, which, 0), scalars);
   const int slot_m = slot_order[(spec.max_reps + 1 + 2 * pair) % slots];
   const int slot_b = slot_order[(spec.max_reps + 2 + 2 * pair) % slots];
-  /* The reference on the inputs as drawn first, for the scale of the move. */
-  stage(&ref, s, slot_b, pristine);
-  double m = timed_call(&ref, s, scalars, slot_b, spec.call_timeout_ms, NULL);
+  move_inputs(pristine, s, key_of(4, which, 1u << 20), scale);
+  stage(&cand, s, slot_m, pristine);
+  stage(&ref, s, slot_m, pristine);
+  double m = timed_call(&ref, s, scalars, slot_m, spec.call_timeout_ms, NULL);
   if (m < 0) reference_failed("while being timed", (int)-m);
-  keep_outputs(ref_out, &ref, s, slot_b);
-  make_moved(s, key_of(4, which, 1u << 20), output_scale(&ref, s, slot_b));
-  stage(&cand, s, slot_m, moved);
-  stage(&ref, s, slot_m, moved);
   if ((m = timed_call(&cand, s, scalars, slot_m, call_limit, NULL)) < 0) timing_failure(si, k, m, "while being timed");
-  if ((m = timed_call(&ref, s, scalars, slot_m, spec.call_timeout_ms, NULL)) < 0)
-    reference_failed("while being timed", (int)-m);
-  fail_mutation(&cand, s, slot_m, moved, "while being timed");
+  fail_mutation(&cand, s, slot_m, pristine, "while being timed");
   compare_result c = COMPARE_INIT;
   for (int i = 0; i < spec.nargs; i++)
     if (spec.arg[i].kind == ANVIL_OUT)
@@ -1542,15 +1561,19 @@ static double timing_sensitivity(int si, int k, int pair, int call_limit) {
   if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
   keep_outputs(cand_moved, &cand, s, slot_m);
   keep_outputs(ref_moved, &ref, s, slot_m);
+  undo_moves();
   stage(&cand, s, slot_b, pristine);
+  stage(&ref, s, slot_b, pristine);
+  if ((m = timed_call(&ref, s, scalars, slot_b, spec.call_timeout_ms, NULL)) < 0)
+    reference_failed("while being timed", (int)-m);
   if ((m = timed_call(&cand, s, scalars, slot_b, call_limit, NULL)) < 0) timing_failure(si, k, m, "while being timed");
   fail_mutation(&cand, s, slot_b, pristine, "while being timed");
   sensitivity_result sens = {1, 0, -1, -1, 0, 0};
   for (int i = 0; i < spec.nargs; i++) {
     if (spec.arg[i].kind != ANVIL_OUT) continue;
     size_t n = (size_t)s->v[i];
-    compare(window(&cand, i, slot_b), ref_out[i], n, i, &c);
-    sensitivity(window(&cand, i, slot_b), cand_moved[i], ref_out[i], ref_moved[i], n, i, &sens);
+    compare(window(&cand, i, slot_b), window(&ref, i, slot_b), n, i, &c);
+    sensitivity(window(&cand, i, slot_b), cand_moved[i], window(&ref, i, slot_b), ref_moved[i], n, i, &sens);
   }
   if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
   if (!sens.ok) timing_mismatch(si, k, s, NULL, &sens);
@@ -1583,6 +1606,7 @@ static void phase_time(void) {
      * earns nothing. */
     double lib_total = 0, own_total = 0, cand_total = 0, timed_total = 0, warm_c = 0, warm_r = 0;
     double tol_use = 0; /* the largest error of any timed output as a share of its tolerance */
+    double scale = 0;   /* the largest reference output so far */
     int call_limit = spec.call_timeout_ms;
     int pairs = 0;
     for (int k = 0; k < spec.max_reps + 1; k++) {
@@ -1592,7 +1616,7 @@ static void phase_time(void) {
       int due = k > span && mix64(key_of(8, (uint64_t)si, (uint64_t)k)) % SENSITIVITY_EVERY == 0;
       for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++) due += sens_at[j] == k;
       for (; due > 0 && pairs < max_pairs; due--)
-        tol_use = fmax(tol_use, timing_sensitivity(si, k, pairs++, call_limit));
+        tol_use = fmax(tol_use, timing_sensitivity(si, k, pairs++, call_limit, scale));
       int slot = slot_order[k % slots];
       int regime = timing_regime(key_of(6, (uint64_t)si, (uint64_t)k));
       for (int i = 0; i < spec.nargs; i++)
@@ -1645,6 +1669,7 @@ static void phase_time(void) {
           compare(window(&cand, i, slot), window(&ref, i, slot), (size_t)s->v[i], i, &c);
       if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
       tol_use = fmax(tol_use, c.tol_use);
+      scale = fmax(scale, output_scale(&ref, s, slot));
       if (k == 0) continue;
       tc[reps] = ms_c;
       tr[reps] = ms_r;
