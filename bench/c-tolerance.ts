@@ -14,9 +14,9 @@
  * tolerance = current × roundUp(4 × worst share), between 1/100 of it and all
  * of it; a task no honest variant makes any error on keeps its tolerance.
  *
- * The same variants are then timed on the task's timing shapes (every fourth
- * call on non-stationary inputs, four sensitivity runs per shape, every
- * repetition run); the judge reports each shape's largest error as a share of
+ * The same variants are then timed on the task's timing shapes (a quarter of
+ * the calls, at random, on non-stationary inputs, sensitivity pairs early and
+ * throughout, every repetition run); the judge reports each shape's largest error as a share of
  * the timing tolerance, and, where a timed output failed, that output's share
  * (a lower bound of the worst: the run stops there). The timing tolerance
  * becomes current × roundUp(4 × worst timed share), at most 10 × it (a
