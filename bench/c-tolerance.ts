@@ -108,7 +108,7 @@ say(
   `Host: ${process.env.HOSTNAME ?? ''} ${(await import('node:os')).cpus()[0]?.model}, ${seeds} seeds per variant, every correctness trial (plain and non-stationary inputs).`,
 );
 say(
-  "Share = the largest error as a share of the task's tolerance (atol + rtol·|want|), over all correctness trials; timed share = the same over every timed output (timing shapes, every fourth call non-stationary, with sensitivity runs), as a share of the timing tolerance.",
+  "Share = the largest error as a share of the task's tolerance (atol + rtol·|want|), over all correctness trials; timed share = the same over every timed output (timing shapes, a quarter of the calls non-stationary, with sensitivity pairs), as a share of the timing tolerance.",
 );
 say();
 say(
