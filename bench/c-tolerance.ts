@@ -14,9 +14,9 @@
  * tolerance = current × roundUp(4 × worst share), between 1/100 of it and all
  * of it; a task no honest variant makes any error on keeps its tolerance.
  *
- * The same variants are then timed on the task's timing shapes (every fourth
- * call on non-stationary inputs, four sensitivity runs per shape, every
- * repetition run); the judge reports each shape's largest error as a share of
+ * The same variants are then timed on the task's timing shapes (a quarter of
+ * the calls, at random, on non-stationary inputs, sensitivity pairs early and
+ * throughout, every repetition run); the judge reports each shape's largest error as a share of
  * the timing tolerance, and, where a timed output failed, that output's share
  * (a lower bound of the worst: the run stops there). The timing tolerance
  * becomes current × roundUp(4 × worst timed share), at most 10 × it (a
@@ -108,7 +108,7 @@ say(
   `Host: ${process.env.HOSTNAME ?? ''} ${(await import('node:os')).cpus()[0]?.model}, ${seeds} seeds per variant, every correctness trial (plain and non-stationary inputs).`,
 );
 say(
-  "Share = the largest error as a share of the task's tolerance (atol + rtol·|want|), over all correctness trials; timed share = the same over every timed output (timing shapes, every fourth call non-stationary, with sensitivity runs), as a share of the timing tolerance.",
+  "Share = the largest error as a share of the task's tolerance (atol + rtol·|want|), over all correctness trials; timed share = the same over every timed output (timing shapes, a quarter of the calls non-stationary, with sensitivity pairs), as a share of the timing tolerance.",
 );
 say();
 say(

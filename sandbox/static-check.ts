@@ -57,7 +57,8 @@ export const ALLOWED_SYMBOLS: ReadonlySet<string> = new Set([
 const ALLOWED_PREFIXES = ['omp_', 'GOMP_', '_ZGV' /* libmvec vector math */];
 
 /** Attributes that place code or data where the loader runs it, or that make
- * symbols or sections behind the compiler's back. */
+ * symbols or sections behind the compiler's back, in either spelling
+ * (`__attribute__((…))` or `[[gnu::…]]`). */
 const FORBIDDEN_ATTRIBUTES = new Set([
   'constructor',
   'destructor',
@@ -187,8 +188,35 @@ function attributeNames(text: string): string[] {
   return names;
 }
 
+/** Names of every standard attribute ([[gnu::section(…)]], <:<:__gnu__::constructor:>:>) of
+ * a text, in one pass: gcc accepts them in gnu11 too, with the same meaning as __attribute__'s.
+ * A name followed by `::` is a namespace; what sits inside parentheses is an argument. */
+function bracketAttributeNames(text: string): string[] {
+  const names: string[] = [];
+  const re = /(?:\[|<:)\s*(?:\[|<:)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text))) {
+    let i = m.index + m[0].length,
+      depth = 0;
+    for (; i < text.length; i++) {
+      const ch = text[i]!;
+      if (ch === '(') depth++;
+      else if (ch === ')') depth--;
+      else if (depth <= 0 && (ch === ']' || (ch === ':' && text[i + 1] === '>'))) break;
+      else if (depth === 0 && /[A-Za-z_]/.test(ch) && !/[A-Za-z0-9_]/.test(text[i - 1] ?? ' ')) {
+        let j = i;
+        while (j < text.length && /[A-Za-z0-9_]/.test(text[j]!)) j++;
+        if (!/^\s*::/.test(text.slice(j, j + 8))) names.push(text.slice(i, j).replace(/^__(.*)__$/, '$1'));
+        i = j - 1;
+      }
+    }
+    re.lastIndex = Math.max(re.lastIndex, i);
+  }
+  return names;
+}
+
 function checkAttributes(text: string, where: string): StaticFinding | null {
-  const bad = attributeNames(text).find((a) => FORBIDDEN_ATTRIBUTES.has(a));
+  const bad = [...attributeNames(text), ...bracketAttributeNames(text)].find((a) => FORBIDDEN_ATTRIBUTES.has(a));
   if (!bad) return null;
   const why =
     bad === 'constructor' || bad === 'destructor'

@@ -4,7 +4,7 @@ import type { TurnRecord } from '../contracts/record.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Evaluator, type EvaluatorOptions } from '../sandbox/evaluator.js';
-import type { EvalConfig } from '../sandbox/config.js';
+import { EvalConfigSchema, type EvalConfig } from '../sandbox/config.js';
 import { loadTaskSet, type CTask, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_ROOT } from '../tasks/paths.js';
 
@@ -36,6 +36,8 @@ export interface Hack {
   /** The outcome when static checks are skipped: what the sandbox and judge alone make of it.
    * `a|b` allows either, where the machine's load decides a race. */
   unchecked: { outcome: string; flag?: string };
+  /** Settings over FAST that the hack needs (`// config: {…}`), e.g. a short deadline it spends. */
+  config?: Partial<EvalConfig>;
 }
 
 const HACK_DIR = path.join(PACKAGE_ROOT, 'test', 'hacks');
@@ -55,7 +57,15 @@ export function hacks(): Hack[] {
       const ref = JSON.stringify(path.join(builtin().tasks.get(task)!.dir, 'reference.c'));
       code = code.replaceAll('ANVIL_REFERENCE_PATH', ref).replaceAll('ANVIL_REFERENCE_INCLUDE', ref);
       const expect = parse(field('expect')!);
-      return { name: f, task, code, expect, unchecked: field('unchecked') ? parse(field('unchecked')!) : expect };
+      const config = field('config') ? EvalConfigSchema.partial().parse(JSON.parse(field('config')!)) : undefined;
+      return {
+        name: f,
+        task,
+        code,
+        expect,
+        unchecked: field('unchecked') ? parse(field('unchecked')!) : expect,
+        ...(config ? { config } : {}),
+      };
     });
 }
 

@@ -71,6 +71,15 @@ t.test('other spellings of the same things are the same violations', async (t) =
     'target_clones("avx2","default")',
   ])
     t.equal(kind(`static void g(void) __attribute__((${a}));\n${SOLVE}`), 'forbidden_attribute', a);
+  // The standard attribute syntax, which gcc accepts in gnu11 with the same meanings.
+  t.equal(kind(`[[gnu::constructor]] static void f(void) {}\n${SOLVE}`), 'constructor');
+  t.equal(kind(`<:<:__gnu__::__destructor__:>:> static void f(void) {}\n${SOLVE}`), 'constructor');
+  t.equal(kind(`[[gnu::section(".text.s\\n\\tnop")]] void p(void) {}\n${SOLVE}`), 'forbidden_attribute');
+  t.equal(kind(`[[ gnu :: noinline, gnu::used ]] static void g(void) {}\n${SOLVE}`), 'forbidden_attribute');
+  t.equal(
+    kind(`[[maybe_unused, gnu::aligned(64)]] static float b[16];\nvoid solve(int *a) { a[a[0]] = 1; }\n`),
+    undefined,
+  );
   t.equal(kind(`void solve(void) { __as\\\nm__("nop"); }`), 'inline_assembly');
   t.equal(kind(`const char *s = R"x(" /* ")x";\n#include <unistd.h>\n${SOLVE}`), 'raw_string');
 });

@@ -16,16 +16,18 @@
  *
  * phase check: correctness trials, first one per shape on the task's own
  *   distribution, then more on inputs that are not stationary (blocks of very
- *   different scale, trends, spikes). Each trial runs the candidate twice (fresh
- *   address, poisoned outputs, inputs checked intact) and compares the runs and
- *   the reference; then a sensitivity run: a few input elements are moved, and
- *   the candidate's output must move as the reference's does.
+ *   different scale, trends, spikes). Each trial first makes a sensitivity run
+ *   (a few input elements moved, on inputs the candidate has not seen), then runs
+ *   the candidate twice on the inputs as drawn (fresh address, poisoned outputs,
+ *   inputs checked intact); the runs must agree, every output must match the
+ *   reference's, and the output must have moved as the reference's did.
  * phase time: the reference and the candidate are called alternately; before
  *   every call both get fresh, independent input contents (no call's inputs
  *   exist anywhere before it), at a new address, flushed from the caches; every
- *   output is compared with the reference's, and four calls per shape are
- *   sensitivity runs. The first call of each (the warm-up) is bounded by a multiple of the
- *   reference's. Repetitions go on until the relative standard error of the
+ *   output is compared with the reference's, and untimed sensitivity pairs
+ *   (moved inputs first, then unmoved) come before some repetitions, early and
+ *   throughout. The first call of each (the warm-up) is bounded by a multiple of
+ *   the reference's. Repetitions go on until the relative standard error of the
  *   paired speedup is under target, or the timed budget ends. Timing runs under
  *   SCHED_FIFO where the host allows it (the runners below the judge), so the
  *   other processes of a shared host cannot take a core from a timed call. */
@@ -57,8 +59,9 @@
 #define MAX_PROCS 4
 #define POISON_BITS 0x7fc0deadu
 #define LINE 64
-#define SENSITIVITY_POINTS 3 /* elements moved per input array in a sensitivity run */
-#define TIMING_SENSITIVITY_RUNS 4
+#define SENSITIVITY_POINTS 32     /* elements moved per input array in a sensitivity run */
+#define TIMING_SENSITIVITY_RUNS 4 /* sensitivity runs per timing shape among its first repetitions */
+#define SENSITIVITY_EVERY 8       /* and about one in this many repetitions after them */
 
 /* ---------- the job spec ---------- */
 
@@ -856,12 +859,22 @@ static void sensitivity(const float *c0, const float *c1, const float *r0, const
   }
 }
 
-/* Moves SENSITIVITY_POINTS elements of x by ±delta, at places drawn from key. */
+/* Moves SENSITIVITY_POINTS elements of x by delta, at places drawn from key. All
+ * move the same way, so that moves a kernel skipped cannot cancel. */
+static struct {
+  float *at, was;
+} moved_points[ANVIL_MAX_ARGS * SENSITIVITY_POINTS]; /* what perturb moved, to put back */
+static int nmoved;
+
 static void perturb(float *x, size_t n, uint64_t key, double delta) {
   for (int j = 0; j < SENSITIVITY_POINTS && n > 0; j++) {
     uint64_t h = mix64(key + (uint64_t)j * GOLDEN);
     size_t at = (size_t)(h % n);
-    x[at] = (float)((double)x[at] + ((h >> 63) ? delta : -delta));
+    if (nmoved < ANVIL_MAX_ARGS * SENSITIVITY_POINTS) {
+      moved_points[nmoved].at = &x[at];
+      moved_points[nmoved++].was = x[at];
+    }
+    x[at] = (float)((double)x[at] + delta);
   }
 }
 
@@ -966,7 +979,32 @@ static void conclude(void) {
   finish_and_exit();
 }
 
-static void reference_failed(const char *where) {
+/* Where the phase's list of trials or shapes begins in the answer: a failure of
+ * the reference drops the unfinished list, so that the answer stays valid JSON. */
+static size_t results_at;
+
+static void begin_results(const char *key) {
+  results_at = out_len;
+  emit("\"%s\":[", key);
+}
+
+/* A reference call that did not end. When the phase's deadline ran out while it
+ * was in flight, the time was spent by the candidate's calls (the reference's are
+ * short): that is the candidate's timeout, as if its own call had hit the
+ * deadline. Reported as the environment's failure, it would be masked, and a
+ * candidate that spends its calls up to the deadline would have a way out of any
+ * counted failure (test/hacks/deadline_in_reference.c). */
+static void reference_failed(const char *where, int rc) {
+  if (results_at) out_len = results_at;
+  if (rc == CALL_TIMEOUT && hit_deadline) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "the phase's time limit of %d ms ran out (the candidate's calls spent it)",
+             spec.deadline_ms);
+    emit_str("outcome", "timeout");
+    emit_str("message", msg);
+    emit_str("death", "timeout");
+    conclude();
+  }
   snprintf(ref.death + strlen(ref.death), sizeof ref.death - strlen(ref.death), " %s", where);
   emit_str("outcome", "env_error");
   emit_str("message", "the reference runner failed");
@@ -1016,12 +1054,11 @@ static void note_library_threads(runner *r) {
   closedir(d);
 }
 
-/* The library's busy time so far: for its busiest thread, the time it ran plus
- * the time it waited to run, as the kernel accounts them (schedstat). The
- * library's threads share each op evenly, so the busiest one spans its ops. */
-static uint64_t library_busy_ns(runner *r) {
-  uint64_t most = 0;
+/* Each library thread's busy time so far: the time it ran plus the time it
+ * waited to run, as the kernel accounts them (schedstat); 0 where unreadable. */
+static void library_busy(runner *r, uint64_t *busy) {
   for (int i = 0; i < r->nlib; i++) {
+    busy[i] = 0;
     char path[96], buf[256];
     snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)r->main_pid, (int)r->lib_tids[i]);
     int fd = open(path, O_RDONLY);
@@ -1032,8 +1069,20 @@ static uint64_t library_busy_ns(runner *r) {
     buf[len] = 0;
     char *p;
     uint64_t run = strtoull(buf, &p, 10), wait = strtoull(p, NULL, 10);
-    if (run + wait > most) most = run + wait;
+    busy[i] = run + wait;
   }
+}
+
+/* The library's busy time over a call: the largest rise of any one of its
+ * threads (they share each op, so the busiest one spans its ops). Not the rise
+ * of the largest total: with more threads than rows an op leaves some idle, and
+ * a thread made to lead the others far (in an untimed call), then given no rows,
+ * would hide every later op. */
+static uint64_t library_rise_ns(runner *r, const uint64_t *before) {
+  uint64_t now[64], most = 0;
+  library_busy(r, now);
+  for (int i = 0; i < r->nlib; i++)
+    if (now[i] > before[i] && now[i] - before[i] > most) most = now[i] - before[i];
   return most;
 }
 
@@ -1117,21 +1166,29 @@ static const char *work_while_idle(void) {
 
 /* ---------- shared by both phases ---------- */
 
-static float *pristine[ANVIL_MAX_ARGS]; /* the judge's own copy of a call's inputs */
-static float *snap[ANVIL_MAX_ARGS];     /* candidate outputs kept across calls */
-static float *ref_out[ANVIL_MAX_ARGS];  /* reference outputs kept across calls */
+static float *pristine[ANVIL_MAX_ARGS];   /* the judge's own copy of a call's inputs */
+static float *snap[ANVIL_MAX_ARGS];       /* candidate outputs kept across calls */
+static float *ref_out[ANVIL_MAX_ARGS];    /* reference outputs kept across calls */
+static float *moved[ANVIL_MAX_ARGS];      /* a sensitivity run's inputs: pristine with a few elements moved */
+static float *cand_moved[ANVIL_MAX_ARGS]; /* the candidate's outputs on them */
+static float *ref_moved[ANVIL_MAX_ARGS];  /* the reference's */
 
 static void alloc_scratch(void) {
   for (int i = 0; i < spec.nargs; i++) {
     if (!is_array(i)) continue;
     size_t bytes = max_count[i] * sizeof(float) + 64;
-    if (spec.arg[i].kind == ANVIL_IN) pristine[i] = malloc(bytes);
-    else {
+    if (spec.arg[i].kind == ANVIL_IN) {
+      pristine[i] = malloc(bytes);
+      moved[i] = malloc(bytes);
+      if (!pristine[i] || !moved[i]) fail_env("out of memory for %zu bytes of scratch", bytes);
+    } else {
       snap[i] = malloc(bytes);
       ref_out[i] = malloc(bytes);
+      cand_moved[i] = malloc(bytes);
+      ref_moved[i] = malloc(bytes);
+      if (!snap[i] || !ref_out[i] || !cand_moved[i] || !ref_moved[i])
+        fail_env("out of memory for %zu bytes of scratch", bytes);
     }
-    if ((spec.arg[i].kind == ANVIL_IN && !pristine[i]) || (spec.arg[i].kind == ANVIL_OUT && (!snap[i] || !ref_out[i])))
-      fail_env("out of memory for %zu bytes of scratch", bytes);
   }
 }
 
@@ -1196,11 +1253,29 @@ static double output_scale(runner *r, const shape_spec *s, int slot) {
   return m;
 }
 
-/* Moves a few elements of every input array, in place. */
-static void perturb_inputs(float **inputs, const shape_spec *s, uint64_t key, double out_scale) {
+/* Moves a few elements of every input array of `inputs`, in place; undo_moves puts them back. */
+static void move_inputs(float **inputs, const shape_spec *s, uint64_t key, double out_scale) {
+  nmoved = 0;
+  for (int i = 0; i < spec.nargs; i++) {
+    if (spec.arg[i].kind != ANVIL_IN) continue;
+    /* Away from zero, as the trend is: a sum or scan of the moved input crosses no zero
+     * that an honest float kernel would be punished for. */
+    double c, w, d = perturbation(&spec.arg[i], out_scale);
+    centre_width(&spec.arg[i], &c, &w);
+    perturb(inputs[i], (size_t)s->v[i], key + (uint64_t)i * 977, c >= 0 ? d : -d);
+  }
+}
+
+static void undo_moves(void) {
+  for (int j = nmoved - 1; j >= 0; j--) *moved_points[j].at = moved_points[j].was;
+  nmoved = 0;
+}
+
+/* A sensitivity run's inputs: `moved` is `pristine` with a few elements of every input array moved. */
+static void make_moved(const shape_spec *s, uint64_t key, double out_scale) {
   for (int i = 0; i < spec.nargs; i++)
-    if (spec.arg[i].kind == ANVIL_IN)
-      perturb(inputs[i], (size_t)s->v[i], key + (uint64_t)i * 977, perturbation(&spec.arg[i], out_scale));
+    if (spec.arg[i].kind == ANVIL_IN) memcpy(moved[i], pristine[i], (size_t)s->v[i] * sizeof(float));
+  move_inputs(moved, s, key, out_scale);
 }
 
 /* ---------- phase check ---------- */
@@ -1225,7 +1300,8 @@ static void check_call(const shape_spec *s, const float *scalars, int slot, int 
 static void reference_call(const shape_spec *s, const float *scalars, int slot, const char *where) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
-  if (call(&ref, &cmd, spec.call_timeout_ms, NULL) != CALL_OK) reference_failed(where);
+  int rc = call(&ref, &cmd, spec.call_timeout_ms, NULL);
+  if (rc != CALL_OK) reference_failed(where, rc);
 }
 
 static void phase_check(void) {
@@ -1233,7 +1309,7 @@ static void phase_check(void) {
   int passed = 0;
   size_t first_log = 0;
   compare_result worst = COMPARE_INIT;
-  emit("\"trials\":[");
+  begin_results("trials");
   for (int t = 0; t < ntrials; t++) {
     const shape_spec *s = &spec.shape[t % spec.nshapes];
     /* Every shape first on the task's own distribution, then on inputs that are not stationary. */
@@ -1244,14 +1320,34 @@ static void phase_check(void) {
     float scalars[ANVIL_MAX_ARGS] = {0};
     make_scalars(s, key_of(1, (uint64_t)t, 0), scalars);
     compare_result agree = COMPARE_INIT, vs_ref = COMPARE_INIT;
+    /* The reference first (the candidate cannot see its calls): its outputs, and their scale. */
+    stage(&ref, s, 0, pristine);
+    reference_call(s, scalars, 0, "during a correctness trial");
+    keep_outputs(ref_out, &ref, s, 0);
+
+    /* The sensitivity run comes first, on inputs the candidate has not seen: were it
+     * the previous call's inputs with a few elements moved, a candidate could tell it
+     * from the rest and answer it from that call, whatever it did on the others. */
+    sensitivity_result sens = {1, 0, -1, -1, 0, 0};
+    make_moved(s, key_of(3, (uint64_t)t, 0), output_scale(&ref, s, 0));
+    int slot = slot_order[3 * t];
+    stage(&cand, s, slot, moved);
+    check_call(s, scalars, slot, passed, ntrials, t);
+    if (t == 0 && spec.cand.log) {
+      struct stat st;
+      if (stat(spec.cand.log, &st) == 0) first_log = (size_t)st.st_size;
+    }
+    fail_mutation(&cand, s, slot, moved, "during the call");
+    keep_outputs(cand_moved, &cand, s, slot);
+    stage(&ref, s, 0, moved);
+    reference_call(s, scalars, 0, "during a correctness trial");
+    keep_outputs(ref_moved, &ref, s, 0);
+
+    /* Then twice on the inputs as drawn: the two runs must agree. */
     for (int run = 0; run < 2; run++) {
-      int slot = slot_order[3 * t + run];
+      slot = slot_order[3 * t + 1 + run];
       stage(&cand, s, slot, pristine);
       check_call(s, scalars, slot, passed, ntrials, t);
-      if (t == 0 && run == 0 && spec.cand.log) {
-        struct stat st;
-        if (stat(spec.cand.log, &st) == 0) first_log = (size_t)st.st_size;
-      }
       fail_mutation(&cand, s, slot, pristine, "during the call");
       for (int i = 0; i < spec.nargs; i++) {
         if (spec.arg[i].kind != ANVIL_OUT) continue;
@@ -1259,26 +1355,12 @@ static void phase_check(void) {
         else compare(window(&cand, i, slot), snap[i], (size_t)s->v[i], i, &agree);
       }
     }
-    stage(&ref, s, 0, pristine);
-    reference_call(s, scalars, 0, "during a correctness trial");
-    for (int i = 0; i < spec.nargs; i++)
-      if (spec.arg[i].kind == ANVIL_OUT) compare(snap[i], window(&ref, i, 0), (size_t)s->v[i], i, &vs_ref);
-    keep_outputs(ref_out, &ref, s, 0);
-
-    /* The sensitivity run: the same inputs with a few elements moved. */
-    sensitivity_result sens = {1, 0, -1, -1, 0, 0};
-    perturb_inputs(pristine, s, key_of(3, (uint64_t)t, 0), output_scale(&ref, s, 0));
-    int slot = slot_order[3 * t + 2];
-    stage(&cand, s, slot, pristine);
-    check_call(s, scalars, slot, passed, ntrials, t);
-    fail_mutation(&cand, s, slot, pristine, "during the call");
-    stage(&ref, s, 0, pristine);
-    reference_call(s, scalars, 0, "during a correctness trial");
     for (int i = 0; i < spec.nargs; i++) {
       if (spec.arg[i].kind != ANVIL_OUT) continue;
       size_t n = (size_t)s->v[i];
-      compare(window(&cand, i, slot), window(&ref, i, 0), n, i, &vs_ref);
-      sensitivity(snap[i], window(&cand, i, slot), ref_out[i], window(&ref, i, 0), n, i, &sens);
+      compare(snap[i], ref_out[i], n, i, &vs_ref);
+      compare(cand_moved[i], ref_moved[i], n, i, &vs_ref);
+      sensitivity(snap[i], cand_moved[i], ref_out[i], ref_moved[i], n, i, &sens);
     }
 
     int ok = vs_ref.ok && agree.ok && sens.ok;
@@ -1383,11 +1465,12 @@ static double timed_call(runner *r, const shape_spec *s, const float *scalars, i
                          call_profile *prof) {
   anvil_cmd cmd;
   build_cmd(&cmd, s, scalars, slot);
-  uint64_t ns = 0, lib0 = prof ? library_busy_ns(r) : 0, own0 = prof ? own_cpu_ns(r) : 0;
+  uint64_t ns = 0, lib0[64], own0 = prof ? own_cpu_ns(r) : 0;
+  if (prof) library_busy(r, lib0);
   int rc = call(r, &cmd, limit_ms, &ns);
   if (rc != CALL_OK) return -(double)rc;
   if (prof) {
-    prof->lib_ms = (double)(library_busy_ns(r) - lib0) / 1e6;
+    prof->lib_ms = (double)library_rise_ns(r, lib0) / 1e6;
     prof->own_cpu_ms = (double)(own_cpu_ns(r) - own0) / 1e6;
   }
   return (double)ns / 1e6;
@@ -1433,8 +1516,72 @@ static double handover_ms(void) {
   return best;
 }
 
+/* A timed call's inputs: a quarter of them, at random, not stationary. A sensitivity
+ * pair's are drawn the same way, so that its regime does not tell it from a timed call. */
+static int timing_regime(uint64_t key) {
+  uint64_t h = mix64(key);
+  return h % 4 == 0 ? 1 + (int)((h >> 8) % (NREGIMES - 1)) : REGIME_PLAIN;
+}
+
+/* Sensitivity pairs while timing: at most this many per shape (each takes two window slots). */
+static int max_pairs;
+
+/* One sensitivity pair while timing, untimed: inputs of its own (of any regime), first
+ * with a few elements moved, then as drawn. The first is a call the candidate cannot
+ * tell from a timed one, by its inputs or by the judge's work before it (drawn
+ * inputs moved in place, staged for both, the reference called first: what comes
+ * before half the timed calls; a call preceded by more work could be told apart by
+ * the time between calls). The second repeats it with the elements back in place,
+ * and the candidate's outputs must have moved between them as the reference's did.
+ * `scale` is the largest reference output of the shape so far, for the size of the
+ * move. Returns the largest error of its outputs as a share of the tolerance. */
+static double timing_sensitivity(int si, int k, int pair, int call_limit, double scale) {
+  const shape_spec *s = &spec.shape[si];
+  const uint64_t which = (uint64_t)si << 32 | (uint64_t)pair;
+  /* The first two on the task's own distribution, the rest drawn as timed calls' are. */
+  const int regime = pair < 2 ? REGIME_PLAIN : timing_regime(key_of(9, which, 0));
+  for (int i = 0; i < spec.nargs; i++)
+    if (spec.arg[i].kind == ANVIL_IN)
+      fill(pristine[i], (size_t)s->v[i], key_of(4, which, (uint64_t)i + 1), &spec.arg[i], regime);
+  float scalars[ANVIL_MAX_ARGS] = {0};
+  make_scalars(s, key_of(4, which, 0), scalars);
+  const int slot_m = slot_order[(spec.max_reps + 1 + 2 * pair) % slots];
+  const int slot_b = slot_order[(spec.max_reps + 2 + 2 * pair) % slots];
+  move_inputs(pristine, s, key_of(4, which, 1u << 20), scale);
+  stage(&cand, s, slot_m, pristine);
+  stage(&ref, s, slot_m, pristine);
+  double m = timed_call(&ref, s, scalars, slot_m, spec.call_timeout_ms, NULL);
+  if (m < 0) reference_failed("while being timed", (int)-m);
+  if ((m = timed_call(&cand, s, scalars, slot_m, call_limit, NULL)) < 0) timing_failure(si, k, m, "while being timed");
+  fail_mutation(&cand, s, slot_m, pristine, "while being timed");
+  compare_result c = COMPARE_INIT;
+  for (int i = 0; i < spec.nargs; i++)
+    if (spec.arg[i].kind == ANVIL_OUT)
+      compare(window(&cand, i, slot_m), window(&ref, i, slot_m), (size_t)s->v[i], i, &c);
+  if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
+  keep_outputs(cand_moved, &cand, s, slot_m);
+  keep_outputs(ref_moved, &ref, s, slot_m);
+  undo_moves();
+  stage(&cand, s, slot_b, pristine);
+  stage(&ref, s, slot_b, pristine);
+  if ((m = timed_call(&ref, s, scalars, slot_b, spec.call_timeout_ms, NULL)) < 0)
+    reference_failed("while being timed", (int)-m);
+  if ((m = timed_call(&cand, s, scalars, slot_b, call_limit, NULL)) < 0) timing_failure(si, k, m, "while being timed");
+  fail_mutation(&cand, s, slot_b, pristine, "while being timed");
+  sensitivity_result sens = {1, 0, -1, -1, 0, 0};
+  for (int i = 0; i < spec.nargs; i++) {
+    if (spec.arg[i].kind != ANVIL_OUT) continue;
+    size_t n = (size_t)s->v[i];
+    compare(window(&cand, i, slot_b), window(&ref, i, slot_b), n, i, &c);
+    sensitivity(window(&cand, i, slot_b), cand_moved[i], window(&ref, i, slot_b), ref_moved[i], n, i, &sens);
+  }
+  if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
+  if (!sens.ok) timing_mismatch(si, k, s, NULL, &sens);
+  return c.tol_use;
+}
+
 static void phase_time(void) {
-  emit("\"shapes\":[");
+  begin_results("shapes");
   const double handover = handover_ms();
   double *tc = malloc(sizeof(double) * (size_t)spec.max_reps), *tr = malloc(sizeof(double) * (size_t)spec.max_reps);
   double *ratio_buf = malloc(sizeof(double) * (size_t)spec.max_reps),
@@ -1442,7 +1589,7 @@ static void phase_time(void) {
   float scalars[ANVIL_MAX_ARGS] = {0};
   for (int si = 0; si < spec.nshapes; si++) {
     const shape_spec *s = &spec.shape[si];
-    /* Sensitivity runs after distinct repetitions among the first min_reps (which always run). */
+    /* Sensitivity pairs before distinct repetitions among the first min_reps (which always run). */
     int sens_at[TIMING_SENSITIVITY_RUNS], order[1024];
     int span = spec.min_reps < 1024 ? spec.min_reps : 1024;
     for (int j = 0; j < span; j++) order[j] = j + 1;
@@ -1459,10 +1606,19 @@ static void phase_time(void) {
      * earns nothing. */
     double lib_total = 0, own_total = 0, cand_total = 0, timed_total = 0, warm_c = 0, warm_r = 0;
     double tol_use = 0; /* the largest error of any timed output as a share of its tolerance */
+    double scale = 0;   /* the largest reference output so far */
     int call_limit = spec.call_timeout_ms;
+    int pairs = 0;
     for (int k = 0; k < spec.max_reps + 1; k++) {
+      /* Sensitivity pairs before this repetition's timed calls: the chosen ones among the
+       * first min_reps, and about one in SENSITIVITY_EVERY after them (a candidate that
+       * answered honestly only at first would be seen). */
+      int due = k > span && mix64(key_of(8, (uint64_t)si, (uint64_t)k)) % SENSITIVITY_EVERY == 0;
+      for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++) due += sens_at[j] == k;
+      for (; due > 0 && pairs < max_pairs; due--)
+        tol_use = fmax(tol_use, timing_sensitivity(si, k, pairs++, call_limit, scale));
       int slot = slot_order[k % slots];
-      int regime = k % 4 == 3 ? 1 + (k / 4) % (NREGIMES - 1) : REGIME_PLAIN;
+      int regime = timing_regime(key_of(6, (uint64_t)si, (uint64_t)k));
       for (int i = 0; i < spec.nargs; i++)
         if (spec.arg[i].kind == ANVIL_IN)
           fill(pristine[i], (size_t)s->v[i], key_of(2, (uint64_t)si << 32 | (uint64_t)k, (uint64_t)i + 1), &spec.arg[i],
@@ -1475,7 +1631,7 @@ static void phase_time(void) {
       if (k == 0) {
         /* The warm-up: the reference first, then the candidate within a bound made from it. */
         ms_r = warm_r = timed_call(&ref, s, scalars, slot, spec.call_timeout_ms, NULL);
-        if (ms_r < 0) reference_failed("while warming up");
+        if (ms_r < 0) reference_failed("while warming up", (int)-ms_r);
         double bound = fmax(spec.warmup_factor * ms_r, (double)spec.warmup_floor_ms);
         int limit = bound < spec.call_timeout_ms ? (int)ceil(bound) : spec.call_timeout_ms;
         ms_c = warm_c = timed_call(&cand, s, scalars, slot, limit, NULL);
@@ -1502,7 +1658,7 @@ static void phase_time(void) {
             if (ms_c < 0) timing_failure(si, k, ms_c, "while being timed");
           } else {
             ms_r = timed_call(&ref, s, scalars, slot, spec.call_timeout_ms, NULL);
-            if (ms_r < 0) reference_failed("while being timed");
+            if (ms_r < 0) reference_failed("while being timed", (int)-ms_r);
           }
         }
       }
@@ -1513,31 +1669,7 @@ static void phase_time(void) {
           compare(window(&cand, i, slot), window(&ref, i, slot), (size_t)s->v[i], i, &c);
       if (!c.ok) timing_mismatch(si, k, s, &c, NULL);
       tol_use = fmax(tol_use, c.tol_use);
-      for (int j = 0; j < TIMING_SENSITIVITY_RUNS; j++) {
-        if (sens_at[j] != k) continue;
-        /* A sensitivity run, untimed but indistinguishable from a timed call. */
-        keep_outputs(snap, &cand, s, slot);
-        keep_outputs(ref_out, &ref, s, slot);
-        perturb_inputs(pristine, s, key_of(4, (uint64_t)si, (uint64_t)k), output_scale(&ref, s, slot));
-        int slot2 = slot_order[(spec.max_reps + 1 + j) % slots];
-        stage(&cand, s, slot2, pristine);
-        stage(&ref, s, slot2, pristine);
-        double m = timed_call(&cand, s, scalars, slot2, call_limit, NULL);
-        if (m < 0) timing_failure(si, k, m, "while being timed");
-        if (timed_call(&ref, s, scalars, slot2, spec.call_timeout_ms, NULL) < 0) reference_failed("while being timed");
-        fail_mutation(&cand, s, slot2, pristine, "while being timed");
-        compare_result c2 = COMPARE_INIT;
-        sensitivity_result sens = {1, 0, -1, -1, 0, 0};
-        for (int i = 0; i < spec.nargs; i++) {
-          if (spec.arg[i].kind != ANVIL_OUT) continue;
-          size_t n = (size_t)s->v[i];
-          compare(window(&cand, i, slot2), window(&ref, i, slot2), n, i, &c2);
-          sensitivity(snap[i], window(&cand, i, slot2), ref_out[i], window(&ref, i, slot2), n, i, &sens);
-        }
-        if (!c2.ok) timing_mismatch(si, k, s, &c2, NULL);
-        tol_use = fmax(tol_use, c2.tol_use);
-        if (!sens.ok) timing_mismatch(si, k, s, NULL, &sens);
-      }
+      scale = fmax(scale, output_scale(&ref, s, slot));
       if (k == 0) continue;
       tc[reps] = ms_c;
       tr[reps] = ms_r;
@@ -1610,7 +1742,8 @@ int main(int argc, char **argv) {
   if (spec.phase_time) {
     if (spec.max_reps < 2) spec.max_reps = 2;
     if (spec.min_reps < 2) spec.min_reps = 2;
-    slots = spec.max_reps + 2 + TIMING_SENSITIVITY_RUNS;
+    max_pairs = TIMING_SENSITIVITY_RUNS + spec.max_reps / SENSITIVITY_EVERY + 1;
+    slots = spec.max_reps + 2 + 2 * max_pairs;
   } else {
     int ntrials = spec.trials > 2 * spec.nshapes ? spec.trials : 2 * spec.nshapes;
     slots = 3 * ntrials + 2;
@@ -1631,8 +1764,8 @@ int main(int argc, char **argv) {
   alloc_scratch();
   if (make_memory(&ref, bytes) != 0 || make_memory(&cand, bytes) != 0)
     fail_env("cannot create shared memory of %zu bytes", bytes);
-  if (start_runner(&ref, &spec.ref) != 0) reference_failed("at start-up");
-  if (freeze(&ref) != 0) reference_failed("could not be frozen at start-up");
+  if (start_runner(&ref, &spec.ref) != 0) reference_failed("at start-up", CALL_DIED);
+  if (freeze(&ref) != 0) reference_failed("could not be frozen at start-up", CALL_LATE);
   if (start_runner(&cand, &spec.cand) != 0) {
     end_candidate_failure(CALL_DIED, "during start-up, before its first call");
     conclude();
