@@ -11,14 +11,19 @@
  * With --reference the candidate is the task's own reference source: what
  * resubmitting the reference earns (it should be 1×). With --compare-realtime
  * every evaluation is made twice, timed under SCHED_FIFO and not, side by side.
+ * With --bare every evaluation is followed by the same candidate timed in a
+ * plain process beside the reference (bench/c-bare.ts): the machine's own
+ * spread, with no judge, side by side with the judge's.
  *
- *   node dist/bench/c-fidelity.js [--rounds 8] [--tasks a,b] [--reference] [--out docs/benchmarks/c-fidelity.md]
+ *   node dist/bench/c-fidelity.js [--rounds 8] [--tasks a,b] [--reference] [--bare] [--out docs/benchmarks/c-fidelity.md]
  */
 import os from 'node:os';
+import path from 'node:path';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { localService } from '../sandbox/service.js';
 import { cTask, loadTaskSet, solutionFiles, type Task } from '../tasks/loader.js';
+import { bareHarness } from './c-bare.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +32,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     reference: { type: 'boolean', default: false },
     'compare-realtime': { type: 'boolean', default: false },
+    bare: { type: 'boolean', default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -57,11 +63,21 @@ const rowName = (task: Task, v: { name: string }) => (v.name ? `${task.id} (${v.
 const samples = new Map<string, Sample[]>(
   tasks.flatMap((t) => variants.map((v) => [rowName(t, v), []] as [string, Sample[]])),
 );
+const candidateFile = (task: Task) =>
+  values.reference ? path.join(cTask(task).dir, 'reference.c') : solutionFiles(task)[0]!;
+const bare = new Map(values.bare ? tasks.map((t) => [t.id, bareHarness(cTask(t), candidateFile(t))]) : []);
+const bareSamples = new Map<string, number[]>(tasks.map((t) => [t.id, []]));
 const t0 = performance.now();
 for (let round = 0; round < rounds; round++) {
-  for (const task of tasks)
+  for (const task of tasks) {
+    const runBare = bare.get(task.id);
+    if (runBare) {
+      const x = runBare();
+      bareSamples.get(task.id)!.push(x);
+      log(`${task.id} (bare) round ${round}: ${x.toFixed(3)}×`);
+    }
     for (const v of variants) {
-      const code = values.reference ? cTask(task).referenceSource : readFileSync(solutionFiles(task)[0]!, 'utf8');
+      const code = readFileSync(candidateFile(task), 'utf8');
       const r = await v.ev.evaluate({ task, code, seed: 1 });
       if (r.outcome !== 'ok' || !r.timing) {
         log(`${task.id} round ${round}: ${r.outcome} ${r.message}`);
@@ -82,6 +98,7 @@ for (let round = 0; round < rounds; round++) {
         `${rowName(task, v)} round ${round}: ${r.speedup!.toFixed(3)}× (CI ${r.speedupCi?.map((x) => x.toFixed(2)).join('–')})`,
       );
     }
+  }
 }
 for (const v of variants) await v.ev.close();
 
@@ -111,5 +128,23 @@ for (const [row, s] of samples) {
   say(
     `| ${row} | ${ms.toFixed(2)} | ${Math.min(...s.map((x) => x.reps))} | ${sorted[Math.floor(sorted.length / 2)]!.toFixed(3)} | ${spread(s.map((x) => x.paired)).toFixed(3)} | ${spread(s.map((x) => x.p10)).toFixed(3)} | ${spread(s.map((x) => x.min)).toFixed(3)} | ${(100 * ciWidth).toFixed(1)}% |`,
   );
+}
+if (values.bare) {
+  say();
+  say(
+    'The same candidates in a plain process beside the reference (no sandbox, no judge), one fresh process per round:',
+  );
+  say();
+  say('| task | bare speedup median of rounds | max/min: bare | max/min: judge (reported) |');
+  say('|---|---|---|---|');
+  for (const task of tasks) {
+    const b = bareSamples.get(task.id)!;
+    const judged = samples.get(rowName(task, variants[0]!))!.map((x) => x.paired);
+    if (b.length < 2) continue;
+    const mid = [...b].sort((x, y) => x - y)[Math.floor(b.length / 2)]!;
+    say(
+      `| ${task.id} | ${mid.toFixed(3)} | ${spread(b).toFixed(3)} | ${judged.length > 1 ? spread(judged).toFixed(3) : '—'} |`,
+    );
+  }
 }
 if (values.out) writeFileSync(values.out, `${lines.join('\n')}\n`);

@@ -19,7 +19,7 @@ export { judgeRun } from './c-judge.js';
 export type { JudgeOutput } from './judge-output.js';
 import type { Flag, Outcome, StageRecord } from './result.js';
 import { ElfError, readElf } from './elf.js';
-import type { JudgeOutput } from './judge-output.js';
+import { timingFailureLog, type JudgeOutput } from './judge-output.js';
 import {
   checkDependencies,
   checkExecutable,
@@ -80,7 +80,8 @@ export async function prepare(job: JobRef, code: string, seed: string): Promise<
 export async function time(job: JobRef, seed: string): Promise<TimeResult> {
   const out = await runJudge(job, 'time', seed);
   const ok = out.outcome === 'ok';
-  const stages: StageRecord[] = [{ name: 'timing', status: ok ? 'ok' : 'failed', ms: out.ms }];
+  const log = ok ? undefined : timingFailureLog(out);
+  const stages: StageRecord[] = [{ name: 'timing', status: ok ? 'ok' : 'failed', ms: out.ms, ...(log && { log }) }];
   if (!ok) return { stages, outcome: out.outcome, message: out.message, flags: out.flags ?? [], time: out };
   return { stages, flags: out.flags ?? [], time: out };
 }

@@ -50,11 +50,15 @@ const FailedShapeSchema = z.object({
   shape: Int,
   failedRep: Int,
   visible: z.boolean().optional(),
+  /** The failed call's inputs (plain, blocks, trend, spikes), and whether it was a sensitivity run. */
+  regime: z.string().optional(),
+  sensitivityRun: z.boolean().optional(),
   /** The failed output's error as a share of the timing tolerance. */
   toleranceUsed: MaybeNumber.optional(),
   mismatch: MismatchSchema.optional(),
   insensitive: TrialSchema.shape.insensitive,
 });
+type FailedShape = z.infer<typeof FailedShapeSchema>;
 
 export const JudgeOutputSchema = z
   .object({
@@ -90,6 +94,21 @@ export type JudgeOutput = z.infer<typeof JudgeOutputSchema>;
 /** The shapes a timing phase measured (all of them when it ended ok). */
 export function timedShapes(out: JudgeOutput): TimedShape[] {
   return (out.shapes ?? []).filter((s): s is TimedShape => 'pairedSpeedup' in s);
+}
+
+/** Where a timing phase that failed on an output stopped, and what it saw there: for the
+ * timing stage's log (kept in the turn record, never shown to the model). */
+export function timingFailureLog(out: JudgeOutput): string | undefined {
+  const failed = (out.shapes ?? []).find((s): s is FailedShape => 'failedRep' in s);
+  if (!failed || (!failed.mismatch && !failed.insensitive)) return undefined;
+  const at = `timing shape ${failed.shape}, call ${failed.failedRep} (${failed.regime ?? '?'} inputs${failed.sensitivityRun ? ', sensitivity run' : ''})`;
+  if (failed.mismatch) {
+    const m = failed.mismatch;
+    const share = failed.toleranceUsed == null ? '' : `; ${failed.toleranceUsed} of the tolerance`;
+    return `${at}: argument ${m.arg} at ${m.index}: got ${m.got}, want ${m.want}${share}`;
+  }
+  const i = failed.insensitive!;
+  return `${at}: argument ${i.arg} at ${i.index} moved ${i.candidateMoved} where the reference's moved ${i.referenceMoved}`;
 }
 
 /** The judge's stdout as its answer; or, when it is not one, whether it was JSON at all

@@ -21,7 +21,7 @@ for (const task of builtin().tasks.values()) {
   for (const file of files) {
     t.test(`${task.id}/${path.basename(file)} passes unflagged`, async (t) => {
       const r = await ev.evaluate({ task, code: readFileSync(file, 'utf8'), seed: 3 });
-      t.equal(r.outcome, 'ok', r.message);
+      t.equal(r.outcome, 'ok', [r.message, ...r.stages.map((s) => s.log ?? '')].join(' ').trim());
       t.ok(r.correct);
       t.same(r.flags, []);
       t.equal(r.correctness?.trialsPassed, r.correctness?.trialsTotal);

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { CTask } from '../tasks/loader.js';
 import { solutionFiles } from '../tasks/loader.js';
 import { taskPrompt } from '../tasks/prompt.js';
+import { feedbackText } from '../env/feedback.js';
 import { builtin, evaluator } from './helpers.js';
 
 const ev = evaluator();
@@ -30,6 +31,12 @@ t.test('a timing tolerance of zero refuses it while timing, after correctness pa
   const r = await ev.evaluate({ task: variant({ timingTolerance: exact }, 9001), code, seed: 11 });
   t.equal(r.outcome, 'wrong_result');
   t.match(r.message, /computed while timing/);
+  // Where and how far off it was, kept for whoever reads the turn log: never in the feedback.
+  t.match(
+    r.stages.find((s) => s.name === 'timing')?.log,
+    /^timing shape 0, call \d+ \((plain|blocks|trend|spikes) inputs(, sensitivity run)?\): argument 2 at \d+: got \S+, want \S+$/,
+  );
+  t.notMatch(feedbackText(r, 1), /timing shape|call \d|of the tolerance/);
   t.equal(
     r.correctness?.trialsPassed,
     r.correctness?.trialsTotal,
@@ -55,4 +62,21 @@ t.test('the prompt states both tolerances', async (t) => {
   const p = taskPrompt(matvec, 2);
   t.match(p, /within atol=0\.0001, rtol=0\.0001 \(at the larger timing shapes, atol=0\.001, rtol=0\.001\)/);
   t.notMatch(taskPrompt(builtin().tasks.get('gelu')!, 2), /larger timing shapes/);
+});
+
+t.test('sensitivity runs move an input centred above zero upwards only, never into a cancellation', async (t) => {
+  // Moved down by 13,440 near its start, a prefix sum of uniform [0, 1) values crossed zero
+  // where an honest float carry was off by more than an output near zero may be: the committed
+  // solution failed, once in a hundred evaluations. This candidate is exact on every input the
+  // task draws (never below -2.5) and clamps anything below -3: a downward move would show.
+  const prefix = builtin().tasks.get('prefix_sum')!;
+  const clamped = `void solve(const float *x, float *y, int n) {
+  double s = 0;
+  for (int i = 0; i < n; i++) { s += x[i] > -3.0f ? x[i] : -3.0f; y[i] = (float)s; }
+}`;
+  const results = await Promise.all([1, 2, 3].map((seed) => ev.evaluate({ task: prefix, code: clamped, seed })));
+  for (const r of results) {
+    t.equal(r.correctness?.trialsPassed, r.correctness?.trialsTotal, JSON.stringify(r.correctness?.trials));
+    t.equal(r.outcome, 'ok', r.message);
+  }
 });
