@@ -42,7 +42,8 @@ export class OpenEnvDoor {
     private readonly gym: Gym,
     private readonly config: ServerConfig,
     private readonly admission: Admission,
-    private readonly authorized: (header: string | undefined, query?: unknown) => boolean,
+    /** A wrong or missing token counts against `address` (see auth.ts). */
+    private readonly authorized: (header: string | undefined, query: unknown, address: string) => boolean,
     /** False while steps are refused (the log's disk is full, the queue unreachable). */
     private readonly takingSteps: () => boolean,
   ) {
@@ -86,12 +87,8 @@ export class OpenEnvDoor {
     const refuse = (status: number, text: string): void =>
       void socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     if (this.admission.throttled(address)) return refuse(429, 'Too Many Requests');
-    if (
-      !this.authorized(req.headers.authorization, Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams))
-    ) {
-      this.admission.authFailed(address);
-      return refuse(401, 'Unauthorized');
-    }
+    const query = Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams);
+    if (!this.authorized(req.headers.authorization, query, address)) return refuse(401, 'Unauthorized');
     if (this.sockets.size >= this.config.maxConnections) return refuse(503, 'Service Unavailable');
     this.admission.settle(socket as Socket);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, address));
@@ -171,7 +168,7 @@ export class OpenEnvDoor {
       return reply.code(doorHttpStatus(String(data.code))).send({ detail: data });
     };
     const guard = (req: FastifyRequest) => {
-      if (!this.authorized(req.headers.authorization))
+      if (!this.authorized(req.headers.authorization, undefined, req.ip))
         throw new DoorError('UNAUTHORIZED', 'a bearer token is required');
     };
     app.post('/reset', async (req, reply) => {

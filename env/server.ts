@@ -15,6 +15,7 @@ import { httpStatus, protocolErrorOf } from '../contracts/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import { Admission } from './admission.js';
+import { guardHttp, presentedToken, TokenGate } from './auth.js';
 import { decode, encode, type Encoding } from './codec.js';
 import { ConnSink, raiseFrameLimit, refuse, type Conn } from './connection.js';
 import { dashboardRoutes } from './dashboard.js';
@@ -57,6 +58,7 @@ export class AnvilServer {
   /** Connections that said a successful hello. */
   private helloed = 0;
   readonly admission: Admission;
+  private readonly gate: TokenGate;
   private pingTimer: NodeJS.Timeout | null = null;
   private readonly started = Date.now();
 
@@ -91,12 +93,13 @@ export class AnvilServer {
       );
     };
     this.admission = new Admission(this.config);
+    this.gate = new TokenGate(this.config.token, this.admission);
     this.gym = new Gym(this.config, sets, this.evaluator, this.log, this.metrics);
     this.openenv = new OpenEnvDoor(
       this.gym,
       this.config,
       this.admission,
-      (h, q) => this.authorized(h, q),
+      (h, q, address) => this.authorized(h, q, address),
       () => !this.log.full && this.evaluator.available(),
     );
     // Idle keep-alive HTTP connections go after 5 s; a request's headers must be complete within the hello deadline.
@@ -107,23 +110,23 @@ export class AnvilServer {
     this.app.server.requestTimeout = 30_000;
     this.app.server.maxConnections = this.config.maxConnections + this.config.maxPendingConnections + 1024;
     this.app.server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
-    this.app.server.on('request', (req: IncomingMessage) => this.admission.settle(req.socket as Socket));
+    guardHttp(this.app, this.admission, this.gate);
     // Before hello, frames are small; a successful hello raises the limit (see raiseFrameLimit).
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.preHelloFrameBytes });
     this.routes();
   }
 
-  private authorized(header: string | undefined, query?: unknown): boolean {
-    if (!this.config.token) return true;
-    const viaQuery = (query as { token?: string } | undefined)?.token;
-    return header === `Bearer ${this.config.token}` || viaQuery === this.config.token;
+  /** With `address`, a wrong token (and a missing one, when `missingCounts`) counts against it. */
+  private authorized(header: string | undefined, query: unknown, address?: string, missingCounts = true): boolean {
+    const presented = presentedToken(header, query);
+    return address === undefined ? this.gate.matches(presented) : this.gate.check(address, presented, missingCounts);
   }
 
   private routes(): void {
     const app = this.app;
     app.get('/healthz', async (req) => {
       // Without the token: liveness only, nothing about the host or the run.
-      if (!this.authorized(req.headers.authorization, req.query)) return { ok: true };
+      if (!this.authorized(req.headers.authorization, req.query, req.ip, false)) return { ok: true };
       // ?gc=1 collects garbage first when node runs with --expose-gc: for memory benchmarks.
       if ((req.query as { gc?: string }).gc === '1') (globalThis as { gc?: () => void }).gc?.();
       return { ...this.health(), workers: await this.evaluator.workers() };
@@ -131,7 +134,7 @@ export class AnvilServer {
     this.apiRoutes();
     dashboardRoutes(app, {
       gym: this.gym,
-      authorized: (h, q) => this.authorized(h, q),
+      authorized: (h, q, address) => this.authorized(h, q, address),
       health: () => this.health(),
       workers: () => this.evaluator.workers(),
     });
@@ -180,6 +183,9 @@ export class AnvilServer {
     app.get('/v1/tasks', async (req, reply) => {
       const q = req.query as { taskset?: string; split?: 'train' | 'eval' };
       try {
+        // As the `tasks` op, which needs a successful hello: behind the token.
+        if (!this.authorized(req.headers.authorization, req.query, req.ip))
+          throw new ProtocolError('unauthorized', 'a bearer token is required');
         return this.gym.tasks({
           id: 0,
           op: 'tasks',
@@ -211,7 +217,7 @@ export class AnvilServer {
   /** POST /v1/evaluate: one evaluation outside any episode, refused while the pending steps are at their limit. */
   private evaluateRoute(app: FastifyInstance): void {
     app.post('/v1/evaluate', async (req, reply) => {
-      if (!this.authorized(req.headers.authorization))
+      if (!this.authorized(req.headers.authorization, undefined, req.ip))
         return this.httpError(reply, new ProtocolError('unauthorized', 'a bearer token is required'));
       const body = EvaluateBody.safeParse(req.body);
       if (!body.success)
@@ -346,7 +352,7 @@ export class AnvilServer {
         this.admission.retryAfterMs(conn.address),
       );
     }
-    if (this.config.token && m.token !== this.config.token) {
+    if (!this.gate.matches(m.token)) {
       const wait = this.admission.authFailed(conn.address);
       if (wait > 0) {
         this.closeSoon(conn, 4029, 'too many failed hellos');
