@@ -246,6 +246,18 @@ export class Gym {
     return { cancelled: m.target };
   }
 
+  /** A one-shot evaluation outside any episode counts as a pending step while it runs: past
+   * the limit it is refused, as a step is, and never queues ahead of the trainers' steps. */
+  async evaluateOnce<T>(run: () => Promise<T>): Promise<T> {
+    this.backpressure.admitPending();
+    this.backpressure.begin();
+    try {
+      return await run();
+    } finally {
+      this.backpressure.end();
+    }
+  }
+
   /** Starts a step; progress and the result reach the session as they come. */
   step(session: Session, m: Msg<'step'>, encoding: Encoding): void {
     const key = keyOf(m.id);
@@ -339,6 +351,10 @@ export class Gym {
       // Extraction and the cache lookup run on this thread (linear, but a few ms for a
       // large reply): one step's at a time per turn of the event loop.
       if (text.length > LARGE_REPLY_CHARS) await this.heavy.turn();
+      // A close or cancel that came in meanwhile: a cached verdict would not look at the signal.
+      if (abort.signal.aborted) reason = 'cancelled';
+    }
+    if (reason === null) {
       const onProgress = (stage: ProgressStage) => {
         if (stage === 'queued') return;
         queuedMs ??= performance.now() - t0;
@@ -384,7 +400,9 @@ export class Gym {
       ended,
       messages,
     );
-    if (ep.state === 'done') this.episodeFinished(session, ep);
+    // An episode closed (or whose session expired) while its step ran is no longer held: it
+    // counts against nothing, and freeing it twice would let its session past its quota.
+    if (ep.state === 'done' && this.episodes.get(ep.id) === ep) this.episodeFinished(session, ep);
   }
 
   /** The dashboard's copy is bounded: 2,000 turns of at most 64 KiB of reply each. */

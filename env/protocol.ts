@@ -50,6 +50,27 @@ export const CompletionIdsSchema = z.array(z.number().int().nonnegative().safe()
 export const PolicyVersionSchema = z.union([z.string().min(1).max(128), z.number().int().safe()]);
 export const LogprobsSchema = z.array(z.number().finite().max(0)).max(512 * 1024);
 
+/** Levels of arrays and objects `meta` may nest: deeper values overflow the stack of
+ * JSON.stringify (the size check, the log) long before they reach a size limit. */
+export const MAX_META_DEPTH = 64;
+
+/** True when `value` nests at most `max` levels (checked without recursion). */
+export function nestsWithin(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return false;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+/** A step's `meta`: opaque, logged, never read; bounded in depth here, in bytes by the Gym. */
+export const MetaSchema = z
+  .unknown()
+  .refine((v) => nestsWithin(v, MAX_META_DEPTH), `nests deeper than ${MAX_META_DEPTH} levels`);
+
 const Reset = z
   .object({
     id: Id,
@@ -72,7 +93,7 @@ const Step = z
     op: z.literal('step'),
     episode: EpisodeId,
     action: ActionSchema,
-    meta: z.unknown().optional(),
+    meta: MetaSchema.optional(),
     completionIds: CompletionIdsSchema.optional(),
     logprobs: LogprobsSchema.optional(),
     /** The policy (weights) that sampled the reply, e.g. the trainer's step: logged and exported. */

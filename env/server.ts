@@ -226,14 +226,8 @@ export class AnvilServer {
         const set = this.gym.taskset(body.data.taskset);
         const task = set.tasks.get(body.data.task);
         if (!task) throw new ProtocolError('unknown_task', `no task "${body.data.task}"`);
-        if (this.gym.pendingSteps >= this.config.maxPendingSteps)
-          throw new ProtocolError('busy', 'the server is at its limit of pending evaluations', 2000);
-        return await this.evaluator.evaluate({
-          task,
-          code: body.data.code,
-          reply: body.data.reply,
-          seed: body.data.seed ?? 0,
-        });
+        const { code, reply: text, seed } = body.data;
+        return await this.gym.evaluateOnce(() => this.evaluator.evaluate({ task, code, reply: text, seed: seed ?? 0 }));
       } catch (e) {
         return this.httpError(reply, e);
       }

@@ -105,6 +105,12 @@ export class ReplayStore {
     return r && r.fingerprint === fingerprint ? r.answer : undefined;
   }
 
+  /** The fingerprint of the request whose answer is kept under this id, if any. */
+  fingerprintOf(session: Session, key: string, now = Date.now()): string | undefined {
+    this.trim(now);
+    return this.entries.get(`${session.id}\0${key}`)?.fingerprint;
+  }
+
   /** A session expired: its answers go. */
   forget(session: Session): void {
     for (const k of this.bySession.get(session) ?? []) this.drop(k);

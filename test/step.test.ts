@@ -127,7 +127,11 @@ t.test('replay: a retry is running, answered again, new, or expired; never evalu
   t.equal(replayOf(s, store, '1', 'fp', bounds), null, 'a new request');
   s.inflight.set('1', { fingerprint: 'fp', episode: 'e', abort: new AbortController() });
   t.equal(replayOf(s, store, '1', 'fp', bounds), 'running');
-  t.equal(replayOf(s, store, '1', 'other', bounds), null, 'the same id with another action is not a retry');
+  t.throws(
+    () => replayOf(s, store, '1', 'other', bounds),
+    { code: 'invalid_message', message: /used for another step/ },
+    'the same id with another action is not a retry, and not a new step either',
+  );
   s.inflight.delete('1');
   store.remember(s, '1', 'fp', { answer: 1 }, 60);
   t.same(replayOf(s, store, '1', 'fp', bounds), { answer: { answer: 1 } });
