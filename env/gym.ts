@@ -329,7 +329,7 @@ export class Gym {
     if (!turn.masked) this.count(session, turn, record, messages);
     this.remember(record);
     const answer = stepAnswer(turn, record, { messages });
-    this.sessions.replay.remember(session, req.key, req.fingerprint, answer, Buffer.byteLength(JSON.stringify(answer)));
+    this.sessions.replay.remember(session, req.key, req.fingerprint, JSON.stringify(answer));
     session.deliver(answer, req.encoding);
   }
 

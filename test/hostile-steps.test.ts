@@ -133,3 +133,30 @@ t.test('one-shot evaluations count as pending steps: past the limit they are bus
   t.equal((await slow).status, 200, 'the one admitted is answered');
   t.equal((await w.call({ id: 3, op: 'step', episode: ep, action: GOOD_VECTOR_ADD })).ok, true, 'then steps go');
 });
+
+t.test("one session's flood of answers evicts its own from the replay store, not another trainer's", async (t) => {
+  const { server, url } = await startServer({ replayBytes: 40_000 });
+  t.teardown(() => server.close());
+  const victim = await session(url);
+  t.teardown(() => victim.close());
+  const vep = (await victim.call({ id: 1, op: 'reset', task: 'vector_add', seed: 1 })).episodes[0].episode;
+  const answered = await victim.call({ id: 2, op: 'step', episode: vep, action: GOOD_VECTOR_ADD });
+  t.equal(answered.ok, true);
+  const flood = await session(url);
+  t.teardown(() => flood.close());
+  for (let g = 0; g < 4; g++) {
+    const eps = (await flood.call({ id: `g${g}`, op: 'reset', task: 'vector_add', seed: 1, group: { size: 16 } }))
+      .episodes;
+    await Promise.all(
+      eps.map((e: { episode: string }, i: number) =>
+        flood.call({ id: `s${g}-${i}`, op: 'step', episode: e.episode, action: GOOD_VECTOR_ADD }),
+      ),
+    );
+  }
+  t.ok(server.gym.sessions.replay.evicted > 0, `${server.gym.sessions.replay.evicted} answers evicted`);
+  t.ok(server.gym.sessions.replay.totalBytes <= 40_000, 'the bound holds');
+  victim.received.length = 0;
+  const again = await victim.call({ id: 2, op: 'step', episode: vep, action: GOOD_VECTOR_ADD });
+  t.equal(again.ok, true, "the victim's retry is answered from the store, not replay_expired");
+  t.equal(again.info?.turn, 0);
+});

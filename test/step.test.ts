@@ -133,15 +133,15 @@ t.test('replay: a retry is running, answered again, new, or expired; never evalu
     'the same id with another action is not a retry, and not a new step either',
   );
   s.inflight.delete('1');
-  store.remember(s, '1', 'fp', { answer: 1 }, 60);
-  t.same(replayOf(s, store, '1', 'fp', bounds), { answer: { answer: 1 } });
+  store.remember(s, '1', 'fp', JSON.stringify({ answer: 1, pad: 'x'.repeat(40) }));
+  t.same(replayOf(s, store, '1', 'fp', bounds), { answer: { answer: 1, pad: 'x'.repeat(40) } });
   // A second answer past the byte bound pushes the first out.
-  store.remember(s, '2', 'fp2', { answer: 2 }, 60);
+  store.remember(s, '2', 'fp2', JSON.stringify({ answer: 2, pad: 'x'.repeat(40) }));
   t.throws(() => replayOf(s, store, '1', 'fp', bounds), {
     code: 'replay_expired',
     message: /bounds: 100 bytes, 60000 ms/,
   });
-  t.same(replayOf(s, store, '2', 'fp2', bounds), { answer: { answer: 2 } });
+  t.same(replayOf(s, store, '2', 'fp2', bounds), { answer: { answer: 2, pad: 'x'.repeat(40) } });
 });
 
 t.test(
