@@ -25,6 +25,7 @@ import { Gym } from './gym.js';
 import { TurnLog } from './log.js';
 import { Metrics } from './metrics.js';
 import { OpenEnvDoor } from './openenv.js';
+import { errorData } from './openenv-schemas.js';
 import type { ClientMessage, RequestId } from './protocol.js';
 
 export type ServerOptions = Partial<ServerConfig>;
@@ -111,6 +112,16 @@ export class AnvilServer {
     this.app.server.maxConnections = this.config.maxConnections + this.config.maxPendingConnections + 1024;
     this.app.server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
     guardHttp(this.app, this.admission, this.gate);
+    this.app.setErrorHandler((e: { statusCode?: number; message: string }, req, reply) => {
+      const status = e.statusCode ?? 500;
+      if (status >= 500) return reply.code(500).send(this.httpError(reply, e));
+      const code = status === 413 ? 'too_large' : 'invalid_message';
+      const err = new ProtocolError(code, e.message.slice(0, 200));
+      const openenv = /^\/(reset|step|state)(\?|$)/.test(req.url);
+      return reply
+        .code(httpStatus(code))
+        .send(openenv ? { detail: errorData(err) } : { ok: false, error: err.toWire() });
+    });
     // Before hello, frames are small; a successful hello raises the limit (see raiseFrameLimit).
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.preHelloFrameBytes });
     this.routes();
@@ -227,7 +238,14 @@ export class AnvilServer {
         const task = set.tasks.get(body.data.task);
         if (!task) throw new ProtocolError('unknown_task', `no task "${body.data.task}"`);
         const { code, reply: text, seed } = body.data;
-        return await this.gym.evaluateOnce(() => this.evaluator.evaluate({ task, code, reply: text, seed: seed ?? 0 }));
+        const chars = (code ?? text ?? '').length;
+        if (chars > this.config.maxActionChars)
+          throw new ProtocolError('too_large', `${chars} characters; the limit is ${this.config.maxActionChars}`);
+        return await this.gym.evaluateOnce(async () => {
+          // Extraction runs on this thread: a large one in a turn of the event loop of its own, as a step's.
+          if (chars > LARGE_FRAME_BYTES) await this.gym.heavy.turn();
+          return this.evaluator.evaluate({ task, code, reply: text, seed: seed ?? 0 });
+        });
       } catch (e) {
         return this.httpError(reply, e);
       }

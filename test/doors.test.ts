@@ -128,3 +128,25 @@ t.test('keep-alive HTTP sockets from many addresses cannot fill the server and l
   t.equal(hello.ok, true, 'a trainer still connects and says hello');
   t.ok(held.filter((s) => !s.destroyed).length <= 4, 'the idle ones were evicted as pending');
 });
+
+t.test("what fastify refuses itself gets the registry's typed errors, in each door's shape", async (t) => {
+  const { server } = await startServer({ maxActionChars: 1000 });
+  t.teardown(() => server.close());
+  const port = server.port;
+  const bad = await request(port, 'POST', '/v1/evaluate', { body: '{not json' });
+  t.equal(bad.status, 400);
+  t.equal(bad.body.error.code, 'invalid_message');
+  const badReset = await request(port, 'POST', '/reset', { body: '{not json' });
+  t.equal(badReset.status, 400);
+  t.equal(badReset.body.detail.code, 'INVALID_MESSAGE');
+  const huge = await request(port, 'POST', '/v1/evaluate', {
+    body: JSON.stringify({ pad: 'x'.repeat(2 * 1024 ** 2) }),
+  });
+  t.equal(huge.status, 413);
+  t.equal(huge.body.error.code, 'too_large');
+  const long = await request(port, 'POST', '/v1/evaluate', {
+    body: JSON.stringify({ task: 'vector_add', reply: 'x'.repeat(1001) }),
+  });
+  t.equal(long.status, 413, 'a reply over maxActionChars, as a step would not evaluate it');
+  t.match(long.body.error.message, /the limit is 1000/);
+});
