@@ -15,9 +15,10 @@ import { httpStatus, protocolErrorOf } from '../contracts/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import { Admission } from './admission.js';
-import { guardHttp, presentedToken, TokenGate } from './auth.js';
+import { presentedToken, TokenGate } from './auth.js';
+import { guardHttp, typedHttpErrors } from './http-guard.js';
 import { decode, encode, type Encoding } from './codec.js';
-import { ConnSink, raiseFrameLimit, refuse, type Conn } from './connection.js';
+import { ConnSink, DeferredFrames, raiseFrameLimit, refuse, type Conn } from './connection.js';
 import { dashboardRoutes } from './dashboard.js';
 import { DEFAULT_SERVER_CONFIG, ServerConfigSchema, type ServerConfig } from './config.js';
 import { ProtocolError } from './errors.js';
@@ -25,13 +26,12 @@ import { Gym } from './gym.js';
 import { TurnLog } from './log.js';
 import { Metrics } from './metrics.js';
 import { OpenEnvDoor } from './openenv.js';
-import { errorData } from './openenv-schemas.js';
 import type { ClientMessage, RequestId } from './protocol.js';
 
 export type ServerOptions = Partial<ServerConfig>;
 
-/** Frames larger than this are decoded in a turn of the event loop of their own. */
-const LARGE_FRAME_BYTES = 64 * 1024;
+/** Replies longer than this are extracted in a turn of the event loop of their own. */
+const LARGE_REPLY_CHARS = 64 * 1024;
 
 /** The body of POST /v1/evaluate: a task and exactly one of a bare kernel or a model reply. */
 const EvaluateBody = z
@@ -56,6 +56,7 @@ export class AnvilServer {
   readonly openenv: OpenEnvDoor;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Conn>();
+  private readonly deferred: DeferredFrames;
   /** Connections that said a successful hello. */
   private helloed = 0;
   readonly admission: Admission;
@@ -96,6 +97,7 @@ export class AnvilServer {
     this.admission = new Admission(this.config);
     this.gate = new TokenGate(this.config.token, this.admission);
     this.gym = new Gym(this.config, sets, this.evaluator, this.log, this.metrics);
+    this.deferred = new DeferredFrames(this.gym.heavy, 2 * this.config.maxFrameBytes);
     this.openenv = new OpenEnvDoor(
       this.gym,
       this.config,
@@ -112,16 +114,7 @@ export class AnvilServer {
     this.app.server.maxConnections = this.config.maxConnections + this.config.maxPendingConnections + 1024;
     this.app.server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
     guardHttp(this.app, this.admission, this.gate);
-    this.app.setErrorHandler((e: { statusCode?: number; message: string }, req, reply) => {
-      const status = e.statusCode ?? 500;
-      if (status >= 500) return reply.code(500).send(this.httpError(reply, e));
-      const code = status === 413 ? 'too_large' : 'invalid_message';
-      const err = new ProtocolError(code, e.message.slice(0, 200));
-      const openenv = /^\/(reset|step|state)(\?|$)/.test(req.url);
-      return reply
-        .code(httpStatus(code))
-        .send(openenv ? { detail: errorData(err) } : { ok: false, error: err.toWire() });
-    });
+    typedHttpErrors(this.app);
     // Before hello, frames are small; a successful hello raises the limit (see raiseFrameLimit).
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.preHelloFrameBytes });
     this.routes();
@@ -243,7 +236,7 @@ export class AnvilServer {
           throw new ProtocolError('too_large', `${chars} characters; the limit is ${this.config.maxActionChars}`);
         return await this.gym.evaluateOnce(async () => {
           // Extraction runs on this thread: a large one in a turn of the event loop of its own, as a step's.
-          if (chars > LARGE_FRAME_BYTES) await this.gym.heavy.turn();
+          if (chars > LARGE_REPLY_CHARS) await this.gym.heavy.turn();
           return this.evaluator.evaluate({ task, code, reply: text, seed: seed ?? 0 });
         });
       } catch (e) {
@@ -273,7 +266,16 @@ export class AnvilServer {
   }
 
   private accept(ws: WebSocket, socket: Socket, address: string): void {
-    const conn: Conn = { ws, socket, address, session: null, alive: true, encoding: 'json', deferred: 0 };
+    const conn: Conn = {
+      ws,
+      socket,
+      address,
+      session: null,
+      alive: true,
+      encoding: 'json',
+      deferred: 0,
+      deferredBytes: 0,
+    };
     this.conns.add(conn);
     this.admission.onDeadline(socket, () => {
       this.fail(
@@ -309,15 +311,9 @@ export class AnvilServer {
     this.send(conn, { id, ok: false, error: err.toWire() }, encoding);
   }
 
-  /** Large frames are decoded one per event-loop turn (see turns.ts); a connection's
-   * later frames wait behind its own deferred ones, so its order holds. */
+  /** Large frames are decoded one per event-loop turn (see connection.ts's DeferredFrames). */
   private onFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
-    if (data.length <= LARGE_FRAME_BYTES && conn.deferred === 0) return this.handleFrame(conn, data, isBinary);
-    conn.deferred++;
-    this.gym.heavy.run(() => {
-      conn.deferred--;
-      this.handleFrame(conn, data, isBinary);
-    });
+    this.deferred.run(conn, data, () => this.handleFrame(conn, data, isBinary));
   }
 
   private handleFrame(conn: Conn, data: Buffer, isBinary: boolean): void {

@@ -5,7 +5,8 @@
 import t from 'tap';
 import http from 'node:http';
 import net from 'node:net';
-import { startServer, Wire } from './wire.js';
+import WebSocket from 'ws';
+import { GOOD_VECTOR_ADD, startServer, Wire } from './wire.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const closed = (s: net.Socket) => new Promise<void>((r) => (s.destroyed ? r() : s.once('close', () => r())));
@@ -149,4 +150,30 @@ t.test("what fastify refuses itself gets the registry's typed errors, in each do
   });
   t.equal(long.status, 413, 'a reply over maxActionChars, as a step would not evaluate it');
   t.match(long.body.error.message, /the limit is 1000/);
+});
+
+t.test("OpenEnv's /ws keeps at most 1 MiB of messages waiting behind the one in progress", async (t) => {
+  const { server, url } = await startServer();
+  t.teardown(() => server.close());
+  const ws = new WebSocket(url.replace('/v1/ws', '/ws'));
+  t.teardown(() => ws.close());
+  const got: any[] = [];
+  ws.on('message', (d) => got.push(JSON.parse(d.toString())));
+  await new Promise((r) => ws.once('open', r));
+  ws.send(JSON.stringify({ type: 'reset', data: { task: 'vector_add', seed: 1 } }));
+  // A fresh kernel (compiled, checked, timed) holds the connection's queue while it runs.
+  const fresh = GOOD_VECTOR_ADD.replace('out[i] = a[i] + b[i];', `out[i] = b[i] + a[i]; /* ${Date.now()} */`);
+  ws.send(JSON.stringify({ type: 'step', data: { message: fresh } }));
+  const big = JSON.stringify({ type: 'state', pad: 'x'.repeat(600 * 1024) });
+  for (let i = 0; i < 4; i++) ws.send(big);
+  while (got.length < 6) await sleep(50);
+  const codes = got.map((m) => (m.type === 'error' ? m.data.code : m.type));
+  t.equal(codes[0], 'observation', 'the reset');
+  t.same(
+    codes.slice(1, 4),
+    ['CAPACITY_REACHED', 'CAPACITY_REACHED', 'CAPACITY_REACHED'],
+    'past 1 MiB waiting, refused at once',
+  );
+  t.equal(codes[4], 'observation', "the step's answer");
+  t.equal(codes[5], 'VALIDATION_ERROR', 'the one message kept waiting is answered in its turn');
 });
