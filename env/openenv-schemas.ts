@@ -7,7 +7,8 @@ import {
   CompletionIdsSchema,
   LogprobsSchema,
   MAX_META_DEPTH,
-  nestsWithin,
+  META_RULE,
+  plainJsonWithin,
   PolicyVersionSchema,
   ResetOptionsSchema,
 } from './protocol.js';
@@ -34,7 +35,7 @@ export const KernelActionSchema = z
     policy_version: PolicyVersionSchema.optional(),
     metadata: z
       .record(z.string(), z.unknown())
-      .refine((v) => nestsWithin(v, MAX_META_DEPTH), `nests deeper than ${MAX_META_DEPTH} levels`)
+      .refine((v) => plainJsonWithin(v, MAX_META_DEPTH), META_RULE)
       .optional()
       .describe('kept in the turn log as meta'),
   })

@@ -37,7 +37,7 @@ t.test('meta nested past the stack is invalid_message at both doors, never inter
   w.sendRaw(`{"id":2,"op":"step","episode":"${ep}","action":${JSON.stringify(GOOD_VECTOR_ADD)},"meta":${deep}}`, false);
   const json = await w.next((f) => f.id === 2);
   t.equal(json.error?.code, 'invalid_message', 'a JSON frame');
-  t.match(json.error.message, /nests deeper than 64 levels/);
+  t.match(json.error.message, /plain JSON data nesting at most 64 levels/);
   let nested: unknown = 1;
   for (let i = 0; i < 100; i++) nested = [nested];
   const mw = await Wire.open(url, 'msgpack');
@@ -46,6 +46,12 @@ t.test('meta nested past the stack is invalid_message at both doors, never inter
   const mep = (await mw.call({ id: 1, op: 'reset', task: 'vector_add', seed: 1 })).episodes[0].episode;
   mw.sendRaw(packr.pack({ id: 3, op: 'step', episode: mep, action: GOOD_VECTOR_ADD, meta: nested }), true);
   t.equal((await mw.next((f) => f.id === 3)).error?.code, 'invalid_message', 'a MessagePack frame');
+  // MessagePack's extension types decode to values that are not JSON: a BigInt made JSON.stringify throw.
+  const ext = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: true });
+  for (const [i, meta] of [2n ** 70n, new Set([1]), new Date(0), /a+/].entries()) {
+    mw.sendRaw(ext.pack({ id: `x${i}`, op: 'step', episode: mep, action: GOOD_VECTOR_ADD, meta: { v: meta } }), true);
+    t.equal((await mw.next((f) => f.id === `x${i}`)).error?.code, 'invalid_message', `meta holding a ${typeof meta}`);
+  }
 
   const oe = new WebSocket(url.replace('/v1/ws', '/ws'));
   t.teardown(() => oe.close());
