@@ -12,7 +12,7 @@ import type { TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import type { Encoding } from './codec.js';
 import type { ServerConfig } from './config.js';
-import { Episode, firstObservation, ownCopy, sampleTask } from './episodes.js';
+import { Episode, firstObservation, ownCopy, sampleTask, SHORT_ACTION_CHARS, TURN_ACTION_CHARS } from './episodes.js';
 import { ProtocolError } from './errors.js';
 import { LogFullError, type TurnLog } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -40,6 +40,8 @@ function taskNamed(set: TaskSet, id: string) {
 export class Gym {
   readonly sessions: SessionRegistry;
   readonly episodes = new Map<string, Episode>();
+  /** Characters of turn actions the episodes held keep, over all of them (see keptActionChars). */
+  private keptChars = 0;
   /** Finished episodes still kept for `state`, oldest first; past the bound they are freed. */
   private readonly finished = new Map<string, Episode>();
   readonly runId = `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
@@ -220,6 +222,7 @@ export class Gym {
 
   private dropEpisode(session: Session, ep: Episode): void {
     if (!this.episodes.delete(ep.id)) return;
+    this.keptChars -= ep.keptChars;
     session.episodes.delete(ep.id);
     if (!this.finished.delete(ep.id)) session.openEpisodes--;
     this.metrics.episodes.set(this.openEpisodes);
@@ -234,6 +237,7 @@ export class Gym {
       const [id, old] = this.finished.entries().next().value!;
       this.finished.delete(id);
       this.episodes.delete(id);
+      this.keptChars -= old.keptChars;
       this.sessions.get(old.sessionId)?.episodes.delete(id);
     }
     this.metrics.episodes.set(this.openEpisodes);
@@ -387,6 +391,10 @@ export class Gym {
   private count(session: Session, turn: Turn, record: TurnRecord, messages: ChatMessage[]): void {
     const { ep, result } = turn;
     const ended = record.terminated || record.truncated ? record.reason : null;
+    // An episode closed (or whose session expired) while its step ran is no longer held: it
+    // counts against nothing, and freeing it twice would let its session past its quota.
+    const held = this.episodes.get(ep.id) === ep;
+    const before = ep.keptChars;
     ep.finishStep(
       {
         action: turn.text,
@@ -399,10 +407,11 @@ export class Gym {
       },
       ended,
       messages,
+      this.keptChars > this.config.keptActionChars ? SHORT_ACTION_CHARS : TURN_ACTION_CHARS,
     );
-    // An episode closed (or whose session expired) while its step ran is no longer held: it
-    // counts against nothing, and freeing it twice would let its session past its quota.
-    if (ep.state === 'done' && this.episodes.get(ep.id) === ep) this.episodeFinished(session, ep);
+    if (!held) return;
+    this.keptChars += ep.keptChars - before;
+    if (ep.state === 'done') this.episodeFinished(session, ep);
   }
 
   /** The dashboard's copy is bounded: 2,000 turns of at most 64 KiB of reply each. */

@@ -166,3 +166,27 @@ t.test("one session's flood of answers evicts its own from the replay store, not
   t.equal(again.ok, true, "the victim's retry is answered from the store, not replay_expired");
   t.equal(again.info?.turn, 0);
 });
+
+t.test('past keptActionChars over all episodes, a turn keeps only 512 characters of its action', async (t) => {
+  const { server, url, logDir } = await startServer({ keptActionChars: 40_000 });
+  t.teardown(() => server.close());
+  const w = await session(url);
+  t.teardown(() => w.close());
+  const ep = (await w.call({ id: 1, op: 'reset', task: 'vector_add', options: { maxTurns: 4 } })).episodes[0].episode;
+  for (let i = 0; i < 4; i++) {
+    const reply = `${i} ${'words without any code. '.repeat(1000)}`;
+    t.equal((await w.call({ id: `s${i}`, op: 'step', episode: ep, action: reply })).info.outcome, 'no_code');
+  }
+  const kept = (await w.call({ id: 'st', op: 'state', episode: ep })).turns.map(
+    (x: { action: string }) => x.action.length,
+  );
+  t.ok(
+    kept.slice(0, 3).every((n: number) => n > 16 * 1024),
+    `16 KiB each while under the bound: ${kept.slice(0, 3)}`,
+  );
+  t.ok(kept[3] < 600, `512 characters past it: ${kept[3]}`);
+  t.ok(
+    records(logDir).every((r) => r.action.length > 24_000),
+    'the log has every reply whole',
+  );
+});
