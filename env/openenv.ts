@@ -74,6 +74,7 @@ export class OpenEnvDoor {
 
   /** A session for a new instance, within the server's session quotas. */
   private newSession(address: string): Session {
+    this.freeFinished(address);
     if (this.gym.sessions.size >= this.config.maxSessions)
       throw new DoorError('CAPACITY_REACHED', `the server holds its limit of ${this.config.maxSessions} sessions`, {
         retryable: true,
@@ -279,6 +280,22 @@ export class OpenEnvDoor {
       );
     }
     return held;
+  }
+
+  /** At its address's session quota, an HTTP reset first frees that address's oldest finished
+   * HTTP episode (whose last answer then can no longer be replayed: unknown_episode). Over HTTP
+   * every episode is a session, and finished ones held the quota for the resume grace: about
+   * 500 episodes in 5 minutes locked the address out, its protocol v1 hellos included. */
+  private freeFinished(address: string): void {
+    if (this.gym.sessions.sessionsOf(address) < this.config.maxSessionsPerAddress) return;
+    for (const [episode, held] of this.httpInstances) {
+      const session = held.instance.session;
+      if (session.address !== address || held.active > 0) continue;
+      if (this.gym.episodes.get(episode)?.state !== 'done' && this.gym.sessions.get(session.id)) continue;
+      this.httpInstances.delete(episode);
+      this.gym.sessions.expire(session);
+      return;
+    }
   }
 
   /** Instances whose session expired leave the map (bounded by the session quotas meanwhile). */

@@ -177,3 +177,27 @@ t.test("OpenEnv's /ws keeps at most 1 MiB of messages waiting behind the one in 
   t.equal(codes[4], 'observation', "the step's answer");
   t.equal(codes[5], 'VALIDATION_ERROR', 'the one message kept waiting is answered in its turn');
 });
+
+t.test('over HTTP, finished episodes give their sessions back to the address at its quota', async (t) => {
+  const { server } = await startServer({ maxSessionsPerAddress: 3 });
+  t.teardown(() => server.close());
+  const port = server.port;
+  const reset = () => request(port, 'POST', '/reset', { body: JSON.stringify({ options: { maxTurns: 1 } }) });
+  for (let i = 0; i < 6; i++) {
+    const r = await reset();
+    t.equal(r.status, 200, `episode ${i} opens`);
+    const id = r.body.observation.episode_id;
+    const s = await request(port, 'POST', '/step', {
+      body: JSON.stringify({ episode_id: id, action: { message: 'no code' }, request_id: 'a' }),
+    });
+    t.equal(s.body.done, true, 'and ends at its one turn');
+  }
+  const open = [await reset(), await reset(), await reset()];
+  t.ok(
+    open.every((r) => r.status === 200),
+    'three unfinished episodes take the three places',
+  );
+  const refused = await reset();
+  t.equal(refused.status, 503, 'unfinished ones are not freed');
+  t.equal(refused.body.detail.code, 'CAPACITY_REACHED');
+});
