@@ -286,7 +286,7 @@ export class OpenEnvDoor {
    * HTTP episode (whose last answer then can no longer be replayed: unknown_episode). Over HTTP
    * every episode is a session, and finished ones held the quota for the resume grace: about
    * 500 episodes in 5 minutes locked the address out, its protocol v1 hellos included. */
-  private freeFinished(address: string): void {
+  freeFinished(address: string): void {
     if (this.gym.sessions.sessionsOf(address) < this.config.maxSessionsPerAddress) return;
     for (const [episode, held] of this.httpInstances) {
       const session = held.instance.session;

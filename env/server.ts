@@ -373,6 +373,7 @@ export class AnvilServer {
     if (!session) {
       if (this.gym.sessions.size >= this.config.maxSessions)
         throw new ProtocolError('busy', `the server holds its limit of ${this.config.maxSessions} sessions`, 5000);
+      this.openenv.freeFinished(conn.address);
       if (this.gym.sessions.sessionsOf(conn.address) >= this.config.maxSessionsPerAddress)
         throw new ProtocolError(
           'busy',

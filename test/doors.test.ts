@@ -192,10 +192,14 @@ t.test('over HTTP, finished episodes give their sessions back to the address at 
     });
     t.equal(s.body.done, true, 'and ends at its one turn');
   }
-  const open = [await reset(), await reset(), await reset()];
+  const w = await Wire.open(`ws://127.0.0.1:${port}/v1/ws`);
+  t.teardown(() => w.close());
+  t.equal((await w.call({ id: 1, op: 'hello', protocol: 1 })).ok, true, 'a protocol v1 hello takes a place too');
+  w.close();
+  const open = [await reset(), await reset()];
   t.ok(
     open.every((r) => r.status === 200),
-    'three unfinished episodes take the three places',
+    'unfinished episodes take the other places',
   );
   const refused = await reset();
   t.equal(refused.status, 503, 'unfinished ones are not freed');
