@@ -33,7 +33,11 @@ export const PROTOCOL_ERRORS = {
   episode_done: { message: 'the episode has ended (terminated or truncated)', retryable: false, http: 409 },
   step_in_flight: { message: "the episode's previous step has not been answered", retryable: true, http: 409 },
   busy: { message: 'the server is at a limit; carries retryAfterMs', retryable: true, http: 503 },
-  rate_limited: { message: 'too many failed hellos from this address; wait retryAfterMs', retryable: true },
+  rate_limited: {
+    message: 'too many failed authentications from this address; wait retryAfterMs',
+    retryable: true,
+    http: 429,
+  },
   replay_expired: {
     message: "the step's answer was given earlier and is no longer kept; it is not evaluated again",
     retryable: false,

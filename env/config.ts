@@ -38,6 +38,9 @@ export const ServerConfigSchema = z
     maxEpisodesPerSession: z.number().int().positive(),
     /** Finished episodes kept for `state`, over all sessions; older ones are freed. */
     finishedEpisodesKept: z.number().int().min(0),
+    /** Characters of turn actions kept for `state`, over all episodes held; past it, a new
+     * turn keeps only its first SHORT_ACTION_CHARS (the log always has the whole reply). */
+    keptActionChars: z.number().int().positive(),
     /** Open episodes over all sessions; resets beyond get `busy`. */
     maxEpisodes: z.number().int().positive(),
     /** Steps admitted and not yet answered; steps beyond get `busy`. */
@@ -100,6 +103,7 @@ export const DEFAULT_SERVER_CONFIG: Readonly<Omit<ServerConfig, 'poolSize'>> = O
   maxSessionsPerAddress: 512,
   maxEpisodesPerSession: 4096,
   finishedEpisodesKept: 10_000,
+  keptActionChars: 32 * 1024 ** 2,
   maxEpisodes: 100_000,
   maxPendingSteps: 4096,
   maxGroupSize: 64,

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Encoding } from './codec.js';
 import type { Session, Sink } from './sessions.js';
+import type { OnePerTurn } from './turns.js';
 
 export interface Conn {
   ws: WebSocket;
@@ -14,8 +15,9 @@ export interface Conn {
   session: Session | null;
   alive: boolean;
   encoding: Encoding;
-  /** Frames of this connection waiting for their turn. */
+  /** Frames of this connection waiting for their turn, and their bytes. */
   deferred: number;
+  deferredBytes: number;
 }
 
 export class ConnSink implements Sink {
@@ -42,4 +44,38 @@ export function raiseFrameLimit(ws: WebSocket, bytes: number): void {
 
 export function refuse(socket: Duplex, status: number, text: string): void {
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** Frames larger than this are decoded in a turn of the event loop of their own. */
+const LARGE_FRAME_BYTES = 64 * 1024;
+/** Bytes of frames waiting for their turn, over all connections, before senders are paused. */
+const DEFERRED_BYTES = 32 * 1024 ** 2;
+
+/** Large frames are decoded one per event-loop turn (see turns.ts); a connection's later
+ * frames wait behind its own deferred ones, so its order holds. A connection that sends
+ * frames faster than they are decoded (past `perConnBytes` waiting, or past DEFERRED_BYTES
+ * over all connections) is paused, TCP backpressure, until its own have been decoded: 20
+ * connections sending 64 frames of 1 MiB each at once had grown the server by 330 MiB. */
+export class DeferredFrames {
+  private bytes = 0;
+
+  constructor(
+    private readonly heavy: OnePerTurn,
+    private readonly perConnBytes: number,
+  ) {}
+
+  run(conn: Conn, data: Buffer, handle: () => void): void {
+    if (data.length <= LARGE_FRAME_BYTES && conn.deferred === 0) return handle();
+    conn.deferred++;
+    conn.deferredBytes += data.length;
+    this.bytes += data.length;
+    if (conn.deferredBytes > this.perConnBytes || this.bytes > DEFERRED_BYTES) conn.ws.pause();
+    this.heavy.run(() => {
+      conn.deferred--;
+      conn.deferredBytes -= data.length;
+      this.bytes -= data.length;
+      if (conn.deferred === 0 && conn.ws.isPaused) conn.ws.resume();
+      handle();
+    });
+  }
 }

@@ -14,7 +14,8 @@ const UI_DIR = path.join(PACKAGE_ROOT, 'env', 'ui');
 /** What the dashboard shows, from the server. */
 export interface DashboardSource {
   gym: Gym;
-  authorized(header: string | undefined, query?: unknown): boolean;
+  /** A wrong or missing token counts against `address` (see auth.ts). */
+  authorized(header: string | undefined, query: unknown, address: string): boolean;
   health(): object;
   workers(): WorkerInfo[] | Promise<WorkerInfo[]>;
 }
@@ -23,7 +24,7 @@ export function dashboardRoutes(app: FastifyInstance, src: DashboardSource): voi
   const page = readFileSync(path.join(UI_DIR, 'index.html'), 'utf8').replace('<script>/*ANVIL_DATA*/</script>', '');
   const script = readFileSync(path.join(UI_DIR, 'app.js'), 'utf8');
   const guard = (req: FastifyRequest, reply: FastifyReply) => {
-    if (src.authorized(req.headers.authorization, req.query)) return true;
+    if (src.authorized(req.headers.authorization, req.query, req.ip)) return true;
     reply.code(httpStatus('unauthorized')).send({
       ok: false,
       error: new ProtocolError('unauthorized', 'the dashboard needs the token: ?token=… or a bearer header').toWire(),

@@ -11,11 +11,16 @@ export type EpisodeState = 'ready' | 'stepping' | 'done';
 /** A string that shares no memory with the one it came from. V8's slices point
  * into their parent: a 16 KiB slice of a 512 KiB reply would keep all 512 KiB. */
 export function ownCopy(s: string): string {
-  return Buffer.from(s, 'utf16le').toString('utf16le');
+  // Latin-1 text copied as Latin-1 stays one byte a character in V8; UTF-16 would make it two.
+  return /[\u0100-\uffff]/.test(s)
+    ? Buffer.from(s, 'utf16le').toString('utf16le')
+    : Buffer.from(s, 'latin1').toString('latin1');
 }
 
-/** Characters of each turn's action an episode keeps in memory. */
+/** Characters of each turn's action an episode keeps in memory; only this many once the
+ * server holds its `keptActionChars` over all episodes. */
 export const TURN_ACTION_CHARS = 16 * 1024;
+export const SHORT_ACTION_CHARS = 512;
 
 /** One counted turn: an action the model took and what it earned. */
 export interface Turn {
@@ -37,6 +42,8 @@ export class Episode {
   lastObservation: Observation;
   /** Set when the episode ends: why. */
   endReason: StepReason | null = null;
+  /** Characters of the turns' actions it keeps. */
+  keptChars = 0;
 
   constructor(
     readonly sessionId: string,
@@ -65,11 +72,12 @@ export class Episode {
 
   /** stepping → ready or done, with the turn counted. The action is kept (for `state`)
    * up to TURN_ACTION_CHARS: an episode's memory stays bounded; the log has the whole reply. */
-  finishStep(turn: Omit<Turn, 'turn'>, ended: StepReason | null, shown: ChatMessage[]): Turn {
+  finishStep(turn: Omit<Turn, 'turn'>, ended: StepReason | null, shown: ChatMessage[], keep = TURN_ACTION_CHARS): Turn {
     const action =
-      turn.action.length > TURN_ACTION_CHARS
-        ? `${ownCopy(turn.action.slice(0, TURN_ACTION_CHARS))}\n[… truncated: the per-turn log holds the whole reply]`
+      turn.action.length > keep
+        ? `${ownCopy(turn.action.slice(0, keep))}\n[… truncated: the per-turn log holds the whole reply]`
         : turn.action;
+    this.keptChars += action.length;
     const t = { ...turn, action, turn: this.turns.length };
     this.turns.push(t);
     this.lastObservation = { messages: shown };

@@ -12,7 +12,7 @@ import type { TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import type { Encoding } from './codec.js';
 import type { ServerConfig } from './config.js';
-import { Episode, firstObservation, ownCopy, sampleTask } from './episodes.js';
+import { Episode, firstObservation, ownCopy, sampleTask, SHORT_ACTION_CHARS, TURN_ACTION_CHARS } from './episodes.js';
 import { ProtocolError } from './errors.js';
 import { LogFullError, type TurnLog } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -40,6 +40,8 @@ function taskNamed(set: TaskSet, id: string) {
 export class Gym {
   readonly sessions: SessionRegistry;
   readonly episodes = new Map<string, Episode>();
+  /** Characters of turn actions the episodes held keep, over all of them (see keptActionChars). */
+  private keptChars = 0;
   /** Finished episodes still kept for `state`, oldest first; past the bound they are freed. */
   private readonly finished = new Map<string, Episode>();
   readonly runId = `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`;
@@ -220,6 +222,7 @@ export class Gym {
 
   private dropEpisode(session: Session, ep: Episode): void {
     if (!this.episodes.delete(ep.id)) return;
+    this.keptChars -= ep.keptChars;
     session.episodes.delete(ep.id);
     if (!this.finished.delete(ep.id)) session.openEpisodes--;
     this.metrics.episodes.set(this.openEpisodes);
@@ -234,6 +237,7 @@ export class Gym {
       const [id, old] = this.finished.entries().next().value!;
       this.finished.delete(id);
       this.episodes.delete(id);
+      this.keptChars -= old.keptChars;
       this.sessions.get(old.sessionId)?.episodes.delete(id);
     }
     this.metrics.episodes.set(this.openEpisodes);
@@ -244,6 +248,18 @@ export class Gym {
     if (!f) throw new ProtocolError('unknown_step', `no step with id ${JSON.stringify(m.target)} is in flight`);
     f.abort.abort();
     return { cancelled: m.target };
+  }
+
+  /** A one-shot evaluation outside any episode counts as a pending step while it runs: past
+   * the limit it is refused, as a step is, and never queues ahead of the trainers' steps. */
+  async evaluateOnce<T>(run: () => Promise<T>): Promise<T> {
+    this.backpressure.admitPending();
+    this.backpressure.begin();
+    try {
+      return await run();
+    } finally {
+      this.backpressure.end();
+    }
   }
 
   /** Starts a step; progress and the result reach the session as they come. */
@@ -317,7 +333,7 @@ export class Gym {
     if (!turn.masked) this.count(session, turn, record, messages);
     this.remember(record);
     const answer = stepAnswer(turn, record, { messages });
-    this.sessions.replay.remember(session, req.key, req.fingerprint, answer, Buffer.byteLength(JSON.stringify(answer)));
+    this.sessions.replay.remember(session, req.key, req.fingerprint, JSON.stringify(answer));
     session.deliver(answer, req.encoding);
   }
 
@@ -339,6 +355,10 @@ export class Gym {
       // Extraction and the cache lookup run on this thread (linear, but a few ms for a
       // large reply): one step's at a time per turn of the event loop.
       if (text.length > LARGE_REPLY_CHARS) await this.heavy.turn();
+      // A close or cancel that came in meanwhile: a cached verdict would not look at the signal.
+      if (abort.signal.aborted) reason = 'cancelled';
+    }
+    if (reason === null) {
       const onProgress = (stage: ProgressStage) => {
         if (stage === 'queued') return;
         queuedMs ??= performance.now() - t0;
@@ -371,6 +391,10 @@ export class Gym {
   private count(session: Session, turn: Turn, record: TurnRecord, messages: ChatMessage[]): void {
     const { ep, result } = turn;
     const ended = record.terminated || record.truncated ? record.reason : null;
+    // An episode closed (or whose session expired) while its step ran is no longer held: it
+    // counts against nothing, and freeing it twice would let its session past its quota.
+    const held = this.episodes.get(ep.id) === ep;
+    const before = ep.keptChars;
     ep.finishStep(
       {
         action: turn.text,
@@ -383,7 +407,10 @@ export class Gym {
       },
       ended,
       messages,
+      this.keptChars > this.config.keptActionChars ? SHORT_ACTION_CHARS : TURN_ACTION_CHARS,
     );
+    if (!held) return;
+    this.keptChars += ep.keptChars - before;
     if (ep.state === 'done') this.episodeFinished(session, ep);
   }
 

@@ -3,7 +3,15 @@
 import { z } from 'zod';
 import { ChatMessageSchema } from '../contracts/record.js';
 import { ProtocolError, type DoorCode } from './errors.js';
-import { CompletionIdsSchema, LogprobsSchema, PolicyVersionSchema, ResetOptionsSchema } from './protocol.js';
+import {
+  CompletionIdsSchema,
+  LogprobsSchema,
+  MAX_META_DEPTH,
+  META_RULE,
+  plainJsonWithin,
+  PolicyVersionSchema,
+  ResetOptionsSchema,
+} from './protocol.js';
 
 /** A reset's `data` (WebSocket) or body (HTTP): protocol v1's reset options. */
 export const OpenEnvResetSchema = z
@@ -25,7 +33,11 @@ export const KernelActionSchema = z
     completion_ids: CompletionIdsSchema.optional(),
     logprobs: LogprobsSchema.optional(),
     policy_version: PolicyVersionSchema.optional(),
-    metadata: z.record(z.string(), z.unknown()).optional().describe('kept in the turn log as meta'),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .refine((v) => plainJsonWithin(v, MAX_META_DEPTH), META_RULE)
+      .optional()
+      .describe('kept in the turn log as meta'),
   })
   .strict()
   .refine(

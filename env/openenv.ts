@@ -28,8 +28,12 @@ import {
 import { Instance, Waiters } from './openenv-instance.js';
 import type { Session } from './sessions.js';
 
-/** Frames one connection may have waiting behind the one in progress. */
+/** Frames one connection may have waiting behind the one in progress, and their bytes; and
+ * the bytes waiting over all connections. A frame past any of them is refused (CAPACITY_REACHED),
+ * not kept: 20 connections with 64 frames of 1 MiB each behind a step held 1.2 GiB. */
 const MAX_QUEUED = 64;
+const MAX_QUEUED_BYTES = 1024 * 1024;
+const MAX_QUEUED_BYTES_ALL = 32 * 1024 ** 2;
 
 export class OpenEnvDoor {
   private readonly wss: WebSocketServer;
@@ -37,12 +41,15 @@ export class OpenEnvDoor {
   /** HTTP has no connection: each /reset makes an instance, found again by its episode id. */
   private readonly httpInstances = new Map<string, { instance: Instance; active: number }>();
   private readonly pingTimer: NodeJS.Timeout;
+  /** Bytes of frames waiting behind another, over all connections. */
+  private queuedBytes = 0;
 
   constructor(
     private readonly gym: Gym,
     private readonly config: ServerConfig,
     private readonly admission: Admission,
-    private readonly authorized: (header: string | undefined, query?: unknown) => boolean,
+    /** A wrong or missing token counts against `address` (see auth.ts). */
+    private readonly authorized: (header: string | undefined, query: unknown, address: string) => boolean,
     /** False while steps are refused (the log's disk is full, the queue unreachable). */
     private readonly takingSteps: () => boolean,
   ) {
@@ -67,6 +74,7 @@ export class OpenEnvDoor {
 
   /** A session for a new instance, within the server's session quotas. */
   private newSession(address: string): Session {
+    this.freeFinished(address);
     if (this.gym.sessions.size >= this.config.maxSessions)
       throw new DoorError('CAPACITY_REACHED', `the server holds its limit of ${this.config.maxSessions} sessions`, {
         retryable: true,
@@ -86,12 +94,8 @@ export class OpenEnvDoor {
     const refuse = (status: number, text: string): void =>
       void socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     if (this.admission.throttled(address)) return refuse(429, 'Too Many Requests');
-    if (
-      !this.authorized(req.headers.authorization, Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams))
-    ) {
-      this.admission.authFailed(address);
-      return refuse(401, 'Unauthorized');
-    }
+    const query = Object.fromEntries(new URL(req.url ?? '/', 'http://x').searchParams);
+    if (!this.authorized(req.headers.authorization, query, address)) return refuse(401, 'Unauthorized');
     if (this.sockets.size >= this.config.maxConnections) return refuse(503, 'Service Unavailable');
     this.admission.settle(socket as Socket);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, address));
@@ -119,36 +123,26 @@ export class OpenEnvDoor {
     instance.session.attach(instance.waiters);
     let queue = Promise.resolve();
     let queued = 0;
+    let bytes = 0;
     ws.on('message', (raw: Buffer, isBinary: boolean) => {
-      if (queued >= MAX_QUEUED)
+      const full =
+        queued >= MAX_QUEUED ||
+        (queued > 0 && (bytes + raw.length > MAX_QUEUED_BYTES || this.queuedBytes + raw.length > MAX_QUEUED_BYTES_ALL));
+      if (full)
         return send('error', {
-          message: `more than ${MAX_QUEUED} messages wait behind the one in progress`,
+          message: `too much waits behind the message in progress (at most ${MAX_QUEUED} messages, ${MAX_QUEUED_BYTES} bytes); send after its answer`,
           code: 'CAPACITY_REACHED',
           retryable: true,
         });
       queued++;
+      bytes += raw.length;
+      this.queuedBytes += raw.length;
       // One message at a time, in order, as OpenEnv's server answers them.
       queue = queue.then(async () => {
         queued--;
-        try {
-          if (isBinary) throw new DoorError('INVALID_JSON', 'frames are JSON text');
-          let json: unknown;
-          try {
-            json = JSON.parse(raw.toString('utf8'));
-          } catch (e) {
-            throw new DoorError('INVALID_JSON', `Invalid JSON: ${(e as Error).message}`);
-          }
-          const type = (json as { type?: unknown } | null)?.type;
-          if (typeof type !== 'string' || !['reset', 'step', 'state', 'close'].includes(type))
-            throw new DoorError('UNKNOWN_TYPE', `Unknown message type: ${String(type)}`);
-          const m = parse(WsMessageSchema, json, type);
-          if (m.type === 'reset') send('observation', instance.reset(m.data));
-          else if (m.type === 'step') send('observation', await instance.step(m.data));
-          else if (m.type === 'state') send('state', instance.state());
-          else ws.close(1000, 'closed');
-        } catch (e) {
-          send('error', errorData(e));
-        }
+        bytes -= raw.length;
+        this.queuedBytes -= raw.length;
+        await this.answer(ws, instance, raw, isBinary, send);
       });
     });
     ws.on('error', () => ws.terminate());
@@ -157,6 +151,35 @@ export class OpenEnvDoor {
       // The instance goes with its connection: its episode and any step in flight.
       this.gym.sessions.expire(instance.session);
     });
+  }
+
+  /** One message of a connection, answered. */
+  private async answer(
+    ws: WebSocket,
+    instance: Instance,
+    raw: Buffer,
+    isBinary: boolean,
+    send: (type: string, data: unknown) => void,
+  ): Promise<void> {
+    try {
+      if (isBinary) throw new DoorError('INVALID_JSON', 'frames are JSON text');
+      let json: unknown;
+      try {
+        json = JSON.parse(raw.toString('utf8'));
+      } catch (e) {
+        throw new DoorError('INVALID_JSON', `Invalid JSON: ${(e as Error).message}`);
+      }
+      const type = (json as { type?: unknown } | null)?.type;
+      if (typeof type !== 'string' || !['reset', 'step', 'state', 'close'].includes(type))
+        throw new DoorError('UNKNOWN_TYPE', `Unknown message type: ${String(type)}`);
+      const m = parse(WsMessageSchema, json, type);
+      if (m.type === 'reset') send('observation', instance.reset(m.data));
+      else if (m.type === 'step') send('observation', await instance.step(m.data));
+      else if (m.type === 'state') send('state', instance.state());
+      else ws.close(1000, 'closed');
+    } catch (e) {
+      send('error', errorData(e));
+    }
   }
 
   routes(app: FastifyInstance): void {
@@ -171,7 +194,7 @@ export class OpenEnvDoor {
       return reply.code(doorHttpStatus(String(data.code))).send({ detail: data });
     };
     const guard = (req: FastifyRequest) => {
-      if (!this.authorized(req.headers.authorization))
+      if (!this.authorized(req.headers.authorization, undefined, req.ip))
         throw new DoorError('UNAUTHORIZED', 'a bearer token is required');
     };
     app.post('/reset', async (req, reply) => {
@@ -257,6 +280,22 @@ export class OpenEnvDoor {
       );
     }
     return held;
+  }
+
+  /** At its address's session quota, an HTTP reset first frees that address's oldest finished
+   * HTTP episode (whose last answer then can no longer be replayed: unknown_episode). Over HTTP
+   * every episode is a session, and finished ones held the quota for the resume grace: about
+   * 500 episodes in 5 minutes locked the address out, its protocol v1 hellos included. */
+  freeFinished(address: string): void {
+    if (this.gym.sessions.sessionsOf(address) < this.config.maxSessionsPerAddress) return;
+    for (const [episode, held] of this.httpInstances) {
+      const session = held.instance.session;
+      if (session.address !== address || held.active > 0) continue;
+      if (this.gym.episodes.get(episode)?.state !== 'done' && this.gym.sessions.get(session.id)) continue;
+      this.httpInstances.delete(episode);
+      this.gym.sessions.expire(session);
+      return;
+    }
   }
 
   /** Instances whose session expired leave the map (bounded by the session quotas meanwhile). */

@@ -50,6 +50,36 @@ export const CompletionIdsSchema = z.array(z.number().int().nonnegative().safe()
 export const PolicyVersionSchema = z.union([z.string().min(1).max(128), z.number().int().safe()]);
 export const LogprobsSchema = z.array(z.number().finite().max(0)).max(512 * 1024);
 
+/** Levels of arrays and objects `meta` may nest: deeper values overflow the stack of
+ * JSON.stringify (the size check, the log) long before they reach a size limit. */
+export const MAX_META_DEPTH = 64;
+
+/** True when `value` is plain JSON data (null, booleans, finite numbers, strings, arrays and
+ * plain objects: MessagePack's extension types decode to a BigInt, a Date, a Set, a RegExp…,
+ * which JSON.stringify throws on or silently empties) nesting at most `max` levels; checked
+ * without recursion. */
+export function plainJsonWithin(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v === 'string' || typeof v === 'boolean') continue;
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return false;
+      continue;
+    }
+    if (typeof v !== 'object' || depth >= max) return false;
+    const proto = Object.getPrototypeOf(v);
+    if (!Array.isArray(v) && proto !== Object.prototype && proto !== null) return false;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return true;
+}
+
+export const META_RULE = `must be plain JSON data nesting at most ${MAX_META_DEPTH} levels`;
+
+/** A step's `meta`: opaque, logged, never read; bounded in depth here, in bytes by the Gym. */
+export const MetaSchema = z.unknown().refine((v) => plainJsonWithin(v, MAX_META_DEPTH), META_RULE);
+
 const Reset = z
   .object({
     id: Id,
@@ -72,7 +102,7 @@ const Step = z
     op: z.literal('step'),
     episode: EpisodeId,
     action: ActionSchema,
-    meta: z.unknown().optional(),
+    meta: MetaSchema.optional(),
     completionIds: CompletionIdsSchema.optional(),
     logprobs: LogprobsSchema.optional(),
     /** The policy (weights) that sampled the reply, e.g. the trainer's step: logged and exported. */

@@ -45,7 +45,10 @@ export function endingOf(turn: Ended, reason: StepReason | null, rules: readonly
 
 /** Replay: a retried request (same id, same episode and action) is never evaluated twice.
  * 'running': its first copy is still in flight and will answer; an answer: send it again;
- * null: a new request. An answer no longer kept is `replay_expired`, never a second evaluation. */
+ * null: a new request. An answer no longer kept is `replay_expired`, never a second evaluation.
+ * An id the session already used for another step (in flight, answered, or expired) is
+ * refused: taken, its answer would replace the first one's, and a retry of the first would
+ * then be evaluated again. */
 export function replayOf(
   session: Session,
   replay: ReplayStore,
@@ -53,10 +56,17 @@ export function replayOf(
   fingerprint: string,
   bounds: { replayBytes: number; replayMaxAgeMs: number },
 ): 'running' | { answer: unknown } | null {
-  if (session.inflight.get(key)?.fingerprint === fingerprint) return 'running';
+  const earlier =
+    session.inflight.get(key)?.fingerprint ?? replay.fingerprintOf(session, key) ?? session.expired.get(key);
+  if (earlier !== undefined && earlier !== fingerprint)
+    throw new ProtocolError(
+      'invalid_message',
+      `request id ${key} was used for another step of this session (another episode or action); a step needs an id of its own`,
+    );
+  if (session.inflight.has(key)) return 'running';
   const answer = replay.replayFor(session, key, fingerprint);
   if (answer !== undefined) return { answer };
-  if (session.expired.get(key) === fingerprint)
+  if (session.expired.has(key))
     throw new ProtocolError(
       'replay_expired',
       `step ${key} was answered before and its answer is no longer kept (bounds: ${bounds.replayBytes} bytes, ${bounds.replayMaxAgeMs} ms); it is not evaluated again`,
@@ -102,6 +112,12 @@ export class Backpressure {
       metrics.busy.inc();
       throw new ProtocolError('busy', 'the evaluation queue is unreachable; retry shortly', 1000);
     }
+    this.admitPending();
+  }
+
+  /** Only the limit of pending steps: a one-shot evaluation (POST /v1/evaluate) writes no log. */
+  admitPending(): void {
+    const { evaluator, metrics } = this.p;
     const max = this.limits.maxPendingSteps;
     if (this.pending >= max) {
       metrics.busy.inc();

@@ -15,8 +15,10 @@ import { httpStatus, protocolErrorOf } from '../contracts/errors.js';
 import { loadTaskSet, type TaskSet } from '../tasks/loader.js';
 import { PACKAGE_VERSION } from '../tasks/paths.js';
 import { Admission } from './admission.js';
+import { presentedToken, TokenGate } from './auth.js';
+import { guardHttp, typedHttpErrors } from './http-guard.js';
 import { decode, encode, type Encoding } from './codec.js';
-import { ConnSink, raiseFrameLimit, refuse, type Conn } from './connection.js';
+import { ConnSink, DeferredFrames, raiseFrameLimit, refuse, type Conn } from './connection.js';
 import { dashboardRoutes } from './dashboard.js';
 import { DEFAULT_SERVER_CONFIG, ServerConfigSchema, type ServerConfig } from './config.js';
 import { ProtocolError } from './errors.js';
@@ -28,8 +30,8 @@ import type { ClientMessage, RequestId } from './protocol.js';
 
 export type ServerOptions = Partial<ServerConfig>;
 
-/** Frames larger than this are decoded in a turn of the event loop of their own. */
-const LARGE_FRAME_BYTES = 64 * 1024;
+/** Replies longer than this are extracted in a turn of the event loop of their own. */
+const LARGE_REPLY_CHARS = 64 * 1024;
 
 /** The body of POST /v1/evaluate: a task and exactly one of a bare kernel or a model reply. */
 const EvaluateBody = z
@@ -54,9 +56,11 @@ export class AnvilServer {
   readonly openenv: OpenEnvDoor;
   private readonly wss: WebSocketServer;
   private readonly conns = new Set<Conn>();
+  private readonly deferred: DeferredFrames;
   /** Connections that said a successful hello. */
   private helloed = 0;
   readonly admission: Admission;
+  private readonly gate: TokenGate;
   private pingTimer: NodeJS.Timeout | null = null;
   private readonly started = Date.now();
 
@@ -91,12 +95,14 @@ export class AnvilServer {
       );
     };
     this.admission = new Admission(this.config);
+    this.gate = new TokenGate(this.config.token, this.admission);
     this.gym = new Gym(this.config, sets, this.evaluator, this.log, this.metrics);
+    this.deferred = new DeferredFrames(this.gym.heavy, 2 * this.config.maxFrameBytes);
     this.openenv = new OpenEnvDoor(
       this.gym,
       this.config,
       this.admission,
-      (h, q) => this.authorized(h, q),
+      (h, q, address) => this.authorized(h, q, address),
       () => !this.log.full && this.evaluator.available(),
     );
     // Idle keep-alive HTTP connections go after 5 s; a request's headers must be complete within the hello deadline.
@@ -107,23 +113,24 @@ export class AnvilServer {
     this.app.server.requestTimeout = 30_000;
     this.app.server.maxConnections = this.config.maxConnections + this.config.maxPendingConnections + 1024;
     this.app.server.on('connection', (socket: Socket) => this.admission.onConnection(socket));
-    this.app.server.on('request', (req: IncomingMessage) => this.admission.settle(req.socket as Socket));
+    guardHttp(this.app, this.admission, this.gate);
+    typedHttpErrors(this.app);
     // Before hello, frames are small; a successful hello raises the limit (see raiseFrameLimit).
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.config.preHelloFrameBytes });
     this.routes();
   }
 
-  private authorized(header: string | undefined, query?: unknown): boolean {
-    if (!this.config.token) return true;
-    const viaQuery = (query as { token?: string } | undefined)?.token;
-    return header === `Bearer ${this.config.token}` || viaQuery === this.config.token;
+  /** With `address`, a wrong token (and a missing one, when `missingCounts`) counts against it. */
+  private authorized(header: string | undefined, query: unknown, address?: string, missingCounts = true): boolean {
+    const presented = presentedToken(header, query);
+    return address === undefined ? this.gate.matches(presented) : this.gate.check(address, presented, missingCounts);
   }
 
   private routes(): void {
     const app = this.app;
     app.get('/healthz', async (req) => {
       // Without the token: liveness only, nothing about the host or the run.
-      if (!this.authorized(req.headers.authorization, req.query)) return { ok: true };
+      if (!this.authorized(req.headers.authorization, req.query, req.ip, false)) return { ok: true };
       // ?gc=1 collects garbage first when node runs with --expose-gc: for memory benchmarks.
       if ((req.query as { gc?: string }).gc === '1') (globalThis as { gc?: () => void }).gc?.();
       return { ...this.health(), workers: await this.evaluator.workers() };
@@ -131,7 +138,7 @@ export class AnvilServer {
     this.apiRoutes();
     dashboardRoutes(app, {
       gym: this.gym,
-      authorized: (h, q) => this.authorized(h, q),
+      authorized: (h, q, address) => this.authorized(h, q, address),
       health: () => this.health(),
       workers: () => this.evaluator.workers(),
     });
@@ -180,6 +187,9 @@ export class AnvilServer {
     app.get('/v1/tasks', async (req, reply) => {
       const q = req.query as { taskset?: string; split?: 'train' | 'eval' };
       try {
+        // As the `tasks` op, which needs a successful hello: behind the token.
+        if (!this.authorized(req.headers.authorization, req.query, req.ip))
+          throw new ProtocolError('unauthorized', 'a bearer token is required');
         return this.gym.tasks({
           id: 0,
           op: 'tasks',
@@ -211,7 +221,7 @@ export class AnvilServer {
   /** POST /v1/evaluate: one evaluation outside any episode, refused while the pending steps are at their limit. */
   private evaluateRoute(app: FastifyInstance): void {
     app.post('/v1/evaluate', async (req, reply) => {
-      if (!this.authorized(req.headers.authorization))
+      if (!this.authorized(req.headers.authorization, undefined, req.ip))
         return this.httpError(reply, new ProtocolError('unauthorized', 'a bearer token is required'));
       const body = EvaluateBody.safeParse(req.body);
       if (!body.success)
@@ -220,13 +230,14 @@ export class AnvilServer {
         const set = this.gym.taskset(body.data.taskset);
         const task = set.tasks.get(body.data.task);
         if (!task) throw new ProtocolError('unknown_task', `no task "${body.data.task}"`);
-        if (this.gym.pendingSteps >= this.config.maxPendingSteps)
-          throw new ProtocolError('busy', 'the server is at its limit of pending evaluations', 2000);
-        return await this.evaluator.evaluate({
-          task,
-          code: body.data.code,
-          reply: body.data.reply,
-          seed: body.data.seed ?? 0,
+        const { code, reply: text, seed } = body.data;
+        const chars = (code ?? text ?? '').length;
+        if (chars > this.config.maxActionChars)
+          throw new ProtocolError('too_large', `${chars} characters; the limit is ${this.config.maxActionChars}`);
+        return await this.gym.evaluateOnce(async () => {
+          // Extraction runs on this thread: a large one in a turn of the event loop of its own, as a step's.
+          if (chars > LARGE_REPLY_CHARS) await this.gym.heavy.turn();
+          return this.evaluator.evaluate({ task, code, reply: text, seed: seed ?? 0 });
         });
       } catch (e) {
         return this.httpError(reply, e);
@@ -255,7 +266,16 @@ export class AnvilServer {
   }
 
   private accept(ws: WebSocket, socket: Socket, address: string): void {
-    const conn: Conn = { ws, socket, address, session: null, alive: true, encoding: 'json', deferred: 0 };
+    const conn: Conn = {
+      ws,
+      socket,
+      address,
+      session: null,
+      alive: true,
+      encoding: 'json',
+      deferred: 0,
+      deferredBytes: 0,
+    };
     this.conns.add(conn);
     this.admission.onDeadline(socket, () => {
       this.fail(
@@ -291,15 +311,9 @@ export class AnvilServer {
     this.send(conn, { id, ok: false, error: err.toWire() }, encoding);
   }
 
-  /** Large frames are decoded one per event-loop turn (see turns.ts); a connection's
-   * later frames wait behind its own deferred ones, so its order holds. */
+  /** Large frames are decoded one per event-loop turn (see connection.ts's DeferredFrames). */
   private onFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
-    if (data.length <= LARGE_FRAME_BYTES && conn.deferred === 0) return this.handleFrame(conn, data, isBinary);
-    conn.deferred++;
-    this.gym.heavy.run(() => {
-      conn.deferred--;
-      this.handleFrame(conn, data, isBinary);
-    });
+    this.deferred.run(conn, data, () => this.handleFrame(conn, data, isBinary));
   }
 
   private handleFrame(conn: Conn, data: Buffer, isBinary: boolean): void {
@@ -346,7 +360,7 @@ export class AnvilServer {
         this.admission.retryAfterMs(conn.address),
       );
     }
-    if (this.config.token && m.token !== this.config.token) {
+    if (!this.gate.matches(m.token)) {
       const wait = this.admission.authFailed(conn.address);
       if (wait > 0) {
         this.closeSoon(conn, 4029, 'too many failed hellos');
@@ -359,6 +373,7 @@ export class AnvilServer {
     if (!session) {
       if (this.gym.sessions.size >= this.config.maxSessions)
         throw new ProtocolError('busy', `the server holds its limit of ${this.config.maxSessions} sessions`, 5000);
+      this.openenv.freeFinished(conn.address);
       if (this.gym.sessions.sessionsOf(conn.address) >= this.config.maxSessionsPerAddress)
         throw new ProtocolError(
           'busy',

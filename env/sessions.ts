@@ -61,17 +61,20 @@ interface Replay {
   session: Session;
   key: string;
   fingerprint: string;
-  answer: unknown;
-  bytes: number;
+  /** The answer as UTF-8 JSON, outside the heap: it costs what it counts, where the object
+   * graph of an answer costs three to four times its JSON (256 MiB of JSON held 1 GiB of heap). */
+  json: Buffer;
   at: number;
 }
 
-/** Every step answer, over all sessions, oldest first: bounded by bytes and by
- * age, never by count. A session's answers leave with it. */
+/** Every step answer, over all sessions: bounded by bytes and by age, never by count. Past
+ * the age bound the oldest go first; past the byte bound the session holding the most bytes
+ * gives up its oldest first, so that one client's flood evicts its own answers before
+ * another trainer's. A session's answers leave with it. */
 export class ReplayStore {
   private readonly entries = new Map<string, Replay>();
-  /** Each session's live entries, so that they leave with it. */
-  private readonly bySession = new Map<Session, Set<string>>();
+  /** Each session's live entries, oldest first, and their bytes. */
+  private readonly bySession = new Map<Session, { keys: Set<string>; bytes: number }>();
   private bytes = 0;
   evicted = 0;
 
@@ -87,14 +90,19 @@ export class ReplayStore {
     return this.bytes;
   }
 
-  remember(session: Session, key: string, fingerprint: string, answer: unknown, bytes: number, now = Date.now()): void {
+  remember(session: Session, key: string, fingerprint: string, json: string, now = Date.now()): void {
     const k = `${session.id}\0${key}`;
     this.drop(k);
-    this.entries.set(k, { session, key, fingerprint, answer, bytes, at: now });
+    // A buffer of its own, not a slice of the shared pool: a kept slice would keep its whole 8 KiB slab.
+    const buf = Buffer.allocUnsafeSlow(Buffer.byteLength(json));
+    buf.write(json);
+    const r = { session, key, fingerprint, json: buf, at: now };
+    this.entries.set(k, r);
     let mine = this.bySession.get(session);
-    if (!mine) this.bySession.set(session, (mine = new Set()));
-    mine.add(k);
-    this.bytes += bytes;
+    if (!mine) this.bySession.set(session, (mine = { keys: new Set(), bytes: 0 }));
+    mine.keys.add(k);
+    mine.bytes += r.json.length;
+    this.bytes += r.json.length;
     this.trim(now);
   }
 
@@ -102,30 +110,51 @@ export class ReplayStore {
   replayFor(session: Session, key: string, fingerprint: string, now = Date.now()): unknown | undefined {
     this.trim(now);
     const r = this.entries.get(`${session.id}\0${key}`);
-    return r && r.fingerprint === fingerprint ? r.answer : undefined;
+    return r && r.fingerprint === fingerprint ? JSON.parse(r.json.toString('utf8')) : undefined;
+  }
+
+  /** The fingerprint of the request whose answer is kept under this id, if any. */
+  fingerprintOf(session: Session, key: string, now = Date.now()): string | undefined {
+    this.trim(now);
+    return this.entries.get(`${session.id}\0${key}`)?.fingerprint;
   }
 
   /** A session expired: its answers go. */
   forget(session: Session): void {
-    for (const k of this.bySession.get(session) ?? []) this.drop(k);
+    for (const k of this.bySession.get(session)?.keys ?? []) this.drop(k);
     this.bySession.delete(session);
   }
 
-  private drop(k: string): void {
+  private drop(k: string): Replay | undefined {
     const r = this.entries.get(k);
-    if (!r) return;
+    if (!r) return undefined;
     this.entries.delete(k);
-    this.bySession.get(r.session)?.delete(k);
-    this.bytes -= r.bytes;
+    const mine = this.bySession.get(r.session);
+    if (mine) {
+      mine.keys.delete(k);
+      mine.bytes -= r.json.length;
+    }
+    this.bytes -= r.json.length;
+    return r;
   }
 
-  /** Oldest first out while over the byte bound or past the age bound. */
+  private evict(k: string): void {
+    const r = this.drop(k);
+    if (!r) return;
+    this.evicted++;
+    r.session.markExpired(r.key, r.fingerprint);
+  }
+
   private trim(now: number): void {
     for (const [k, r] of this.entries) {
-      if (this.bytes <= this.maxBytes && now - r.at <= this.maxAgeMs) break;
-      this.drop(k);
-      this.evicted++;
-      r.session.markExpired(r.key, r.fingerprint);
+      if (now - r.at <= this.maxAgeMs) break;
+      this.evict(k);
+    }
+    while (this.bytes > this.maxBytes) {
+      let biggest: { keys: Set<string>; bytes: number } | undefined;
+      for (const mine of this.bySession.values()) if (!biggest || mine.bytes > biggest.bytes) biggest = mine;
+      const [oldest] = biggest!.keys;
+      this.evict(oldest!);
     }
   }
 }

@@ -149,9 +149,8 @@ t.test('failed hellos are throttled per address, and the door is shut to it for 
   other.send(JSON.stringify({ id: 1, op: 'hello', protocol: 1, token: 's3cret' }));
   t.equal((await reply).ok, true, 'another address with the token is served');
   t.same(await (await fetch(`${base}/healthz`)).json(), { ok: true }, '/healthz without the token: liveness only');
-  const full = await (await fetch(`${base}/healthz`, { headers: { authorization: 'Bearer s3cret' } })).json();
-  t.equal(full.sandbox, 'bwrap', 'with the token: the details');
-  t.equal(full.log.writable, true);
+  const full = await fetch(`${base}/healthz`, { headers: { authorization: 'Bearer s3cret' } });
+  t.equal(full.status, 429, 'with a token, from that address: refused for the rest of the minute, as every door');
 });
 
 t.test('sessions are limited per address and overall', async (t) => {

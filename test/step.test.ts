@@ -8,7 +8,9 @@ import { computeReward } from '../rewards/reward.js';
 import { ProtocolError } from '../env/errors.js';
 import { Metrics } from '../env/metrics.js';
 import { Backpressure, endingOf, replayOf, solvedRule, turnLimitRule, type Ending } from '../env/rules.js';
+import { DeferredFrames, type Conn } from '../env/connection.js';
 import { ReplayStore, Session } from '../env/sessions.js';
+import { OnePerTurn } from '../env/turns.js';
 import { rewardInput } from '../env/step.js';
 import type { EvalResult, ShapeTiming, TimingStats } from '../sandbox/result.js';
 
@@ -127,17 +129,21 @@ t.test('replay: a retry is running, answered again, new, or expired; never evalu
   t.equal(replayOf(s, store, '1', 'fp', bounds), null, 'a new request');
   s.inflight.set('1', { fingerprint: 'fp', episode: 'e', abort: new AbortController() });
   t.equal(replayOf(s, store, '1', 'fp', bounds), 'running');
-  t.equal(replayOf(s, store, '1', 'other', bounds), null, 'the same id with another action is not a retry');
+  t.throws(
+    () => replayOf(s, store, '1', 'other', bounds),
+    { code: 'invalid_message', message: /used for another step/ },
+    'the same id with another action is not a retry, and not a new step either',
+  );
   s.inflight.delete('1');
-  store.remember(s, '1', 'fp', { answer: 1 }, 60);
-  t.same(replayOf(s, store, '1', 'fp', bounds), { answer: { answer: 1 } });
+  store.remember(s, '1', 'fp', JSON.stringify({ answer: 1, pad: 'x'.repeat(40) }));
+  t.same(replayOf(s, store, '1', 'fp', bounds), { answer: { answer: 1, pad: 'x'.repeat(40) } });
   // A second answer past the byte bound pushes the first out.
-  store.remember(s, '2', 'fp2', { answer: 2 }, 60);
+  store.remember(s, '2', 'fp2', JSON.stringify({ answer: 2, pad: 'x'.repeat(40) }));
   t.throws(() => replayOf(s, store, '1', 'fp', bounds), {
     code: 'replay_expired',
     message: /bounds: 100 bytes, 60000 ms/,
   });
-  t.same(replayOf(s, store, '2', 'fp2', bounds), { answer: { answer: 2 } });
+  t.same(replayOf(s, store, '2', 'fp2', bounds), { answer: { answer: 2, pad: 'x'.repeat(40) } });
 });
 
 t.test(
@@ -189,3 +195,21 @@ t.test(
     t.match(await metrics.registry.getSingleMetricAsString('anvil_queue_depth'), /anvil_queue_depth 0/);
   },
 );
+
+t.test('deferred frames: a connection sending faster than frames are decoded is paused, then resumed', async (t) => {
+  const heavy = new OnePerTurn();
+  const frames = new DeferredFrames(heavy, 2 * 1024 * 1024);
+  const events: string[] = [];
+  const ws = {
+    isPaused: false,
+    pause: () => ((ws.isPaused = true), events.push('pause')),
+    resume: () => ((ws.isPaused = false), events.push('resume')),
+  };
+  const conn = { ws, deferred: 0, deferredBytes: 0 } as unknown as Conn;
+  const mib = Buffer.alloc(1024 * 1024);
+  for (let i = 0; i < 4; i++) frames.run(conn, mib, () => events.push(`frame ${i}`));
+  t.same(events, ['pause', 'pause'], 'past two frames waiting, reading stops');
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(events.slice(2), ['frame 0', 'frame 1', 'frame 2', 'resume', 'frame 3'], 'in order; resumed once drained');
+  t.equal(conn.deferredBytes, 0);
+});
