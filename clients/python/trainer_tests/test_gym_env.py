@@ -1,7 +1,6 @@
 """Anvil through Gymnasium 1.3: `gymnasium.make("anvil/Kernel-v0", url=..., taskset=..., task=...)`
 with Text spaces, Gymnasium's environment checker, and masked turns that cannot pass for a 0."""
 
-import json
 import os
 import shutil
 import sys
@@ -18,7 +17,7 @@ from gymnasium.utils.env_checker import check_env  # noqa: E402
 
 import anvil_client  # noqa: E402,F401  (registers anvil/Kernel-v0)
 from anvil_client.gym_env import AnvilKernelEnv, MaskedTurnError  # noqa: E402
-from test_trl_grpo import GOOD, ROOT, start_server  # noqa: E402
+from test_trl_grpo import GOOD, crash_taskset, start_server  # noqa: E402
 
 
 class GymnasiumEnv(unittest.TestCase):
@@ -81,14 +80,8 @@ class GymnasiumEnv(unittest.TestCase):
 class MaskedTurns(unittest.TestCase):
     def test_a_masked_turn_raises_or_is_flagged_never_a_plain_zero(self):
         workdir = tempfile.mkdtemp(prefix="anvil-gym-broken-")
-        broken = os.path.join(workdir, "broken")
-        shutil.copytree(os.path.join(ROOT, "tasks", "builtin-c", "vector_add"), os.path.join(broken, "vector_add"))
-        with open(os.path.join(broken, "vector_add", "reference.c"), "w") as f:
-            f.write("void solve(const float *a, const float *b, float *out, int n) { *(volatile int *)0 = n; }\n")
-        with open(os.path.join(broken, "manifest.json"), "w") as f:
-            json.dump(
-                {"id": "broken", "backend": "c", "splits": {"train": ["vector_add"], "eval": []}, "maxTurns": 2}, f
-            )
+        self.addCleanup(shutil.rmtree, workdir, ignore_errors=True)
+        broken = crash_taskset(workdir)
         proc, url = start_server(workdir, broken)
         self.addCleanup(lambda: (proc.kill(), proc.wait()))
         env = gymnasium.make("anvil/Kernel-v0", url=url, task="vector_add")
