@@ -97,7 +97,7 @@ export function timedShapes(out: JudgeOutput): TimedShape[] {
 }
 
 /** Where a timing phase that failed on an output stopped, and what it saw there: for the
- * timing stage's log (kept in the turn record, never shown to the model). */
+ * timing stage's log (in the evaluation result, as `anvil eval --json` prints it; never in feedback). */
 export function timingFailureLog(out: JudgeOutput): string | undefined {
   const failed = (out.shapes ?? []).find((s): s is FailedShape => 'failedRep' in s);
   if (!failed || (!failed.mismatch && !failed.insensitive)) return undefined;

@@ -31,7 +31,7 @@ t.test('a timing tolerance of zero refuses it while timing, after correctness pa
   const r = await ev.evaluate({ task: variant({ timingTolerance: exact }, 9001), code, seed: 11 });
   t.equal(r.outcome, 'wrong_result');
   t.match(r.message, /computed while timing/);
-  // Where and how far off it was, kept for whoever reads the turn log: never in the feedback.
+  // Where and how far off it was, in the evaluation result for whoever diagnoses it: never in the feedback.
   t.match(
     r.stages.find((s) => s.name === 'timing')?.log,
     /^timing shape 0, call \d+ \((plain|blocks|trend|spikes) inputs(, sensitivity run)?\): argument 2 at \d+: got \S+, want \S+$/,
