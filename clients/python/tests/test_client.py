@@ -2,18 +2,15 @@
 and python3-msgpack, run with /usr/bin/python3)."""
 
 import asyncio
-import json
 import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
+import anvil_serve
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
 from anvil_client import (
     AnvilClient,
@@ -32,35 +29,7 @@ SERVER = {}
 
 
 def start_server(token=None):
-    workdir = tempfile.mkdtemp(prefix="anvil-py-")
-    config = os.path.join(workdir, "config.json")
-    with open(config, "w") as f:
-        json.dump(
-            {
-                "eval": {"timingBudgetMs": 250, "minReps": 3, "maxReps": 12, "callTimeoutMs": 60000},
-                "maxGroupSize": 64,
-                "maxEpisodes": 5000,
-            },
-            f,
-        )
-    args = [
-        "node",
-        os.path.join(ROOT, "dist", "scripts", "anvil.js"),
-        "serve",
-        "--port",
-        "0",
-        "--log-dir",
-        os.path.join(workdir, "logs"),
-        "--config",
-        config,
-    ]
-    if token:
-        args += ["--token", token]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-    line = proc.stdout.readline()
-    proc.stdout.close()
-    url = re.search(r"(ws://\S+/v1/ws)", line).group(1)
-    return proc, url
+    return anvil_serve.start_server({"maxGroupSize": 64, "maxEpisodes": 5000}, token=token)
 
 
 def setUpModule():

@@ -2,18 +2,15 @@
 `anvil serve` (Debian's python3, as test_client.py)."""
 
 import asyncio
-import json
 import os
 import random
-import re
-import subprocess
 import sys
-import tempfile
 import unittest
+
+import anvil_serve
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
 from anvil_client import (
     AnvilClient,
@@ -30,28 +27,7 @@ GOOD = "```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n 
 
 
 def start_server(extra):
-    workdir = tempfile.mkdtemp(prefix="anvil-py-models-")
-    config = os.path.join(workdir, "config.json")
-    with open(config, "w") as f:
-        json.dump({"eval": {"timingBudgetMs": 250, "minReps": 3, "maxReps": 12, "callTimeoutMs": 60000}, **extra}, f)
-    proc = subprocess.Popen(
-        [
-            "node",
-            os.path.join(ROOT, "dist", "scripts", "anvil.js"),
-            "serve",
-            "--port",
-            "0",
-            "--log-dir",
-            os.path.join(workdir, "logs"),
-            "--config",
-            config,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline()
-    proc.stdout.close()
-    return proc, re.search(r"(ws://\S+/v1/ws)", line).group(1)
+    return anvil_serve.start_server(extra, prefix="anvil-py-models-")
 
 
 class Typed(unittest.TestCase):

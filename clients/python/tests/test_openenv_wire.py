@@ -3,45 +3,22 @@
 
 import asyncio
 import json
-import os
 import re
-import subprocess
-import tempfile
 import unittest
 import urllib.error
 import urllib.request
 
 import websockets
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+import anvil_serve
+
 GOOD = "```c\nvoid solve(const float *a, const float *b, float *out, int n) {\n  for (int i = 0; i < n; i++) out[i] = a[i] + b[i];\n}\n```"
 
 
 class OpenEnvWire(unittest.TestCase):
     def setUp(self):
-        workdir = tempfile.mkdtemp(prefix="anvil-openenv-py-")
-        config = os.path.join(workdir, "config.json")
-        with open(config, "w") as f:
-            json.dump({"eval": {"timingBudgetMs": 250, "minReps": 3, "maxReps": 12, "callTimeoutMs": 60000}}, f)
-        self.proc = subprocess.Popen(
-            [
-                "node",
-                os.path.join(ROOT, "dist", "scripts", "anvil.js"),
-                "serve",
-                "--port",
-                "0",
-                "--log-dir",
-                os.path.join(workdir, "logs"),
-                "--config",
-                config,
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stdout.readline()
-        self.proc.stdout.close()
-        self.port = int(re.search(r"ws://[^:/]+:(\d+)/", line).group(1))
+        self.proc, url = anvil_serve.start_server(prefix="anvil-openenv-py-")
+        self.port = int(re.search(r"ws://[^:/]+:(\d+)/", url).group(1))
 
     def tearDown(self):
         self.proc.kill()
